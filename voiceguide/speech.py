@@ -1,0 +1,401 @@
+"""Speech synthesis: engines, clip processing and the content-addressed cache.
+
+Each distinct line is synthesized once per (text, voice, engine version) and
+stored, already processed (trimmed, resampled to the session rate, levelled,
+faded), in the cache. A render then only reads clips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import wave
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from voiceguide.errors import SpeechError
+
+CLIP_FORMAT = 1  # bump when clip processing changes, so old cache entries are not reused
+SYNTH_TIMEOUT = 30.0  # seconds one line may take before the engine is assumed hung
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """Which voice speaks and how; None means the engine's default."""
+
+    id: str | None = None
+    language: str | None = None
+    rate: int | None = None
+    volume: float | None = None
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A processed spoken line: mono 16-bit PCM at ``rate``."""
+
+    pcm: bytes
+    rate: int
+
+    @property
+    def samples(self) -> int:
+        """Length in samples."""
+        return len(self.pcm) // 2
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """A voice an engine offers."""
+
+    id: str
+    name: str
+    languages: tuple[str, ...]
+
+
+class Engine(Protocol):
+    """A speech engine: writes one WAV file per text."""
+
+    name: str
+
+    def identity(self) -> str:
+        """A string that changes whenever the engine's output could change (for cache keys)."""
+        ...
+
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path) -> dict[str, Path]:
+        """Write a WAV for every text into ``folder``; return text -> path."""
+        ...
+
+    def voices(self) -> list[VoiceInfo]:
+        """The voices on offer."""
+        ...
+
+
+# --- pyttsx3 (espeak-ng) engine -------------------------------------------------
+
+
+class _Worker:
+    """One speech worker subprocess with a line-based JSON protocol and timeouts."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "voiceguide._espeak_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+        )
+        self.replies: queue.Queue[str | None] = queue.Queue()
+        assert self.process.stdout is not None
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+        hello = self._receive(SYNTH_TIMEOUT)
+        if not hello.get("ok"):
+            self.close()
+            raise SpeechError(str(hello.get("error", "the speech engine failed to start")))
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.replies.put(line)
+        self.replies.put(None)
+
+    def _receive(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if line is None:
+            return {"ok": False, "error": f"the speech engine exited (code {self.process.wait()})"}
+        return dict(json.loads(line))
+
+    def request(self, payload: dict[str, Any], timeout: float = SYNTH_TIMEOUT) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(payload) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return {"ok": False, "error": "the speech engine exited"}
+        return self._receive(timeout)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream:
+                stream.close()
+
+
+class Pyttsx3Engine:
+    """The default engine: pyttsx3 over the libespeak-ng bundled by espeakng-loader.
+
+    Lines are spoken by worker processes (one per core at most), each line
+    with a timeout; a hung or failed line is retried once in a fresh worker.
+    """
+
+    name = "pyttsx3"
+
+    def __init__(self, workers: int | None = None, timeout: float = SYNTH_TIMEOUT) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.timeout = timeout
+
+    def identity(self) -> str:
+        try:
+            versions = [metadata.version(p) for p in ("pyttsx3", "espeakng-loader")]
+        except metadata.PackageNotFoundError as exc:
+            raise SpeechError(f"speech engine not installed ({exc.name}); run: pip install pyttsx3 espeakng-loader") from None
+        return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}"
+
+    def voices(self) -> list[VoiceInfo]:
+        worker = _Worker()
+        try:
+            answer = worker.request({"op": "voices"}, self.timeout)
+        except TimeoutError:
+            raise SpeechError("the speech engine hung while listing voices") from None
+        finally:
+            worker.close()
+        if not answer.get("ok"):
+            raise SpeechError(str(answer.get("error")))
+        return [VoiceInfo(v["id"], v["name"], tuple(v["languages"])) for v in answer["voices"]]
+
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path) -> dict[str, Path]:
+        jobs: queue.Queue[tuple[int, str]] = queue.Queue()
+        for index, text in enumerate(texts):
+            jobs.put((index, text))
+        results: dict[str, Path] = {}
+        failures: list[SpeechError] = []
+        count = max(1, min(self.workers, len(texts)))
+        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures))
+                   for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+        return results
+
+    def _serve(self, jobs: queue.Queue[tuple[int, str]], voice: VoiceSettings, folder: Path,
+               results: dict[str, Path], failures: list[SpeechError]) -> None:
+        worker: _Worker | None = None
+        try:
+            while not failures:
+                try:
+                    index, text = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                path = folder / f"line-{index}.wav"
+                error = ""
+                for _attempt in range(2):  # one retry in a fresh worker
+                    if worker is None:
+                        worker = _Worker()
+                    try:
+                        answer = worker.request({"op": "say", "text": text, "path": str(path),
+                                                 "voice": asdict(voice)}, self.timeout)
+                    except TimeoutError:
+                        answer = {"ok": False, "error": f"timed out after {self.timeout:g} s"}
+                    if answer.get("ok"):
+                        results[text] = path
+                        break
+                    error = str(answer.get("error"))
+                    worker.close()
+                    worker = None
+                    if "unknown voice" in error or "no voice for" in error:
+                        break  # retrying will not find a voice that does not exist
+                if text not in results:
+                    failures.append(SpeechError(f"speech engine failed on line {_quote(text)}: {error}"))
+        except SpeechError as exc:
+            failures.append(exc)
+        finally:
+            if worker is not None:
+                worker.close()
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+# --- Clip processing -------------------------------------------------------------
+
+TARGET_RMS_DBFS = -20.0  # level every line to the same loudness
+PEAK_CEILING_DBFS = -1.5
+SILENCE_DBFS = -50.0
+FADE_MS = 5
+
+
+def _pydub():  # type: ignore[no-untyped-def]
+    """Import pydub quietly: it warns at import when no ffmpeg is on PATH, which we never use it for."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        import pydub
+        import pydub.silence
+    return pydub
+
+
+def read_wav(path: Path) -> tuple[bytes, int, int, int]:
+    """Read a PCM WAV: (frames, rate, channels, sample width)."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.readframes(wav.getnframes()), wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+    except (OSError, EOFError, wave.Error) as exc:
+        raise SpeechError(f"the speech engine wrote an unreadable WAV ({exc})") from None
+
+
+def process_clip(path: Path, rate: int) -> Clip:
+    """Trim silence, convert to mono 16-bit at ``rate``, level to a common loudness and fade the edges."""
+    pydub = _pydub()
+    frames, source_rate, channels, width = read_wav(path)
+    segment = pydub.AudioSegment(data=frames, sample_width=width, frame_rate=source_rate, channels=channels)
+    segment = segment.set_channels(1).set_sample_width(2)
+    lead = pydub.silence.detect_leading_silence(segment, silence_threshold=SILENCE_DBFS, chunk_size=1)
+    tail = pydub.silence.detect_leading_silence(segment.reverse(), silence_threshold=SILENCE_DBFS, chunk_size=1)
+    if lead >= len(segment):
+        raise SpeechError("the speech engine produced only silence")
+    segment = segment[lead : len(segment) - tail]
+    segment = segment.set_frame_rate(rate)
+    gain = TARGET_RMS_DBFS - segment.dBFS
+    gain = min(gain, PEAK_CEILING_DBFS - segment.max_dBFS)  # never clip
+    segment = segment.apply_gain(gain).fade_in(FADE_MS).fade_out(FADE_MS)
+    return Clip(segment.raw_data, rate)
+
+
+# --- Cache ------------------------------------------------------------------------
+
+_MAGIC = b"VGCLIP1\n"
+_HEADER = struct.Struct("<8sIQ32s")  # magic, rate, byte length, sha256 of the PCM
+
+
+def default_cache_dir() -> Path:
+    """Where clips are cached: $VOICEGUIDE_CACHE_DIR, else the user's cache directory."""
+    override = os.environ.get("VOICEGUIDE_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("voiceguide", appauthor=False))
+
+
+class ClipCache:
+    """Content-addressed store of processed clips; safe for concurrent renders (atomic renames)."""
+
+    def __init__(self, folder: Path | None = None, enabled: bool = True) -> None:
+        self.folder = folder or default_cache_dir()
+        self.enabled = enabled
+
+    @staticmethod
+    def key(engine_identity: str, voice: VoiceSettings, rate: int, text: str) -> str:
+        """The content address of one processed clip."""
+        payload = json.dumps([CLIP_FORMAT, engine_identity, asdict(voice), rate, text], sort_keys=True)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.clip"
+
+    def get(self, key: str) -> Clip | None:
+        """The clip stored under ``key``, or None if absent or corrupt (a corrupt entry is removed)."""
+        if not self.enabled:
+            return None
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if len(data) >= _HEADER.size:
+            magic, rate, length, digest = _HEADER.unpack_from(data)
+            pcm = data[_HEADER.size :]
+            if magic == _MAGIC and len(pcm) == length and hashlib.sha256(pcm).digest() == digest:
+                return Clip(pcm, rate)
+        path.unlink(missing_ok=True)  # truncated or corrupt: regenerate
+        return None
+
+    def length(self, key: str) -> int | None:
+        """The stored clip's length in samples, reading only its header (for quick plans)."""
+        if not self.enabled:
+            return None
+        try:
+            with open(self._path(key), "rb") as handle:
+                header = handle.read(_HEADER.size)
+        except OSError:
+            return None
+        if len(header) < _HEADER.size or header[:8] != _MAGIC:
+            return None
+        return int(_HEADER.unpack(header)[2]) // 2
+
+    def put(self, key: str, clip: Clip) -> None:
+        """Store a clip atomically (write a temporary file, then rename)."""
+        if not self.enabled:
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = _HEADER.pack(_MAGIC, clip.rate, len(clip.pcm), hashlib.sha256(clip.pcm).digest())
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".clip")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(header + clip.pcm)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def info(self) -> tuple[int, int]:
+        """(number of clips, total bytes) in the cache."""
+        files = list(self.folder.glob("*/*.clip")) if self.folder.exists() else []
+        return len(files), sum(f.stat().st_size for f in files)
+
+    def clear(self) -> int:
+        """Remove every cached clip; return how many were removed."""
+        files = list(self.folder.glob("*/*.clip")) if self.folder.exists() else []
+        for f in files:
+            f.unlink(missing_ok=True)
+        return len(files)
+
+
+# --- The synthesis stage -----------------------------------------------------------
+
+
+def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
+               rate: int) -> dict[str, Clip]:
+    """Return a processed clip for every distinct text, synthesizing only what the cache lacks."""
+    identity = engine.identity()
+    wanted = list(dict.fromkeys(texts))
+    clips: dict[str, Clip] = {}
+    missing: list[str] = []
+    for text in wanted:
+        clip = cache.get(cache.key(identity, voice, rate, text))
+        if clip is None:
+            missing.append(text)
+        else:
+            clips[text] = clip
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="voiceguide-speech-") as folder:
+            paths = engine.synthesize(missing, voice, Path(folder))
+            for text in missing:
+                try:
+                    clip = process_clip(paths[text], rate)
+                except SpeechError as exc:
+                    raise SpeechError(f"speech for line {_quote(text)}: {exc}") from None
+                cache.put(cache.key(identity, voice, rate, text), clip)
+                clips[text] = clip
+    return clips
+
+
+def cached_lengths(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
+                   rate: int) -> dict[str, int]:
+    """Lengths (in samples) of the texts already in the cache, read from headers only."""
+    identity = engine.identity()
+    found: dict[str, int] = {}
+    for text in dict.fromkeys(texts):
+        length = cache.length(cache.key(identity, voice, rate, text))
+        if length is not None:
+            found[text] = length
+    return found
