@@ -8,11 +8,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiceguide.routine import Routine
 from voiceguide.script import CueScript, ScriptOptions, build_script, spoken_texts
 from voiceguide.speech import ClipCache, Engine, Pyttsx3Engine, VoiceSettings, cached_lengths, synthesize
 from voiceguide.timeline import RATE, Plan, build_plan, to_samples
+
+if TYPE_CHECKING:
+    from voiceguide.export import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
 ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
@@ -75,7 +79,7 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
                    engine: Engine | None = None, cache: ClipCache | None = None) -> RenderResult:
     """Render a routine to an audio file at ``output`` (written atomically) and return its plan."""
     from voiceguide.assemble import pcm_chunks
-    from voiceguide.export import Tags, check_writable, encode
+    from voiceguide.export import check_writable, encode
 
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
@@ -90,11 +94,11 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
 
 def session_tags(routine: Routine, plan: Plan) -> Tags:
     """Tags for a rendered session, with a one-line summary as the comment."""
-    from voiceguide.export import Tags
-
     minutes, seconds = divmod(round(plan.duration), 60)
     count = len(routine.stretches)
     summary = f"{count} stretch{'es' if count != 1 else ''}, {minutes}:{seconds:02d}"
+    from voiceguide.export import Tags  # export pulls in nothing heavy, but keep `plan` lean
+
     return Tags(title=routine.name, comment=summary)
 
 

@@ -187,6 +187,8 @@ def _to_python(node: yaml.Node, source: str) -> tuple[Any, dict[Path_, int]]:
         if budget[0] < 0:
             raise RoutineError(f"{source}:{n.start_mark.line + 1}: too many YAML nodes (aliases expand too far)")
         lines.setdefault(path, n.start_mark.line + 1)
+        if n.tag not in _PLAIN_TAGS:
+            raise RoutineError(f"{source}:{n.start_mark.line + 1}: {_dotted(path)}: YAML tag {n.tag!r} is not allowed")
         if isinstance(n, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in n.value:
@@ -200,8 +202,6 @@ def _to_python(node: yaml.Node, source: str) -> tuple[Any, dict[Path_, int]]:
             return out
         if isinstance(n, yaml.SequenceNode):
             return [convert(item, path + (i,)) for i, item in enumerate(n.value)]
-        if n.tag not in _PLAIN_TAGS:
-            raise RoutineError(f"{source}:{n.start_mark.line + 1}: {_dotted(path)}: YAML tag {n.tag!r} is not allowed")
         try:
             return constructor.construct_object(n, deep=True)
         except (yaml.YAMLError, ValueError) as exc:
@@ -214,7 +214,7 @@ def _to_python(node: yaml.Node, source: str) -> tuple[Any, dict[Path_, int]]:
 
 
 _PLAIN_TAGS = {
-    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
 }
 
 

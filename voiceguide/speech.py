@@ -236,7 +236,9 @@ def _pydub():  # type: ignore[no-untyped-def]
     import warnings
 
     with warnings.catch_warnings():
+        # "Couldn't find ffmpeg" (RuntimeWarning) and audioop's deprecation on 3.12 are both noise here.
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         import pydub
         import pydub.silence
     return pydub

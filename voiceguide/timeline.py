@@ -172,4 +172,4 @@ def _chapters(events: list[Event], total: int) -> tuple[Chapter, ...]:
         if not starts or starts[-1][0] != event.place.chapter:
             starts.append((event.place.chapter, event.start))
     ends = [start for _, start in starts[1:]] + [total]
-    return tuple(Chapter(title, start, end) for (title, start), end in zip(starts, ends))
+    return tuple(Chapter(title, start, end) for (title, start), end in zip(starts, ends, strict=True))

@@ -1,0 +1,116 @@
+"""Shared fixtures: a temporary cache for every test, a fake speech engine, audio decoding."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import subprocess
+import wave
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from voiceguide.export import ffmpeg_exe
+from voiceguide.speech import ClipCache, VoiceInfo, VoiceSettings
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never touch the user's cache: every test gets its own."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("VOICEGUIDE_CACHE_DIR", str(folder))
+    return folder
+
+
+def fake_seconds(text: str) -> float:
+    """How long the fake engine 'speaks' a text (before trimming its padding)."""
+    return 0.3 if text.strip(".").isdigit() else min(6.0, 0.25 + 0.04 * len(text))
+
+
+class FakeEngine:
+    """A deterministic stand-in for a speech engine: a tone per line, padded with silence.
+
+    Writes 22050 Hz WAVs like espeak does, so resampling and trimming are exercised.
+    """
+
+    name = "fake"
+    RATE = 22050
+    PAD = 0.05  # seconds of silence before and after, trimmed by clip processing
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def identity(self) -> str:
+        return "fake-1"
+
+    def voices(self) -> list[VoiceInfo]:
+        return [VoiceInfo("fake/en", "Fake English", ("en",))]
+
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path) -> dict[str, Path]:
+        out = {}
+        for index, text in enumerate(texts):
+            self.calls.append(text)
+            path = folder / f"{index}.wav"
+            write_tone(path, fake_seconds(text), self.RATE, pad=self.PAD,
+                       freq=200 + int(hashlib.sha1(text.encode()).hexdigest()[:3], 16) % 400)
+            out[text] = path
+        return out
+
+
+def write_tone(path: Path, seconds: float, rate: int, pad: float = 0.0, freq: float = 440.0,
+               amplitude: float = 0.5) -> None:
+    """Write a mono 16-bit sine tone WAV with optional silent padding."""
+    silence = [0] * round(pad * rate)
+    tone = [round(amplitude * 32767 * math.sin(2 * math.pi * freq * i / rate)) for i in range(round(seconds * rate))]
+    samples = silence + tone + silence
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+
+
+def decode(path: Path, rate: int = 44100) -> array:
+    """Decode any audio file to mono 16-bit samples at ``rate`` with ffmpeg."""
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "s16le", "-ac", "1",
+         "-ar", str(rate), "pipe:1"],
+        check=True, capture_output=True,
+    ).stdout
+    samples = array("h")
+    samples.frombytes(raw)
+    return samples
+
+
+def onsets(samples: array, rate: int = 44100, threshold: int = 1000, min_gap: float = 0.15) -> list[float]:
+    """Times (s) where sound starts after at least ``min_gap`` seconds of near-silence."""
+    found: list[float] = []
+    quiet_run = min_gap * rate  # the start of the file counts as after silence
+    gap = round(min_gap * rate)
+    for i, value in enumerate(samples):
+        if abs(value) < threshold:
+            quiet_run += 1
+        else:
+            if quiet_run >= gap:
+                found.append(i / rate)
+            quiet_run = 0
+    return found
+
+
+def rms(samples: array, start: float, end: float, rate: int = 44100) -> float:
+    """Root-mean-square level of a time window."""
+    window = samples[round(start * rate) : round(end * rate)]
+    return math.sqrt(sum(v * v for v in window) / max(1, len(window)))
+
+
+@pytest.fixture
+def fake_engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ClipCache:
+    return ClipCache(tmp_path / "clips")

@@ -1,0 +1,95 @@
+"""Routine files: strict validation with file:line: field errors, safe YAML, built-ins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voiceguide.errors import RoutineError
+from voiceguide.routine import builtin_names, load_builtin, load_routine_file, parse_routine, resolve_routine
+
+MINIMAL = "name: Test\nstretches:\n  - name: Lunge\n"
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(RoutineError) as info:
+        parse_routine(text, "my.yaml")
+    return str(info.value)
+
+
+def test_minimal_routine_gets_defaults() -> None:
+    routine = parse_routine(MINIMAL)
+    assert routine.name == "Test"
+    assert routine.defaults.hold == 30 and routine.defaults.rest == 5
+    assert routine.stretches[0].sides is None
+
+
+def test_full_example_from_readme_parses() -> None:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    routine = parse_routine(block, "README example")
+    assert routine.stretches[0].sides == ["left", "right"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\nstretches:\n  - name: a\n    hodl: 3\n", "my.yaml:4: stretches[0]: unknown key 'hodl'; did you mean 'hold'?"),
+        ("name: x\nstretches:\n  - name: a\n    hold: abc\n",
+         "my.yaml:4: stretches[0].hold: must be a number of seconds (got 'abc')"),
+        ("name: x\nstretches:\n  - name: a\n    hold: -3\n", "my.yaml:4: stretches[0].hold: must be greater than 0 (got -3)"),
+        ("name: x\nstretches: []\n", "my.yaml:2: stretches: must have at least 1 item(s)"),
+        ("name: x\n", "my.yaml:1: stretches: required"),
+        ("name: x\ndefaults:\n  hold: .nan\nstretches: [{name: a}]\n", "my.yaml:3: defaults.hold: must be a number"),
+        ("name: x\nstretches:\n  - name: a\n    sides: [l, r]\n    hold: {l: 3, r: 0}\n",
+         "my.yaml:5: stretches[0].hold.r: must be greater than 0 (got 0)"),
+        ("name: x\nstretches:\n  - name: a\n  - name: A\n", "two stretches are called 'a'"),
+        ("name: [\n", "my.yaml:2: YAML syntax error"),
+        ("- a\n", "my.yaml:1: a routine must be a mapping"),
+        ("", "my.yaml:1: the file is empty"),
+        ("name: x\nname: y\nstretches: [{name: a}]\n", "my.yaml:2: name: duplicate key"),
+        ("name: !!python/object/apply:os.system [ls]\nstretches: [{name: a}]\n", "my.yaml:1: name: YAML tag"),
+    ],
+)
+def test_errors_name_file_line_and_field(text: str, expected: str) -> None:
+    message = error_of(text)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_alias_bomb_is_bounded() -> None:
+    layers = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i, name in enumerate("bcdefg"):
+        prev = "abcdefg"[i]
+        layers.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    assert "too many YAML nodes" in error_of("\n".join(layers) + "\n")
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(RoutineError, match="no such routine file"):
+        load_routine_file(tmp_path / "missing.yaml")
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: x\n\xff\xfe\x00garbage")
+    with pytest.raises(RoutineError, match=r"bin.yaml:\d+: not"):
+        load_routine_file(binary)
+
+
+def test_builtins_load_and_resolve() -> None:
+    assert "psoas" in builtin_names()
+    psoas = load_builtin("psoas")
+    assert [s.id for s in psoas.stretches] == ["runners", "table", "pelvic-tilt"]
+    assert all(s.sides == ["left", "right"] for s in psoas.stretches)
+    routine, base = resolve_routine("psoas")
+    assert (routine, base) == (psoas, "psoas")
+    with pytest.raises(RoutineError, match="built-ins: psoas"):
+        resolve_routine("no-such-routine")
+
+
+def test_builtin_psoas_says_what_the_sources_teach() -> None:
+    psoas = load_builtin("psoas")
+    text = " ".join([psoas.intro or "", psoas.closing or ""] + [s.instructions or "" for s in psoas.stretches]
+                    + [c.say for s in psoas.stretches for c in s.cues]).lower()
+    for fact in ("kneel on one knee", "table", "tilt your pelvis", "hamstring", "block", "thirty seconds"):
+        assert fact in text
+    assert psoas.defaults.hold >= 30

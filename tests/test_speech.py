@@ -1,0 +1,81 @@
+"""Speech synthesis: clip processing, the content-addressed cache, and the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import FakeEngine, fake_seconds, write_tone
+
+from voiceguide.errors import SpeechError
+from voiceguide.speech import ClipCache, Pyttsx3Engine, VoiceSettings, process_clip, synthesize
+
+RATE = 44100
+
+
+def test_process_clip_trims_resamples_and_levels(tmp_path: Path) -> None:
+    path = tmp_path / "tone.wav"
+    write_tone(path, 1.0, 22050, pad=0.2, amplitude=0.9)
+    clip = process_clip(path, RATE)
+    assert clip.rate == RATE
+    assert abs(clip.samples - RATE) < RATE * 0.01  # padding gone, one second of tone left
+    import audioop  # noqa: F401  (pydub needs it; on 3.13 it comes from audioop-lts)
+
+    peak = max(abs(int.from_bytes(clip.pcm[i : i + 2], "little", signed=True)) for i in range(0, len(clip.pcm), 2))
+    assert peak < 32767 * 10 ** (-1.5 / 20) + 2  # below the peak ceiling
+
+
+def test_silent_wav_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "silent.wav"
+    write_tone(path, 1.0, 22050, amplitude=0.0)
+    with pytest.raises(SpeechError, match="only silence"):
+        process_clip(path, RATE)
+
+
+def test_each_line_is_synthesized_once_then_cached(fake_engine: FakeEngine, cache: ClipCache) -> None:
+    texts = ["Hold.", "3", "Hold.", "Switch sides."]
+    first = synthesize(texts, VoiceSettings(), fake_engine, cache, RATE)
+    assert fake_engine.calls == ["Hold.", "3", "Switch sides."]
+    second = synthesize(texts, VoiceSettings(), fake_engine, cache, RATE)
+    assert fake_engine.calls == ["Hold.", "3", "Switch sides."]  # nothing new synthesized
+    assert first == second
+    assert abs(first["Switch sides."].samples / RATE - fake_seconds("Switch sides.")) < 0.01
+    # Another voice is another cache entry.
+    synthesize(["Hold."], VoiceSettings(rate=120), fake_engine, cache, RATE)
+    assert fake_engine.calls[-1] == "Hold."
+
+
+def test_corrupt_cache_entry_is_regenerated(fake_engine: FakeEngine, cache: ClipCache) -> None:
+    synthesize(["Hold."], VoiceSettings(), fake_engine, cache, RATE)
+    entry = next(cache.folder.glob("*/*.clip"))
+    entry.write_bytes(entry.read_bytes()[:-100])  # truncated
+    clips = synthesize(["Hold."], VoiceSettings(), fake_engine, cache, RATE)
+    assert fake_engine.calls == ["Hold.", "Hold."]
+    assert clips["Hold."].samples > 0
+    assert cache.info()[0] == 1
+
+
+def test_disabled_cache_always_synthesizes(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    cache = ClipCache(tmp_path / "c", enabled=False)
+    synthesize(["Hold."], VoiceSettings(), fake_engine, cache, RATE)
+    synthesize(["Hold."], VoiceSettings(), fake_engine, cache, RATE)
+    assert fake_engine.calls == ["Hold.", "Hold."]
+    assert not (tmp_path / "c").exists()
+
+
+def test_real_engine_speaks_without_leaking_to_stdout(cache: ClipCache, capfd: pytest.CaptureFixture[str]) -> None:
+    clips = synthesize(["Hold.", "Switch sides.", "3"], VoiceSettings(language="en-us"), Pyttsx3Engine(), cache, RATE)
+    assert all(clip.rate == RATE and 0.1 * RATE < clip.samples < 3 * RATE for clip in clips.values())
+    assert clips["Switch sides."].samples > clips["3"].samples
+    out, _ = capfd.readouterr()
+    assert "Audio saved" not in out
+
+
+def test_real_engine_rejects_unknown_voice(cache: ClipCache) -> None:
+    with pytest.raises(SpeechError, match="unknown voice id 'nope/xx'"):
+        synthesize(["Hold."], VoiceSettings(id="nope/xx"), Pyttsx3Engine(), cache, RATE)
+
+
+def test_real_engine_lists_voices() -> None:
+    voices = Pyttsx3Engine().voices()
+    assert any("en-us" in v.languages for v in voices)

@@ -1,0 +1,113 @@
+"""The timeline plan, checked exactly in samples with no audio at all."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+
+from voiceguide.errors import PlanError
+from voiceguide.routine import parse_routine
+from voiceguide.script import build_script
+from voiceguide.timeline import PAUSE_AFTER_LINE, RATE, build_plan, to_samples
+
+ROUTINE = """
+name: Test
+defaults: {hold: 20, rest: 4, prepare: 2, switch: 3, countdown: 3}
+stretches:
+  - name: Lunge
+    instructions: Step forward.
+    sides: [left, right]
+    cues: [{at: 8, say: Tilt.}, {at: -9, say: Breathe out.}]
+  - name: Cobra
+    hold: 25
+"""
+
+
+def length(text: str) -> int:
+    """Deterministic fake lengths: digits take 0.4 s, other lines 0.05 s per character."""
+    return to_samples(0.4 if text.isdigit() else 0.05 * len(text))
+
+
+def plan_of(text: str = ROUTINE, lengths=length):  # type: ignore[no-untyped-def]
+    return build_plan(build_script(parse_routine(text)), lengths)
+
+
+def test_holds_last_exactly_their_seconds() -> None:
+    plan = plan_of()
+    holds = [e for e in plan.events if e.kind == "hold"]
+    assert [e.end - e.start for e in holds] == [20 * RATE, 20 * RATE, 25 * RATE]
+
+
+def test_countdown_numbers_start_k_seconds_before_the_end() -> None:
+    plan = plan_of()
+    for hold in (e for e in plan.events if e.kind == "hold"):
+        counts = [e for e in plan.speech() if e.role == "count" and hold.start <= e.start < hold.end]
+        assert [(e.text, hold.end - e.start) for e in counts] == [("3", 3 * RATE), ("2", 2 * RATE), ("1", RATE)]
+
+
+def test_coaching_cues_at_offsets_from_start_and_end() -> None:
+    plan = plan_of()
+    hold = next(e for e in plan.events if e.kind == "hold")
+    cues = {e.text: e.start for e in plan.speech() if e.role == "coaching" and hold.start <= e.start < hold.end}
+    assert cues == {"Tilt.": hold.start + 8 * RATE, "Breathe out.": hold.end - 9 * RATE}
+
+
+def test_total_is_sum_of_parts_and_blocks_are_contiguous() -> None:
+    plan = plan_of()
+    pause = to_samples(PAUSE_AFTER_LINE)
+    windows = [e for e in plan.events if e.kind != "speech"]
+    sequential = [e for e in plan.speech() if not any(w.start <= e.start < w.end for w in windows)]
+    parts = sum(w.end - w.start for w in windows) + sum(e.end - e.start + pause for e in sequential)
+    assert plan.total == parts
+    # The first speech starts at zero, the rest window sits between the two stretches.
+    rest = next(e for e in plan.events if e.kind == "rest")
+    assert rest.end - rest.start == 4 * RATE
+    assert next(e for e in plan.speech() if e.start >= rest.start).text == "Next up: Cobra."
+
+
+def test_no_two_spoken_lines_overlap() -> None:
+    speech = list(plan_of().speech())
+    assert all(a.end <= b.start for a, b in pairwise(speech))
+
+
+def test_chapters_per_side_are_contiguous_and_cover_the_session() -> None:
+    plan = plan_of()
+    assert [c.title for c in plan.chapters] == ["Introduction", "Lunge (left)", "Lunge (right)", "Cobra", "Closing"]
+    assert plan.chapters[0].start == 0 and plan.chapters[-1].end == plan.total
+    assert all(a.end == b.start for a, b in pairwise(plan.chapters))
+    left_hold = next(e for e in plan.events if e.kind == "hold")
+    assert plan.chapters[1].start < left_hold.start < left_hold.end <= plan.chapters[1].end
+
+
+def test_line_too_long_for_its_slot_is_an_error_naming_stretch_and_line() -> None:
+    long_cue = ROUTINE.replace("say: Tilt.", "say: " + "Very long coaching line " * 3)
+    with pytest.raises(PlanError, match=r"Lunge \(left\): coaching cue 'Very long.*' at 8 s runs into"):
+        plan_of(long_cue)
+    slow_numbers = lambda text: to_samples(1.2) if text.isdigit() else length(text)  # noqa: E731
+    with pytest.raises(PlanError, match=r"countdown number '3' at 17 s takes 1.20 s but only 1.00 s remain"):
+        plan_of(lengths=slow_numbers)
+
+
+def test_optional_cues_are_dropped_not_fatal() -> None:
+    text = ROUTINE.replace("countdown: 3}", "countdown: 3, halfway: true}").replace("at: 8", "at: 10")
+    plan = plan_of(text)
+    assert plan.dropped and "halfway cue" in plan.dropped[0]
+    assert not any(e.role == "halfway" for e in plan.speech() if e.place.stretch == "Lunge")
+    assert any(e.role == "halfway" for e in plan.speech() if e.place.stretch == "Cobra")
+
+
+def test_long_sessions_stay_exact() -> None:
+    stretches = "\n".join(f"  - name: S{i}\n    hold: 33.3\n    sides: [l, r]" for i in range(100))
+    plan = plan_of(f"name: Long\ndefaults: {{rest: 7.7}}\nstretches:\n{stretches}\n")
+    holds = [e for e in plan.events if e.kind == "hold"]
+    assert len(holds) == 200 and all(e.end - e.start == to_samples(33.3) for e in holds)
+    assert plan.duration > 2 * 3600 - 1200
+
+
+def test_to_dict_shape() -> None:
+    data = plan_of().to_dict()
+    assert set(data) >= {"routine", "duration", "events", "chapters"}
+    hold = next(e for e in data["events"] if e["kind"] == "hold")
+    assert hold["end"] - hold["start"] == pytest.approx(20.0, abs=1e-6)
+    assert {"start", "end", "kind", "text", "stretch", "side", "round"} <= set(hold)

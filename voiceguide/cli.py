@@ -1,0 +1,221 @@
+"""The ``voiceguide`` command: a thin layer over the library.
+
+Each command parses its arguments, calls one library function and prints the
+result; our errors become one line on stderr and a documented exit code
+(see voiceguide.errors). Heavy modules are imported inside commands so
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from voiceguide.errors import EXIT_INTERRUPTED, OptionError, VoiceguideError
+
+if TYPE_CHECKING:
+    from voiceguide.pipeline import SessionOptions
+    from voiceguide.timeline import Plan
+
+app = typer.Typer(
+    help="Turn stretch routines into voice-guided audio sessions with exact timing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RoutineArg = Annotated[str, typer.Argument(help="A routine YAML file, or the name of a built-in routine.")]
+HoldOpt = Annotated[
+    list[str] | None,
+    typer.Option("--hold", help="Hold length in seconds for every stretch (45), or for one: 'Runner's stretch=60' "
+                 "or 'runners=60'. Repeatable."),
+]
+VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Voice id or language, e.g. en-us (see `voices`).")]
+RateOpt = Annotated[int | None, typer.Option("--rate", help="Speaking rate in words per minute.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Synthesize every line afresh; don't read or write the cache.")]
+
+
+def _fail(error: VoiceguideError) -> NoReturn:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn our errors, Ctrl-C and SIGTERM into a message and an exit code, never a traceback."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except VoiceguideError as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was written", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def parse_seconds(text: str, option: str) -> float:
+    """'45', '45s', '1.5m' or '1m30s' -> seconds."""
+    import re
+
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not match or not any(match.groups()):
+        raise OptionError(f"{option}: expected seconds like 45, 45s or 1m30s (got {text!r})")
+    minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return minutes * 60 + seconds
+
+
+def _session_options(hold: list[str] | None, voice: str | None, rate: int | None) -> SessionOptions:
+    from voiceguide.pipeline import SessionOptions
+    from voiceguide.script import ScriptOptions
+    from voiceguide.speech import VoiceSettings
+
+    every: float | None = None
+    per_stretch: dict[str, float] = {}
+    for value in hold or []:
+        name, sep, seconds = value.rpartition("=")
+        if sep:
+            per_stretch[name.strip()] = parse_seconds(seconds, f"--hold {name.strip()}")
+        else:
+            every = parse_seconds(value, "--hold")
+    # A voice id contains a slash (gmw/en-us); anything else is a language code.
+    voice_settings = VoiceSettings(
+        id=voice if voice and "/" in voice else None,
+        language=voice if voice and "/" not in voice else None,
+        rate=rate,
+    )
+    return SessionOptions(script=ScriptOptions(hold=every, holds=per_stretch), voice=voice_settings)
+
+
+def _cache(no_cache: bool = False) -> Any:
+    from voiceguide.speech import ClipCache
+
+    return ClipCache(enabled=not no_cache)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+@app.command()
+def render(
+    routine: RoutineArg = "psoas",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (default: output/NAME.mp3).")] = None,
+    hold: HoldOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Render a routine to a voice-guided MP3 with chapters."""
+    with _user_errors():
+        from voiceguide.pipeline import default_output, render_session
+        from voiceguide.routine import resolve_routine
+
+        model, base = resolve_routine(routine)
+        options = _session_options(hold, voice, rate)
+        result = render_session(model, output or default_output(base), options, cache=_cache(no_cache))
+        plan = result.plan
+        typer.echo(f"wrote {result.output} ({_clock(plan.duration)}, {len(plan.chapters)} chapters)")
+
+
+@app.command()
+def plan(
+    routine: RoutineArg = "psoas",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    estimate: Annotated[bool, typer.Option("--estimate", help="Don't synthesize speech to measure it; "
+                                           "estimate lines not yet in the cache.")] = False,
+    hold: HoldOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = None,
+) -> None:
+    """Print the timeline (what is said when, the holds, the total) without rendering the session."""
+    with _user_errors():
+        from voiceguide.pipeline import plan_session
+        from voiceguide.routine import resolve_routine
+
+        model, _ = resolve_routine(routine)
+        result = plan_session(model, _session_options(hold, voice, rate), cache=_cache(), estimate=estimate)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            typer.echo(format_plan(result, estimated=estimate))
+
+
+def format_plan(plan: Plan, estimated: bool = False) -> str:
+    """A readable table: one row per chapter with its hold and cues, then the total."""
+    rows = [f"{plan.routine}: {_clock(plan.duration)}{' (estimated)' if estimated else ''}",
+            f"{'start':>8}  {'chapter':<40} {'hold':>6}  cues"]
+    for chapter in plan.chapters:
+        inside = [e for e in plan.events if chapter.start <= e.start < chapter.end]
+        holds = [e for e in inside if e.kind == "hold"]
+        hold_text = " + ".join(f"{(h.end - h.start) / plan.rate:g}s" for h in holds)
+        cues = [f"{e.text}@{(e.start - h.start) / plan.rate:g}" for h in holds for e in inside
+                if e.kind == "speech" and h.start <= e.start < h.end]
+        rows.append(f"{_clock(plan.seconds(chapter.start)):>8}  {chapter.title:<40} {hold_text:>6}  {' '.join(cues)}")
+    rows.append(f"total {_clock(plan.duration)}, {sum(1 for _ in plan.speech())} spoken lines")
+    rows += [f"note: left out {d}" for d in plan.dropped]
+    return "\n".join(rows)
+
+
+@app.command("list")
+def list_routines() -> None:
+    """List the built-in routines."""
+    with _user_errors():
+        from voiceguide.routine import builtin_names, load_builtin
+
+        for name in builtin_names():
+            model = load_builtin(name)
+            typer.echo(f"{name:<16} {model.name}: {len(model.stretches)} stretches")
+
+
+@app.command()
+def voices(language: Annotated[str | None, typer.Option("--language", "-l", help="Only voices for this language.")]
+           = None) -> None:
+    """List the voices the speech engine offers."""
+    with _user_errors():
+        from voiceguide.speech import Pyttsx3Engine
+
+        for v in Pyttsx3Engine().voices():
+            if language and not any(lang.lower().startswith(language.lower()) for lang in v.languages):
+                continue
+            typer.echo(f"{v.id:<24} {v.name:<32} {', '.join(v.languages)}")
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to check.")]) -> None:
+    """Check routine files; print the first problem in each."""
+    from voiceguide.routine import load_routine_file
+
+    failed = 0
+    for file in files:
+        try:
+            model = load_routine_file(file)
+        except VoiceguideError as error:
+            typer.echo(f"error: {error}", err=True)
+            failed = error.exit_code
+        else:
+            typer.echo(f"{file}: ok ({model.name}, {len(model.stretches)} stretches)")
+    if failed:
+        raise typer.Exit(failed)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
