@@ -40,6 +40,14 @@ HoldOpt = Annotated[
 VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Voice id or language, e.g. en-us (see `voices`).")]
 RateOpt = Annotated[int | None, typer.Option("--rate", help="Speaking rate in words per minute.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Synthesize every line afresh; don't read or write the cache.")]
+VolumeOpt = Annotated[float | None, typer.Option("--volume", help="Speech engine volume, 0 to 1.")]
+ScaleOpt = Annotated[float, typer.Option("--hold-scale", help="Multiply every hold, e.g. 1.5.")]
+RestOpt = Annotated[str | None, typer.Option("--rest", help="Seconds of rest between stretches.")]
+CountdownOpt = Annotated[int | None, typer.Option("--countdown", help="Length of the spoken countdown; 0 = none.")]
+HalfwayOpt = Annotated[bool | None, typer.Option("--halfway/--no-halfway", help="Say (or don't) the halfway cue.")]
+DurationOpt = Annotated[str | None, typer.Option("--duration", help="Fit the session to this length (20m, 1m30s) "
+                                                 "by scaling holds; holds never go below 10 s.")]
+SidesOpt = Annotated[str, typer.Option("--sides", help="Side order: as-written, reversed, right-first, left-first.")]
 
 
 def _fail(error: VoiceguideError) -> NoReturn:
@@ -67,17 +75,22 @@ def _user_errors() -> Iterator[None]:
 
 
 def parse_seconds(text: str, option: str) -> float:
-    """'45', '45s', '1.5m' or '1m30s' -> seconds."""
+    """'45', '45s', '1.5m', '1m30s' or '1h' -> seconds."""
     import re
 
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    number = r"(\d+(?:\.\d+)?)"
+    match = re.fullmatch(rf"\s*(?:{number}h)?\s*(?:{number}m)?\s*(?:{number}s?)?\s*", text)
     if not match or not any(match.groups()):
-        raise OptionError(f"{option}: expected seconds like 45, 45s or 1m30s (got {text!r})")
-    minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return minutes * 60 + seconds
+        raise OptionError(f"{option}: expected seconds like 45, 45s, 1m30s or 1h (got {text!r})")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
-def _session_options(hold: list[str] | None, voice: str | None, rate: int | None) -> SessionOptions:
+def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, rest: str | None = None,
+                     countdown: int | None = None, halfway: bool | None = None, duration: str | None = None,
+                     sides: str = "as-written", voice: str | None = None, rate: int | None = None,
+                     volume: float | None = None) -> SessionOptions:
+    """Turn the shared render/plan flags into library options."""
     from voiceguide.pipeline import SessionOptions
     from voiceguide.script import ScriptOptions
     from voiceguide.speech import VoiceSettings
@@ -95,8 +108,13 @@ def _session_options(hold: list[str] | None, voice: str | None, rate: int | None
         id=voice if voice and "/" in voice else None,
         language=voice if voice and "/" not in voice else None,
         rate=rate,
+        volume=volume,
     )
-    return SessionOptions(script=ScriptOptions(hold=every, holds=per_stretch), voice=voice_settings)
+    script = ScriptOptions(hold=every, holds=per_stretch, hold_scale=hold_scale,
+                           rest=parse_seconds(rest, "--rest") if rest is not None else None,
+                           countdown=countdown, halfway=halfway, side_order=sides)
+    return SessionOptions(script=script, voice=voice_settings,
+                          duration=parse_seconds(duration, "--duration") if duration else None)
 
 
 def _cache(no_cache: bool = False) -> Any:
@@ -115,8 +133,15 @@ def render(
     routine: RoutineArg = "psoas",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (default: output/NAME.mp3).")] = None,
     hold: HoldOpt = None,
+    hold_scale: ScaleOpt = 1.0,
+    rest: RestOpt = None,
+    countdown: CountdownOpt = None,
+    halfway: HalfwayOpt = None,
+    duration: DurationOpt = None,
+    sides: SidesOpt = "as-written",
     voice: VoiceOpt = None,
     rate: RateOpt = None,
+    volume: VolumeOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Render a routine to a voice-guided MP3 with chapters."""
@@ -125,10 +150,21 @@ def render(
         from voiceguide.routine import resolve_routine
 
         model, base = resolve_routine(routine)
-        options = _session_options(hold, voice, rate)
+        options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume)
         result = render_session(model, output or default_output(base), options, cache=_cache(no_cache))
         plan = result.plan
+        if duration:
+            typer.echo(_hold_summary(plan), err=True)
         typer.echo(f"wrote {result.output} ({_clock(plan.duration)}, {len(plan.chapters)} chapters)")
+
+
+def _hold_summary(plan: Plan) -> str:
+    """The hold lengths a fitted session ended up with."""
+    holds: dict[str, float] = {}
+    for event in plan.events:
+        if event.kind == "hold":
+            holds.setdefault(event.place.stretch or "", (event.end - event.start) / plan.rate)
+    return f"fitted to {_clock(plan.duration)}: " + ", ".join(f"{name} {secs:g}s" for name, secs in holds.items())
 
 
 @app.command()
@@ -138,8 +174,15 @@ def plan(
     estimate: Annotated[bool, typer.Option("--estimate", help="Don't synthesize speech to measure it; "
                                            "estimate lines not yet in the cache.")] = False,
     hold: HoldOpt = None,
+    hold_scale: ScaleOpt = 1.0,
+    rest: RestOpt = None,
+    countdown: CountdownOpt = None,
+    halfway: HalfwayOpt = None,
+    duration: DurationOpt = None,
+    sides: SidesOpt = "as-written",
     voice: VoiceOpt = None,
     rate: RateOpt = None,
+    volume: VolumeOpt = None,
 ) -> None:
     """Print the timeline (what is said when, the holds, the total) without rendering the session."""
     with _user_errors():
@@ -147,10 +190,13 @@ def plan(
         from voiceguide.routine import resolve_routine
 
         model, _ = resolve_routine(routine)
-        result = plan_session(model, _session_options(hold, voice, rate), cache=_cache(), estimate=estimate)
+        options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume)
+        result = plan_session(model, options, cache=_cache(), estimate=estimate)
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         else:
+            if duration:
+                typer.echo(_hold_summary(result), err=True)
             typer.echo(format_plan(result, estimated=estimate))
 
 
@@ -210,6 +256,26 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to 
             typer.echo(f"{file}: ok ({model.name}, {len(model.stretches)} stretches)")
     if failed:
         raise typer.Exit(failed)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of routine files (for editor validation and completion)."""
+    from voiceguide.routine import routine_schema
+
+    typer.echo(json.dumps(routine_schema(), indent=2))
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Routine name; writes NAME.yaml (or the path given).")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter routine that renders as is."""
+    with _user_errors():
+        from voiceguide.routine import write_starter
+
+        typer.echo(f"wrote {write_starter(name, force=force)}")
 
 
 def main() -> None:

@@ -6,20 +6,22 @@ Everything the CLI does is one call here, so voiceguide can be used without it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from voiceguide.errors import OptionError, PlanError
 from voiceguide.routine import Routine
-from voiceguide.script import CueScript, ScriptOptions, build_script, spoken_texts
-from voiceguide.speech import ClipCache, Engine, Pyttsx3Engine, VoiceSettings, cached_lengths, synthesize
-from voiceguide.timeline import RATE, Plan, build_plan, to_samples
+from voiceguide.script import ScriptOptions, build_script, spoken_texts
+from voiceguide.speech import Clip, ClipCache, Engine, Pyttsx3Engine, VoiceSettings, cached_lengths, synthesize
+from voiceguide.timeline import MAX_SESSION_SECONDS, RATE, Plan, build_plan, to_samples
 
 if TYPE_CHECKING:
     from voiceguide.export import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
 ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
+HOLD_FLOOR = 10.0  # --duration never scales a hold below this many seconds
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class SessionOptions:
     script: ScriptOptions = field(default_factory=ScriptOptions)
     voice: VoiceSettings = field(default_factory=VoiceSettings)  # fields set here override the routine's
     bitrate: str = "64k"
+    duration: float | None = None  # fit the session to this many seconds by scaling holds
 
 
 @dataclass(frozen=True)
@@ -57,22 +60,73 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
     return to_samples(seconds, rate)
 
 
+def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+             estimate: bool) -> tuple[dict[str, int], dict[str, Clip]]:
+    """Every line's length in samples, and the clips themselves unless estimating."""
+    texts = spoken_texts(build_script(routine, options.script))
+    voice = voice_settings(routine, options.voice)
+    if estimate:
+        known = cached_lengths(texts, voice, engine, cache, RATE)
+        return {t: known.get(t) or estimate_length(t, voice) for t in texts}, {}
+    clips = synthesize(texts, voice, engine, cache, RATE)
+    return {t: clip.samples for t, clip in clips.items()}, clips
+
+
+def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, lengths: dict[str, int]) -> ScriptOptions:
+    """Scale every hold (never below HOLD_FLOOR seconds) so the session lasts ``target`` seconds."""
+    if not 60 <= target <= MAX_SESSION_SECONDS:
+        raise OptionError(f"--duration: must be between 1 minute and {MAX_SESSION_SECONDS // 3600} hours")
+
+    def total(scale: float) -> float | None:
+        trial = replace(options, hold_scale=scale, hold_floor=HOLD_FLOOR)
+        try:
+            return build_plan(build_script(routine, trial), lengths).duration
+        except PlanError:
+            return None  # cues no longer fit: too short
+
+    low, high = 0.001, 100.0
+    longest = total(high)
+    if longest is None or longest < target:
+        raise OptionError(f"--duration: {_clock(target)} is longer than this routine can reasonably last "
+                          f"(at most {_clock(longest or 0)} with holds scaled 100x)")
+    if total(low) is None:
+        # Holds at the floor are too short for some cue: find the smallest scale where all fit.
+        for _ in range(50):
+            mid = (low + high) / 2
+            low, high = (mid, high) if total(mid) is None else (low, mid)
+        low, high = high, 100.0
+    shortest = total(low) or 0.0
+    if shortest > target:
+        raise OptionError(f"--duration: {_clock(target)} is too short; this routine needs at least "
+                          f"{_clock(shortest)} (holds never go below {HOLD_FLOOR:g} s and every cue must still fit)")
+    for _ in range(60):
+        mid = (low + high) / 2
+        length = total(mid)
+        if length is not None and length > target:
+            high = mid
+        else:
+            low = mid
+    return replace(options, hold_scale=round(high, 6), hold_floor=HOLD_FLOOR)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def _script_options(routine: Routine, options: SessionOptions, lengths: dict[str, int]) -> ScriptOptions:
+    if options.duration is None:
+        return options.script
+    return fit_to_duration(routine, options.script, options.duration, lengths)
+
+
 def plan_session(routine: Routine, options: SessionOptions | None = None, *, engine: Engine | None = None,
                  cache: ClipCache | None = None, estimate: bool = False) -> Plan:
     """Plan a session. Exact by default (speech is synthesized into the cache to measure it);
     with ``estimate`` nothing is synthesized and uncached lines get estimated lengths."""
     options = options or SessionOptions()
-    script = build_script(routine, options.script)
-    voice = voice_settings(routine, options.voice)
-    engine = engine or Pyttsx3Engine()
-    cache = cache or ClipCache()
-    texts = spoken_texts(script)
-    if estimate:
-        known = cached_lengths(texts, voice, engine, cache, RATE)
-        lengths = {t: known.get(t) or estimate_length(t, voice) for t in texts}
-    else:
-        lengths = {t: clip.samples for t, clip in synthesize(texts, voice, engine, cache, RATE).items()}
-    return build_plan(script, lengths)
+    lengths, _ = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate)
+    return build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
 
 def render_session(routine: Routine, output: Path, options: SessionOptions | None = None, *,
@@ -83,10 +137,8 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
 
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
-    script: CueScript = build_script(routine, options.script)
-    voice = voice_settings(routine, options.voice)
-    clips = synthesize(spoken_texts(script), voice, engine or Pyttsx3Engine(), cache or ClipCache(), RATE)
-    plan = build_plan(script, {text: clip.samples for text, clip in clips.items()})
+    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate=False)
+    plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
     encode(pcm_chunks(plan, clips), plan.rate, output, session_tags(routine, plan), plan.chapters,
            bitrate=options.bitrate)
     return RenderResult(output, plan)

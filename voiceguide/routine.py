@@ -347,6 +347,62 @@ def load_routine_file(path: str | Path) -> Routine:
     return parse_routine(text, str(path))
 
 
+# --- Schema and starter ------------------------------------------------------
+
+
+def routine_schema() -> dict[str, Any]:
+    """JSON Schema of a routine file."""
+    schema = Routine.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "voiceguide routine"
+    return schema
+
+
+STARTER = """\
+# A voiceguide routine. Render it with:  voiceguide render {file}
+# Every key is documented in the README; `voiceguide schema` gives editors a schema.
+name: {name}
+description: A short routine to start from.
+intro: Welcome. Two stretches, each held for thirty seconds.
+
+defaults:
+  hold: 30          # seconds of each hold
+  rest: 5           # seconds between stretches ("Next up" is said here)
+  prepare: 3        # seconds to get into position before a hold
+  switch: 3         # seconds to change sides
+  countdown: 3      # spoken 3-2-1 at the end of each hold
+
+stretches:
+  - name: Runner's stretch
+    instructions: >-
+      Kneel on one knee with the other foot in front. Push your hips forward
+      until you feel a stretch along the front of the hip.
+    sides: [left, right]
+    cues:
+      - at: 10      # seconds into the hold; negative counts from the end
+        say: Tilt your pelvis to deepen the stretch.
+
+  - name: Standing reach
+    instructions: Stand tall and reach both arms overhead.
+    hold: 20
+"""
+
+
+def write_starter(name: str, force: bool = False) -> Path:
+    """Write a starter routine file; refuse to overwrite unless ``force``."""
+    path = Path(name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    if path.exists() and not force:
+        raise RoutineError(f"{path}: already exists (use --force to overwrite)")
+    title = path.stem.replace("-", " ").replace("_", " ").strip().capitalize() or "My routine"
+    text = STARTER.format(name=title, file=path)
+    parse_routine(text, str(path))  # the starter must always be valid
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RoutineError(f"{path}: cannot write ({exc.strerror})") from None
+    return path
+
+
 # --- Built-in routines --------------------------------------------------------
 
 DEFAULT_ROUTINE = "psoas"

@@ -87,6 +87,7 @@ class ScriptOptions:
     countdown: int | None = None
     halfway: bool | None = None
     side_order: str = "as-written"
+    hold_floor: float = 0.0  # no hold is scaled below this (used when fitting a target duration)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def hold_seconds(routine: Routine, stretch: Stretch, side: str | None, options: 
     else:
         base = routine.defaults.hold
     # Round to the millisecond so scaled holds stay readable and exact in samples.
-    return round(base * options.hold_scale, 3)
+    return round(max(base * options.hold_scale, min(base, options.hold_floor)), 3)
 
 
 def ordered_sides(sides: list[str] | None, order: str) -> list[str | None]:
