@@ -85,7 +85,7 @@ def test_list_and_voices() -> None:
 
 def test_unknown_routine_and_bad_hold() -> None:
     result = runner.invoke(app, ["plan", "nope"])
-    assert result.exit_code == 2 and "built-ins: psoas" in result.stderr
+    assert result.exit_code == 2 and "built-ins: desk-break, psoas" in result.stderr
     result = runner.invoke(app, ["plan", "psoas", "--hold", "plank=30"])
     assert result.exit_code == 2 and "no stretch called 'plank'" in result.stderr
 

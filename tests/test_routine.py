@@ -82,7 +82,7 @@ def test_builtins_load_and_resolve() -> None:
     assert all(s.sides == ["left", "right"] for s in psoas.stretches)
     routine, base = resolve_routine("psoas")
     assert (routine, base) == (psoas, "psoas")
-    with pytest.raises(RoutineError, match="built-ins: psoas"):
+    with pytest.raises(RoutineError, match="built-ins: desk-break, psoas"):
         resolve_routine("no-such-routine")
 
 

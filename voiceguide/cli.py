@@ -124,8 +124,9 @@ def _cache(no_cache: bool = False) -> Any:
 
 
 def _clock(seconds: float) -> str:
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)}:{rest:04.1f}"
+    """m:ss.s, rounding first so 479.98 s reads 8:00.0, not 7:60.0."""
+    minutes, tenths = divmod(round(seconds * 10), 600)
+    return f"{minutes}:{tenths / 10:04.1f}"
 
 
 @app.command()
