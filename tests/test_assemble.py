@@ -31,3 +31,12 @@ def test_chunks_are_bounded() -> None:
     clips = {t: Clip(b"\x01\x00" * 1000, RATE) for t in spoken_texts(script)}
     plan = build_plan(script, {t: c.samples for t, c in clips.items()})
     assert max(len(chunk) for chunk in pcm_chunks(plan, clips)) <= RATE * 2
+
+
+def test_two_hour_stream_is_sample_exact() -> None:
+    stretches = "\n".join(f"  - name: S{i}\n    hold: 37.3\n    sides: [l, r]" for i in range(90))
+    script = build_script(parse_routine(f"name: Long\ndefaults: {{rest: 7.7}}\nstretches:\n{stretches}\n"))
+    clips = {t: Clip(b"\x10\x00" * (1000 + len(t) * 97), RATE) for t in spoken_texts(script)}
+    plan = build_plan(script, {t: c.samples for t, c in clips.items()})
+    assert plan.duration > 2 * 3600
+    assert sum(len(chunk) for chunk in pcm_chunks(plan, clips)) == plan.total * 2
