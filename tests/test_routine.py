@@ -27,7 +27,8 @@ def test_minimal_routine_gets_defaults() -> None:
 
 def test_full_example_from_readme_parses() -> None:
     text = (Path(__file__).parent.parent / "README.md").read_text()
-    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    block = next(b for b in blocks if b.startswith("name:"))
     routine = parse_routine(block, "README example")
     assert routine.stretches[0].sides == ["left", "right"]
 
