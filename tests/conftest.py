@@ -114,3 +114,18 @@ def fake_engine() -> FakeEngine:
 @pytest.fixture
 def cache(tmp_path: Path) -> ClipCache:
     return ClipCache(tmp_path / "clips")
+
+
+def decoded_length(path: Path, rate: int = 44100) -> int:
+    """Count the samples ffmpeg decodes from a file, streaming (for long files)."""
+    process = subprocess.Popen(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "s16le", "-ac", "1",
+         "-ar", str(rate), "pipe:1"],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    total = 0
+    while chunk := process.stdout.read(1 << 20):
+        total += len(chunk)
+    assert process.wait() == 0
+    return total // 2

@@ -95,3 +95,16 @@ def test_unwritable_output_fails_before_synthesis(tmp_path: Path, fake_engine: F
                                             (".hidden", "hidden"), ("/abs/path", "abs-path"), ("???", "session")])
 def test_safe_stem(name: str, stem: str) -> None:
     assert safe_stem(name) == stem
+
+
+def test_two_hour_render_duration_matches_plan(tmp_path: Path, fake_engine: FakeEngine, cache: ClipCache) -> None:
+    """A 2+ hour session: the decoded file is as long as the plan, within 50 ms."""
+    from conftest import decoded_length
+
+    from voiceguide.routine import parse_routine
+
+    stretches = "\n".join(f"  - name: S{i}\n    hold: 37.3\n    sides: [l, r]" for i in range(85))
+    routine = parse_routine(f"name: Long\ndefaults: {{rest: 7.7}}\nstretches:\n{stretches}\n")
+    result = render_session(routine, tmp_path / "long.mp3", engine=fake_engine, cache=cache)
+    assert result.plan.duration > 2 * 3600
+    assert abs(decoded_length(result.output) / RATE - result.plan.duration) < 0.05
