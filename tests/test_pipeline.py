@@ -10,7 +10,7 @@ from conftest import FakeEngine, decode, onsets, rms
 from mutagen.id3 import ID3
 
 from voiceguide.errors import OutputError
-from voiceguide.pipeline import SessionOptions, plan_session, render_session, safe_stem
+from voiceguide.pipeline import SessionOptions, plan_session, render_session, safe_stem, voice_settings
 from voiceguide.routine import load_builtin
 from voiceguide.script import ScriptOptions, build_script, spoken_texts
 from voiceguide.speech import ClipCache, Pyttsx3Engine, VoiceSettings, synthesize
@@ -66,7 +66,8 @@ def test_real_engine_render_of_psoas(tmp_path: Path) -> None:
     assert abs(len(samples) / RATE - plan.duration) < 0.05
     # Real speech can start softly, so predict each line's audible onset from its own clip
     # (read back from the cache the render filled) and find it in the decoded file.
-    clips = synthesize(spoken_texts(build_script(routine)), VoiceSettings(), Pyttsx3Engine(), ClipCache(), RATE)
+    voice = voice_settings(routine, VoiceSettings())
+    clips = synthesize(spoken_texts(build_script(routine)), voice, Pyttsx3Engine(), ClipCache(), RATE)
     for event in plan.speech():
         clip = array("h")
         clip.frombytes(clips[event.text or ""].pcm)
