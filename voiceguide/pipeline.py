@@ -89,13 +89,15 @@ def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, len
     if longest is None or longest < target:
         raise OptionError(f"--duration: {_clock(target)} is longer than this routine can reasonably last "
                           f"(at most {_clock(longest or 0)} with holds scaled 100x)")
-    if total(low) is None:
+    shortest = total(low)
+    if shortest is None:
         # Holds at the floor are too short for some cue: find the smallest scale where all fit.
         for _ in range(50):
             mid = (low + high) / 2
             low, high = (mid, high) if total(mid) is None else (low, mid)
         low, high = high, 100.0
-    shortest = total(low) or 0.0
+        shortest = total(low)
+    shortest = shortest or 0.0
     if shortest > target:
         raise OptionError(f"--duration: {_clock(target)} is too short; this routine needs at least "
                           f"{_clock(shortest)} (holds never go below {HOLD_FLOOR:g} s and every cue must still fit)")

@@ -319,11 +319,7 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
         errors = exc.errors(include_url=False)
         error = max(errors, key=lambda e: len(_clean_loc(e["loc"])))
         path = _clean_loc(error["loc"])
-        return _raise(f"{source}:{_nearest_line(lines, path)}: {_describe(dict(error), path)}")
-
-
-def _raise(message: str) -> Routine:
-    raise RoutineError(message)
+        raise RoutineError(f"{source}:{_nearest_line(lines, path)}: {_describe(dict(error), path)}") from None
 
 
 def load_routine_file(path: str | Path) -> Routine:
