@@ -11,10 +11,24 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from voiceguide.pipeline import RenderResult, SessionOptions, plan_session, render_session
-from voiceguide.routine import load_routine_file, parse_routine, resolve_routine
-from voiceguide.script import ScriptOptions, build_script
-from voiceguide.timeline import Plan, build_plan
+# Names are imported on first use (PEP 562) so that `import voiceguide` and the
+# CLI's --help stay fast: pydantic and the pipeline load only when needed.
+_EXPORTS = {
+    "RenderResult": "pipeline", "SessionOptions": "pipeline", "plan_session": "pipeline",
+    "render_session": "pipeline", "load_routine_file": "routine", "parse_routine": "routine",
+    "resolve_routine": "routine", "ScriptOptions": "script", "build_script": "script",
+    "Plan": "timeline", "build_plan": "timeline",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voiceguide' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"voiceguide.{module}"), name)
+
 
 __all__ = [
     "Plan", "RenderResult", "ScriptOptions", "SessionOptions", "__version__", "build_plan", "build_script",
