@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from conftest import FakeEngine, fake_seconds, write_tone
 
 from voiceguide.errors import SpeechError
-from voiceguide.speech import ClipCache, Pyttsx3Engine, VoiceSettings, process_clip, synthesize
+from voiceguide.speech import ClipCache, Pyttsx3Engine, VoiceSettings, WorkerEngine, process_clip, synthesize
 
 RATE = 44100
 
@@ -79,3 +82,88 @@ def test_real_engine_rejects_unknown_voice(cache: ClipCache) -> None:
 def test_real_engine_lists_voices() -> None:
     voices = Pyttsx3Engine().voices()
     assert any("en-us" in v.languages for v in voices)
+
+
+# --- Engine faults, provoked for real by a worker process that misbehaves ---------
+
+FAULTY_WORKER = Path(__file__).with_name("faulty_worker.py")
+
+
+class FaultyEngine(WorkerEngine):
+    """The real worker machinery (subprocesses, timeouts, retries) driving tests/faulty_worker.py."""
+
+    name = "faulty"
+    command = (sys.executable, str(FAULTY_WORKER))
+
+
+@pytest.fixture
+def faulty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FaultyEngine:
+    monkeypatch.setenv("FAULTY_WORKER_MARKS", str(tmp_path))
+    return FaultyEngine(workers=2, timeout=1.0)
+
+
+def test_worker_engine_speaks_good_lines(faulty: FaultyEngine, cache: ClipCache) -> None:
+    clips = synthesize(["Hold.", "Switch sides."], VoiceSettings(), faulty, cache, 44100)
+    assert set(clips) == {"Hold.", "Switch sides."}
+    assert all(clip.samples > 0.2 * 44100 for clip in clips.values())
+
+
+def test_line_that_hangs_once_is_retried(faulty: FaultyEngine, cache: ClipCache) -> None:
+    started = time.monotonic()
+    clips = synthesize(["hang once, then speak", "Hold."], VoiceSettings(), faulty, cache, 44100)
+    assert clips["hang once, then speak"].samples > 0
+    assert 1.0 <= time.monotonic() - started < 10  # one timeout, then a fresh worker
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("hang forever", "timed out after 1 s"),
+    ("garbage wav", "unreadable WAV"),
+    ("empty wav", "empty WAV"),
+    ("silent wav", "only silence"),
+    ("crash the worker", "exited"),
+])
+def test_faulty_line_fails_after_one_retry_naming_the_line(faulty: FaultyEngine, cache: ClipCache, text: str,
+                                                           reason: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(SpeechError) as caught:
+        synthesize([text, "Hold."], VoiceSettings(), faulty, cache, 44100)
+    message = str(caught.value)
+    assert repr(text) in message and reason in message and "\n" not in message
+    assert time.monotonic() - started < 15  # never hangs: at most two timeouts
+    assert cache.info()[0] <= 1  # nothing bad was cached
+
+
+def test_engine_that_cannot_start_says_why(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAULTY_WORKER_START", "fail")
+    with pytest.raises(SpeechError, match="no voice data"):
+        synthesize(["Hold."], VoiceSettings(), FaultyEngine(workers=1, timeout=1.0), cache, 44100)
+
+
+def test_missing_engine_package_gives_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    with pytest.raises(SpeechError, match="pip install pyttsx3 espeakng-loader"):
+        Pyttsx3Engine().identity()
+
+
+def test_unwritable_cache_does_not_fail_the_render(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = ClipCache(blocker / "clips")
+    clips = synthesize(["Hold."], VoiceSettings(), fake_engine, cache, 44100)
+    assert clips["Hold."].samples > 0 and cache.write_failures == 1
+
+
+def test_truncated_cache_entry_is_regenerated(fake_engine: FakeEngine, cache: ClipCache) -> None:
+    synthesize(["Hold."], VoiceSettings(), fake_engine, cache, 44100)
+    (entry,) = cache.folder.glob("*/*.clip")
+    entry.write_bytes(entry.read_bytes()[:-100])  # a render killed mid-write on a filesystem without atomic rename
+    clips = synthesize(["Hold."], VoiceSettings(), fake_engine, cache, 44100)
+    assert fake_engine.calls == ["Hold.", "Hold."] and cache.get(next(iter(cache_keys(cache)))) is not None
+    assert clips["Hold."].samples > 0
+
+
+def cache_keys(cache: ClipCache) -> list[str]:
+    return [p.stem for p in cache.folder.glob("*/*.clip")]

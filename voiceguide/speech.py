@@ -85,9 +85,9 @@ class Engine(Protocol):
 class _Worker:
     """One speech worker subprocess with a line-based JSON protocol and timeouts."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: Sequence[str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "voiceguide._espeak_worker"],
+            list(command),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -97,7 +97,11 @@ class _Worker:
         self.replies: queue.Queue[str | None] = queue.Queue()
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
-        hello = self._receive(SYNTH_TIMEOUT)
+        try:
+            hello = self._receive(SYNTH_TIMEOUT)
+        except TimeoutError:
+            self.close()
+            raise SpeechError(f"the speech engine did not start within {SYNTH_TIMEOUT:g} s") from None
         if not hello.get("ok"):
             self.close()
             raise SpeechError(str(hello.get("error", "the speech engine failed to start")))
@@ -114,7 +118,10 @@ class _Worker:
             raise TimeoutError from None
         if line is None:
             return {"ok": False, "error": f"the speech engine exited (code {self.process.wait()})"}
-        return dict(json.loads(line))
+        try:
+            return dict(json.loads(line))
+        except ValueError:  # not our protocol: something in the engine printed to stdout
+            return {"ok": False, "error": f"the speech engine answered garbage: {line.strip()[:60]!r}"}
 
     def request(self, payload: dict[str, Any], timeout: float = SYNTH_TIMEOUT) -> dict[str, Any]:
         assert self.process.stdin is not None
@@ -134,28 +141,26 @@ class _Worker:
                 stream.close()
 
 
-class Pyttsx3Engine:
-    """The default engine: pyttsx3 over the libespeak-ng bundled by espeakng-loader.
+class WorkerEngine:
+    """An engine whose lines are spoken by worker processes speaking voiceguide's JSON-lines protocol.
 
-    Lines are spoken by worker processes (one per core at most), each line
-    with a timeout; a hung or failed line is retried once in a fresh worker.
+    One worker per core at most, each line with a timeout. A line that hangs,
+    fails, or comes back as an empty or unreadable WAV is retried once in a
+    fresh worker, then reported as an error naming the line.
     """
 
-    name = "pyttsx3"
+    name = "worker"
+    command: Sequence[str] = ()
 
     def __init__(self, workers: int | None = None, timeout: float = SYNTH_TIMEOUT) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.timeout = timeout
 
     def identity(self) -> str:
-        try:
-            versions = [metadata.version(p) for p in ("pyttsx3", "espeakng-loader")]
-        except metadata.PackageNotFoundError as exc:
-            raise SpeechError(f"speech engine not installed ({exc.name}); run: pip install pyttsx3 espeakng-loader") from None
-        return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}"
+        return self.name
 
     def voices(self) -> list[VoiceInfo]:
-        worker = _Worker()
+        worker = _Worker(self.command)
         try:
             answer = worker.request({"op": "voices"}, self.timeout)
         except TimeoutError:
@@ -183,6 +188,22 @@ class Pyttsx3Engine:
             raise failures[0]
         return results
 
+    def _speak_once(self, worker: _Worker, text: str, path: Path, voice: VoiceSettings) -> str:
+        """Speak one line; return '' on success or what went wrong."""
+        path.unlink(missing_ok=True)
+        try:
+            answer = worker.request({"op": "say", "text": text, "path": str(path), "voice": asdict(voice)},
+                                    self.timeout)
+        except TimeoutError:
+            return f"timed out after {self.timeout:g} s"
+        if not answer.get("ok"):
+            return str(answer.get("error"))
+        try:
+            check_wav(path)
+        except SpeechError as exc:
+            return str(exc)
+        return ""
+
     def _serve(self, jobs: queue.Queue[tuple[int, str]], voice: VoiceSettings, folder: Path,
                results: dict[str, Path], failures: list[SpeechError]) -> None:
         worker: _Worker | None = None
@@ -196,27 +217,36 @@ class Pyttsx3Engine:
                 error = ""
                 for _attempt in range(2):  # one retry in a fresh worker
                     if worker is None:
-                        worker = _Worker()
-                    try:
-                        answer = worker.request({"op": "say", "text": text, "path": str(path),
-                                                 "voice": asdict(voice)}, self.timeout)
-                    except TimeoutError:
-                        answer = {"ok": False, "error": f"timed out after {self.timeout:g} s"}
-                    if answer.get("ok"):
+                        worker = _Worker(self.command)
+                    error = self._speak_once(worker, text, path, voice)
+                    if not error:
                         results[text] = path
                         break
-                    error = str(answer.get("error"))
                     worker.close()
                     worker = None
                     if "unknown voice" in error or "no voice for" in error:
                         break  # retrying will not find a voice that does not exist
-                if text not in results:
+                if error:
                     failures.append(SpeechError(f"speech engine failed on line {_quote(text)}: {error}"))
         except SpeechError as exc:
             failures.append(exc)
         finally:
             if worker is not None:
                 worker.close()
+
+
+class Pyttsx3Engine(WorkerEngine):
+    """The default engine: pyttsx3 over the libespeak-ng bundled by espeakng-loader, in worker processes."""
+
+    name = "pyttsx3"
+    command = (sys.executable, "-m", "voiceguide._espeak_worker")
+
+    def identity(self) -> str:
+        try:
+            versions = [metadata.version(p) for p in ("pyttsx3", "espeakng-loader")]
+        except metadata.PackageNotFoundError as exc:
+            raise SpeechError(f"speech engine not installed ({exc.name}); run: pip install pyttsx3 espeakng-loader") from None
+        return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}"
 
 
 def _quote(text: str, limit: int = 60) -> str:
@@ -251,6 +281,15 @@ def read_wav(path: Path) -> tuple[bytes, int, int, int]:
             return wav.readframes(wav.getnframes()), wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
     except (OSError, EOFError, wave.Error) as exc:
         raise SpeechError(f"the speech engine wrote an unreadable WAV ({exc})") from None
+
+
+def check_wav(path: Path) -> None:
+    """Raise SpeechError unless ``path`` is a readable PCM WAV with some audio in it."""
+    frames, _, channels, _ = read_wav(path)
+    if not frames or channels < 1:
+        raise SpeechError("the speech engine wrote an empty WAV")
+    if not frames.strip(b"\x00"):
+        raise SpeechError("the speech engine wrote only silence")
 
 
 def process_clip(path: Path, rate: int) -> Clip:
@@ -293,6 +332,7 @@ class ClipCache:
     def __init__(self, folder: Path | None = None, enabled: bool = True) -> None:
         self.folder = folder or default_cache_dir()
         self.enabled = enabled
+        self.write_failures = 0  # clips that could not be stored (the render still succeeds)
 
     @staticmethod
     def key(engine_identity: str, voice: VoiceSettings, rate: int, text: str) -> str:
@@ -334,20 +374,28 @@ class ClipCache:
         return int(_HEADER.unpack(header)[2]) // 2
 
     def put(self, key: str, clip: Clip) -> None:
-        """Store a clip atomically (write a temporary file, then rename)."""
+        """Store a clip atomically (write a temporary file, then rename).
+
+        The cache only saves time: if it cannot be written (full disk, read-only
+        folder) the render goes on without it.
+        """
         if not self.enabled:
             return
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         header = _HEADER.pack(_MAGIC, clip.rate, len(clip.pcm), hashlib.sha256(clip.pcm).digest())
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".clip")
+        temp: str | None = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".clip")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(header + clip.pcm)
             os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+            temp = None
+        except OSError:
+            self.write_failures += 1
+        finally:
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
 
     def info(self) -> tuple[int, int]:
         """(number of clips, total bytes) in the cache."""
