@@ -16,6 +16,8 @@ from voiceguide.script import (
     Window,
     build_script,
     ordered_sides,
+    plain_text,
+    spoken_texts,
 )
 
 ROUTINE = """
@@ -78,3 +80,9 @@ def test_side_orders() -> None:
     assert ordered_sides(["right", "left"], "left-first") == ["left", "right"]
     assert ordered_sides(["a", "b", "c"], "reversed") == ["c", "b", "a"]
     assert ordered_sides(None, "reversed") == [None]
+
+
+def test_spoken_text_is_plain_printable_text() -> None:
+    assert plain_text("Hold\x1b[31m\u202e still\u200b.\n\tBreathe.\x00") == "Hold [31m still . Breathe."
+    routine = parse_routine("name: t\nintro: \"Welcome\\u0007 back\\r\\nfriend\"\nstretches: [{name: a}]\n")
+    assert "Welcome back friend" in spoken_texts(build_script(routine, ScriptOptions()))

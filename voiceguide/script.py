@@ -9,6 +9,7 @@ timeline turns blocks into exact times once speech durations are known.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +33,20 @@ class Line:
 
     text: str
     role: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", plain_text(self.text))
+
+
+def plain_text(text: str) -> str:
+    """What the speech engine is given: printable text on one line, nothing it could read as markup.
+
+    Control and invisible format characters (NUL, escapes, bidi overrides,
+    zero-width joiners) become spaces and runs of whitespace collapse, so a
+    line is spoken (and shown in sidecars) exactly as it reads.
+    """
+    cleaned = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
+    return " ".join(cleaned.split())
 
 
 @dataclass(frozen=True)
