@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from voiceguide.errors import RoutineError
 from voiceguide.routine import builtin_names, load_builtin, load_routine_file, parse_routine, resolve_routine
@@ -94,3 +98,49 @@ def test_builtin_psoas_says_what_the_sources_teach() -> None:
     for fact in ("kneel on one knee", "table", "tilt your pelvis", "hamstring", "block", "thirty seconds"):
         assert fact in text
     assert psoas.defaults.hold >= 30
+
+
+# --- The malformed-routine corpus and the loader fuzz test -------------------------
+
+CORPUS = Path(__file__).parent / "corpus"
+EXPECTED = json.loads((CORPUS / "expectations.json").read_text(encoding="utf-8"))
+
+
+def test_corpus_is_complete() -> None:
+    files = sorted(p.name for p in (CORPUS / "bad").iterdir())
+    assert files == sorted(EXPECTED) and len(files) >= 40
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_malformed_routine_is_one_clear_line(name: str) -> None:
+    path = CORPUS / "bad" / name
+    line, expected = EXPECTED[name]
+    with pytest.raises(RoutineError) as caught:
+        load_routine_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert expected in message
+    assert "\n" not in message and "Traceback" not in message and len(message) < 300
+
+
+VALID = "name: Fuzz\ndefaults:\n  hold: 20\nstretches:\n  - name: Lunge\n    sides: [left, right]\n" \
+        "    cues:\n      - at: 5\n        say: Breathe out.\n"
+
+
+@given(st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+    st.tuples(st.integers(0, len(VALID)), st.integers(0, 40), st.text(max_size=20)).map(
+        lambda t: VALID[: t[0]] + t[2] + VALID[t[0] + t[1]:]),
+))
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_loader_never_fails_any_other_way(text: str) -> None:
+    """Whatever the text, the loader returns a Routine or raises our one-line error naming the source and line."""
+    try:
+        routine = parse_routine(text, "fuzz.yaml")
+    except RoutineError as error:
+        message = str(error)
+        assert re.match(r"fuzz\.yaml:\d+: \S", message), message
+        assert "\n" not in message
+    else:
+        assert routine.stretches and routine.name

@@ -162,7 +162,11 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def _compose(text: str, source: str) -> yaml.Node | None:
-    loader = _SafeLoader(text)
+    try:
+        loader = _SafeLoader(text)  # the reader rejects non-printable characters already here
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise RoutineError(f"{source}:{line}: YAML syntax error: character {exc.character!r} is not allowed") from None
     try:
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -317,7 +321,8 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
         # ("a number, or a mapping of side to number") the deeper branch is
         # the one the user meant. One clear line beats a wall of them.
         errors = exc.errors(include_url=False)
-        error = max(errors, key=lambda e: len(_clean_loc(e["loc"])))
+        # At equal depth an unknown key explains more than a missing one ("hodl" is why "hold" is missing).
+        error = max(errors, key=lambda e: (len(_clean_loc(e["loc"])), e["type"] == "extra_forbidden"))
         path = _clean_loc(error["loc"])
         raise RoutineError(f"{source}:{_nearest_line(lines, path)}: {_describe(dict(error), path)}") from None
 
@@ -333,6 +338,8 @@ def load_routine_file(path: str | Path) -> Routine:
         raise RoutineError(f"{path}: is a directory, not a routine file") from None
     except OSError as exc:
         raise RoutineError(f"{path}: cannot read ({exc.strerror})") from None
+    if b"\x00" in raw[:4096]:
+        raise RoutineError(f"{path}:1: not a text file (contains NUL bytes; routines are UTF-8 YAML)")
     if len(raw) > MAX_FILE_BYTES:
         raise RoutineError(f"{path}:1: file is larger than {MAX_FILE_BYTES // 1000} kB; not a routine")
     try:
