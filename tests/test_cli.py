@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import decode
+from conftest import decode, decoded_length
 from typer.testing import CliRunner
 
 from voiceguide.cli import app, parse_seconds
 from voiceguide.errors import OptionError
+from voiceguide.speech import ClipCache
 
 runner = CliRunner()
 
@@ -98,3 +105,116 @@ def test_parse_seconds(text: str, seconds: float) -> None:
 def test_parse_seconds_rejects_garbage() -> None:
     with pytest.raises(OptionError):
         parse_seconds("soon", "--hold")
+
+
+# --- Bad input and faults, end to end ------------------------------------------------
+
+CORPUS = Path(__file__).parent / "corpus" / "bad"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.iterdir()))
+def test_malformed_routines_exit_2_with_one_line_and_write_nothing(name: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["render", str(CORPUS / name)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {CORPUS / name}:")
+    assert list(tmp_path.iterdir()) == []  # not even output/
+
+
+def test_render_verify(tmp_path: Path) -> None:
+    out = tmp_path / "s.mp3"
+    result = runner.invoke(app, ["render", "desk-break", "-o", str(out), "--verify"])
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.stdout
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "voiceguide.cli", *args]
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "VOICEGUIDE_CACHE_DIR": str(cache)}
+
+
+def _wait_for_encoding(folder: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the encoder has written part of the temporary file beside the target."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the render ended before it could be interrupted"
+        if any(p.stat().st_size > 50_000 for p in folder.glob(".*.part")):
+            return
+        time.sleep(0.05)
+    raise AssertionError("encoding never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sigkill"])
+def test_interrupted_render_keeps_the_previous_file(sig: signal.Signals, tmp_path: Path, _isolated_cache: Path) -> None:
+    out = tmp_path / "session.mp3"
+    out.write_bytes(b"the previous session")
+    # Holds of 20 minutes make a 2-hour session: encoding takes seconds, long enough to interrupt.
+    process = subprocess.Popen(_cli("render", "psoas", "--hold", "1200", "-o", str(out)), env=_env(_isolated_cache),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_encoding(tmp_path, process)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=30)
+    assert out.read_bytes() == b"the previous session"
+    if sig == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL  # nothing can run; the rename simply never happens
+    else:
+        assert process.returncode == 130
+        assert stderr.decode().strip() == "interrupted: nothing was written"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["session.mp3"]  # temporary file removed
+
+
+def _limit_file_size() -> None:
+    # A "full disk" for this process and its children: writes past 200 kB fail with EFBIG.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_full_disk_is_a_clear_error_and_keeps_the_previous_file(tmp_path: Path, _isolated_cache: Path) -> None:
+    out = tmp_path / "session.mp3"
+    out.write_bytes(b"the previous session")
+    subprocess.run(_cli("plan", "psoas"), env=_env(_isolated_cache), capture_output=True, check=True)  # speech cached
+    result = subprocess.run(_cli("render", "psoas", "-o", str(out)), env=_env(_isolated_cache),
+                            capture_output=True, preexec_fn=_limit_file_size, timeout=120)
+    assert result.returncode == 4
+    (line,) = result.stderr.decode().splitlines()
+    assert line.startswith(f"error: {out}: cannot write: the disk is full")
+    assert out.read_bytes() == b"the previous session"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["session.mp3"]
+
+
+def test_read_only_folder_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):  # root ignores permissions: use a folder the kernel refuses
+            folder = Path("/sys/kernel")
+        result = runner.invoke(app, ["render", "desk-break", "-o", str(folder / "s.mp3")])
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert result.exit_code == 4
+    assert result.stderr.strip().startswith(f"error: {folder}: cannot write the output here")
+
+
+def test_two_renders_sharing_a_cold_cache_both_succeed(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    outs = [tmp_path / "a.mp3", tmp_path / "b.mp3"]
+    processes = [subprocess.Popen(_cli("render", "desk-break", "-o", str(out), "--verify"), env=_env(cache),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for out in outs]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    entries = list(cache.glob("*/*.clip"))
+    store = ClipCache(cache)
+    assert entries and all(store.get(p.stem) is not None for p in entries)  # every entry passes its checksum
+    assert not list(cache.glob("*/.tmp-*"))
+    plan = json.loads(runner.invoke(app, ["plan", "desk-break", "--json"], env={"VOICEGUIDE_CACHE_DIR": str(cache)}).stdout)
+    assert len(entries) == len({e["text"] for e in plan["events"] if e["kind"] == "speech"})
+    for out in outs:  # each render was verified against its own plan; this one is the cache's
+        assert abs(decoded_length(out) / 44100 - plan["duration"]) < 0.1

@@ -9,8 +9,8 @@ from conftest import decode
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
-from voiceguide.errors import EncoderError, OutputError
-from voiceguide.export import Tags, encode, ffmetadata
+from voiceguide.errors import EncoderError, OutputError, VerifyError
+from voiceguide.export import Tags, encode, ffmetadata, verify
 from voiceguide.timeline import Chapter
 
 RATE = 44100
@@ -74,3 +74,27 @@ def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(OutputError, match="cannot write the output here"):
         encode(tone_chunks(1.0), RATE, blocker / "s.mp3", Tags(title="x"), [])
+
+
+def test_verify_reads_back_duration_and_chapters(tmp_path: Path) -> None:
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(4.0), RATE, out, Tags(title="x"), CHAPTERS)
+    found = verify(out, RATE, 4 * RATE, CHAPTERS)
+    assert found.samples == 4 * RATE
+    assert [c[2] for c in found.chapters] == [c.title for c in CHAPTERS]
+    with pytest.raises(VerifyError, match=r"plan is 3\.500 s"):
+        verify(out, RATE, round(3.5 * RATE), CHAPTERS)
+    with pytest.raises(VerifyError, match="chapters"):
+        verify(out, RATE, 4 * RATE, [*CHAPTERS, Chapter("Extra", 4 * RATE, 4 * RATE)])
+
+
+def test_failed_verify_keeps_the_previous_file(tmp_path: Path) -> None:
+    out = tmp_path / "s.mp3"
+    out.write_bytes(b"previous")
+
+    def wrong_length(temp: Path) -> None:
+        verify(temp, RATE, 2 * RATE, [])
+
+    with pytest.raises(VerifyError):
+        encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [], check=wrong_length)
+    assert out.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]

@@ -55,6 +55,12 @@ class OutputError(VoiceguideError):
     exit_code = EXIT_OUTPUT
 
 
+class VerifyError(VoiceguideError):
+    """A written file does not decode to its plan's duration and chapters (render --verify)."""
+
+    exit_code = EXIT_OUTPUT
+
+
 class RenderInterrupted(VoiceguideError):
     """The render was interrupted (Ctrl-C or SIGTERM) and nothing was written."""
 

@@ -132,17 +132,23 @@ def plan_session(routine: Routine, options: SessionOptions | None = None, *, eng
 
 
 def render_session(routine: Routine, output: Path, options: SessionOptions | None = None, *,
-                   engine: Engine | None = None, cache: ClipCache | None = None) -> RenderResult:
-    """Render a routine to an audio file at ``output`` (written atomically) and return its plan."""
+                   engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False) -> RenderResult:
+    """Render a routine to an audio file at ``output`` (written atomically) and return its plan.
+
+    With ``verify`` the finished file is decoded and its duration and chapters
+    checked against the plan before it replaces anything (VerifyError if not).
+    """
     from voiceguide.assemble import pcm_chunks
     from voiceguide.export import check_writable, encode
+    from voiceguide.export import verify as verify_file
 
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
     lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate=False)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
+    check = (lambda temp: verify_file(temp, plan.rate, plan.total, plan.chapters)) if verify else None
     encode(pcm_chunks(plan, clips), plan.rate, output, session_tags(routine, plan), plan.chapters,
-           bitrate=options.bitrate)
+           bitrate=options.bitrate, check=check)
     return RenderResult(output, plan)
 
 
