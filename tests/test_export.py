@@ -98,3 +98,21 @@ def test_failed_verify_keeps_the_previous_file(tmp_path: Path) -> None:
     with pytest.raises(VerifyError):
         encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [], check=wrong_length)
     assert out.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]
+
+
+def test_missing_encoder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(tmp_path / "no-such-ffmpeg"))
+    with pytest.raises(EncoderError, match="cannot run ffmpeg"):
+        encode(tone_chunks(1.0), RATE, tmp_path / "s.mp3", Tags(title="x"), [])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failing_encoder_reports_its_last_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\ncat >/dev/null\necho 'line one' >&2\necho 'Unknown encoder libmp3lame' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(fake))
+    out = tmp_path / "out" / "s.mp3"
+    with pytest.raises(EncoderError, match=r"ffmpeg failed \(exit 1\): line one \| Unknown encoder libmp3lame"):
+        encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [])
+    assert list(out.parent.iterdir()) == []

@@ -93,7 +93,10 @@ def test_unwritable_output_fails_before_synthesis(tmp_path: Path, fake_engine: F
 
 
 @pytest.mark.parametrize(("name", "stem"), [("Psoas release", "psoas-release"), ("../../etc/passwd", "etc-passwd"),
-                                            (".hidden", "hidden"), ("/abs/path", "abs-path"), ("???", "session")])
+                                            (".hidden", "hidden"), ("/abs/path", "abs-path"), ("???", "session"),
+                                            ("C:\\Users\\me", "c-users-me"), ("CON", "con-session"),
+                                            ("nul.yaml", "nul.yaml-session"), ("Étirement du psoas", "tirement-du-psoas"),
+                                            ("x" * 200, "x" * 80)])
 def test_safe_stem(name: str, stem: str) -> None:
     assert safe_stem(name) == stem
 

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from voiceguide.errors import PlanError
+from voiceguide.errors import PlanError, RoutineError
 from voiceguide.routine import parse_routine
 from voiceguide.script import build_script
 from voiceguide.timeline import PAUSE_AFTER_LINE, RATE, build_plan, to_samples
@@ -111,3 +111,23 @@ def test_to_dict_shape() -> None:
     hold = next(e for e in data["events"] if e["kind"] == "hold")
     assert hold["end"] - hold["start"] == pytest.approx(20.0, abs=1e-6)
     assert {"start", "end", "kind", "text", "stretch", "side", "round"} <= set(hold)
+
+
+def test_session_longer_than_the_maximum_is_a_plan_error() -> None:
+    # 20 stretches x 2 sides x 20 rounds x 30 s = 6.7 hours of holds alone
+    stretches = "".join(f"  - {{name: s{i}, sides: [l, r], repeat: 20}}\n" for i in range(20))
+    with pytest.raises(PlanError, match=r"would last 7\.\d hours; the maximum is 6 hours"):
+        plan_of(f"name: Long\ndefaults: {{hold: 30, countdown: 0, rest: 0, prepare: 0, switch: 0}}\nstretches:\n{stretches}")
+
+
+def test_more_spoken_lines_than_the_maximum_is_a_plan_error() -> None:
+    # Every hold says a countdown of 10 plus 'Hold.': 200 stretches x 2 sides x 2 rounds x 11 > 5000 lines
+    stretches = "".join(f"  - {{name: s{i}, sides: [l, r], repeat: 2}}\n" for i in range(200))
+    with pytest.raises(PlanError, match=r"spoken lines; the maximum is 5000"):
+        plan_of(f"name: Wordy\ndefaults: {{hold: 12, countdown: 10, rest: 0, prepare: 0, switch: 0}}\nstretches:\n{stretches}",
+                lambda text: to_samples(0.1))
+
+
+def test_spoken_line_longer_than_the_maximum_is_a_routine_error() -> None:
+    with pytest.raises(RoutineError, match=r"my\.yaml:1: intro: string should have at most 1000 characters"):
+        parse_routine("intro: " + "word " * 300 + "\nname: x\nstretches: [{name: a}]\n", "my.yaml")

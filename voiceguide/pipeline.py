@@ -164,8 +164,13 @@ def session_tags(routine: Routine, plan: Plan) -> Tags:
 
 def safe_stem(name: str) -> str:
     """A portable file name stem from a routine or file name: no paths, no hidden files."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-_")[:80]
-    return stem.lower() or "session"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-_")[:80].rstrip(".-_").lower()
+    if stem.split(".")[0] in _RESERVED_NAMES:  # names Windows cannot create, whatever the extension
+        stem = f"{stem}-session"
+    return stem or "session"
+
+
+_RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
 def default_output(base: str) -> Path:
