@@ -70,7 +70,8 @@ def test_bad_routine_is_one_line_exit_2_nothing_written(tmp_path: Path) -> None:
     out = tmp_path / "out.mp3"
     result = runner.invoke(app, ["render", str(bad), "-o", str(out)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"error: {bad}:4: stretches[0].hold: must be a number of seconds (got 'abc')"
+    assert result.stderr.strip() == (f"error: {bad}:4: stretches[0].hold: must be a number of seconds, "
+                                     "or a mapping of side to seconds (got 'abc')")
     assert "Traceback" not in result.output and not out.exists()
 
 

@@ -42,7 +42,7 @@ def test_full_example_from_readme_parses() -> None:
     [
         ("name: x\nstretches:\n  - name: a\n    hodl: 3\n", "my.yaml:4: stretches[0]: unknown key 'hodl'; did you mean 'hold'?"),
         ("name: x\nstretches:\n  - name: a\n    hold: abc\n",
-         "my.yaml:4: stretches[0].hold: must be a number of seconds (got 'abc')"),
+         "my.yaml:4: stretches[0].hold: must be a number of seconds, or a mapping of side to seconds (got 'abc')"),
         ("name: x\nstretches:\n  - name: a\n    hold: -3\n", "my.yaml:4: stretches[0].hold: must be greater than 0 (got -3)"),
         ("name: x\nstretches: []\n", "my.yaml:2: stretches: must have at least 1 item(s)"),
         ("name: x\n", "my.yaml:1: stretches: required"),

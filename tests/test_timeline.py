@@ -129,5 +129,5 @@ def test_more_spoken_lines_than_the_maximum_is_a_plan_error() -> None:
 
 
 def test_spoken_line_longer_than_the_maximum_is_a_routine_error() -> None:
-    with pytest.raises(RoutineError, match=r"my\.yaml:1: intro: string should have at most 1000 characters"):
+    with pytest.raises(RoutineError, match=r"my\.yaml:1: intro: must have at most 1000 characters"):
         parse_routine("intro: " + "word " * 300 + "\nname: x\nstretches: [{name: a}]\n", "my.yaml")

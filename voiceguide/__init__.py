@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # Names are imported on first use (PEP 562) so that `import voiceguide` and the
-# CLI's --help stay fast: pydantic and the pipeline load only when needed.
+# CLI's --help stay fast: the pipeline loads only when needed.
 _EXPORTS = {
     "RenderResult": "pipeline", "SessionOptions": "pipeline", "plan_session": "pipeline",
     "render_session": "pipeline", "load_routine_file": "routine", "parse_routine": "routine",

@@ -8,12 +8,15 @@ names the file, the line and the field: ``my.yaml:14: stretches[1].hold: ...``.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from msgspec import Meta
 
 from voiceguide.errors import RoutineError
 
@@ -23,40 +26,51 @@ MAX_HOLD_SECONDS = 3600.0
 MAX_LINE_CHARS = 1000
 MAX_STRETCHES = 200
 
-Seconds = Annotated[float, Field(ge=0, le=MAX_HOLD_SECONDS, allow_inf_nan=False)]
-PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_HOLD_SECONDS, allow_inf_nan=False)]
-Text = Annotated[str, Field(max_length=MAX_LINE_CHARS)]
-Label = Annotated[str, Field(min_length=1, max_length=60)]
+Seconds = Annotated[float, Meta(ge=0, le=MAX_HOLD_SECONDS)]
+PositiveSeconds = Annotated[float, Meta(gt=0, le=MAX_HOLD_SECONDS)]
+Text = Annotated[str, Meta(max_length=MAX_LINE_CHARS)]
+SpokenText = Annotated[str, Meta(min_length=1, max_length=MAX_LINE_CHARS)]
+Label = Annotated[str, Meta(min_length=1, max_length=60)]
+Name = Annotated[str, Meta(min_length=1, max_length=120)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+def _described(kind: Any, description: str) -> Any:
+    return Annotated[kind, Meta(description=description)]
 
 
-class Voice(_Model):
+class _Model(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Strict, frozen, unknown keys rejected. NaN never passes: every number has bounds."""
+
+
+class _FieldProblem(ValueError):
+    """A cross-field check failing on one field: the message starts with '@field:' so it can be located."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"@{field}: {message}")
+
+
+class Voice(_Model, kw_only=True):
     """How lines are spoken; every field is optional and falls back to the engine's default."""
 
-    id: str | None = Field(None, description="Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).")
-    language: str | None = Field(None, description="Language code, e.g. 'en-us'; picks a matching voice.")
-    rate: int | None = Field(None, ge=80, le=450, description="Speaking rate in words per minute.")
-    volume: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="Engine volume, 0 to 1.")
+    id: _described(str | None, "Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).") = None
+    language: _described(str | None, "Language code, e.g. 'en-us'; picks a matching voice.") = None
+    rate: Annotated[int, Meta(ge=80, le=450, description="Speaking rate in words per minute.")] | None = None
+    volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
 
 
-class Phrases(_Model):
+class Phrases(_Model, kw_only=True):
     """Every fixed phrase, so a routine can be written in another language."""
 
     hold: Text = "Hold."
     get_ready: Text = "Get into position."
-    side: Text = Field("{side} side.", description="Announces a side; {side} is its label.")
+    side: _described(Text, "Announces a side; {side} is its label.") = "{side} side."
     switch_sides: Text = "Switch sides."
     halfway: Text = "Halfway."
     breathe: Text = "Breathe."
-    next_up: Text = Field("Next up: {name}.", description="Spoken during the rest; {name} is the next stretch.")
-    round: Text = Field("Round {n} of {total}.", description="{n} and {total} are filled in.")
-    numbers: list[Text] = Field(
-        default_factory=list,
-        description="Words for the countdown numbers 1, 2, 3...; digits are spoken when empty.",
-    )
+    next_up: _described(Text, "Spoken during the rest; {name} is the next stretch.") = "Next up: {name}."
+    round: _described(Text, "{n} and {total} are filled in.") = "Round {n} of {total}."
+    numbers: _described(list[Text], "Words for the countdown numbers 1, 2, 3...; digits are spoken when empty.") = \
+        msgspec.field(default_factory=list)
     session_end: Text = "That's the end of the session. Well done."
 
     def number(self, n: int) -> str:
@@ -64,63 +78,57 @@ class Phrases(_Model):
         return self.numbers[n - 1] if n <= len(self.numbers) else str(n)
 
 
-class Cue(_Model):
+class Cue(_Model, kw_only=True):
     """A coaching line spoken during a hold."""
 
-    at: float = Field(
-        allow_inf_nan=False,
-        ge=-MAX_HOLD_SECONDS,
-        le=MAX_HOLD_SECONDS,
-        description="Seconds into the hold; negative counts back from its end.",
-    )
-    say: Annotated[str, Field(min_length=1, max_length=MAX_LINE_CHARS)]
+    at: Annotated[float, Meta(ge=-MAX_HOLD_SECONDS, le=MAX_HOLD_SECONDS,
+                              description="Seconds into the hold; negative counts back from its end.")]
+    say: SpokenText
 
 
-class Defaults(_Model):
+class Defaults(_Model, kw_only=True):
     """Settings every stretch inherits unless it overrides them."""
 
-    hold: PositiveSeconds = Field(30.0, description="Seconds each hold lasts.")
-    rest: Seconds = Field(5.0, description="Seconds between stretches (and between rounds).")
-    prepare: Seconds = Field(3.0, description="Seconds to get into position before the hold.")
-    switch: Seconds = Field(3.0, description="Seconds to change position between sides.")
-    countdown: int = Field(3, ge=0, le=10, description="Spoken countdown length at the end of a hold; 0 = none.")
-    halfway: bool = Field(False, description="Say the halfway phrase in the middle of each hold.")
-    breathe: PositiveSeconds | None = Field(None, description="Say the breathe phrase every N seconds of a hold.")
-    repeat: int = Field(1, ge=1, le=20, description="Rounds of each stretch (all its sides).")
+    hold: _described(PositiveSeconds, "Seconds each hold lasts.") = 30.0
+    rest: _described(Seconds, "Seconds between stretches (and between rounds).") = 5.0
+    prepare: _described(Seconds, "Seconds to get into position before the hold.") = 3.0
+    switch: _described(Seconds, "Seconds to change position between sides.") = 3.0
+    countdown: Annotated[int, Meta(ge=0, le=10, description="Spoken countdown length at the end of a hold; 0 = none.")] = 3
+    halfway: _described(bool, "Say the halfway phrase in the middle of each hold.") = False
+    breathe: _described(PositiveSeconds | None, "Say the breathe phrase every N seconds of a hold.") = None
+    repeat: Annotated[int, Meta(ge=1, le=20, description="Rounds of each stretch (all its sides).")] = 1
 
 
-class Stretch(_Model):
+class Stretch(_Model, kw_only=True):
     """One stretch: spoken instructions, then a hold per side (per round)."""
 
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)] | None = None
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    id: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)] | None = None
+    name: Name
     instructions: Text | None = None
-    sides: list[Label] | None = Field(None, min_length=1, max_length=8)
-    hold: PositiveSeconds | dict[str, PositiveSeconds] | None = None
+    sides: Annotated[list[Label], Meta(min_length=1, max_length=8)] | None = None
+    hold: _described(PositiveSeconds | dict[str, float] | None,
+                     "Seconds of each hold, or a mapping of side label to seconds.") = None
     rest: Seconds | None = None
     prepare: Seconds | None = None
     switch: Seconds | None = None
-    countdown: Annotated[int, Field(ge=0, le=10)] | None = None
+    countdown: Annotated[int, Meta(ge=0, le=10)] | None = None
     halfway: bool | None = None
     breathe: PositiveSeconds | None = None
-    repeat: Annotated[int, Field(ge=1, le=20)] | None = None
-    cues: list[Cue] = Field(default_factory=list, max_length=50)
+    repeat: Annotated[int, Meta(ge=1, le=20)] | None = None
+    cues: Annotated[list[Cue], Meta(max_length=50)] = msgspec.field(default_factory=list)
 
-    @field_validator("sides")
-    @classmethod
-    def _unique_sides(cls, sides: list[str] | None) -> list[str] | None:
-        if sides is not None and len(set(sides)) != len(sides):
-            raise ValueError(f"side labels must be unique (got {sides})")
-        return sides
-
-    @model_validator(mode="after")
-    def _per_side_hold_matches_sides(self) -> Stretch:
+    def __post_init__(self) -> None:
+        if self.sides is not None and len(set(self.sides)) != len(self.sides):
+            raise _FieldProblem("sides", f"side labels must be unique (got {self.sides})")
         if isinstance(self.hold, dict):
+            for side, seconds in self.hold.items():
+                if not 0 < seconds <= MAX_HOLD_SECONDS:  # also false for NaN
+                    bound = "greater than 0" if not seconds > 0 else f"at most {MAX_HOLD_SECONDS:g}"
+                    raise _FieldProblem(f"hold.{side}", f"must be {bound} (got {_num(seconds)})")
             if not self.sides:
-                raise ValueError("a per-side hold needs 'sides'")
+                raise _FieldProblem("hold", "a per-side hold needs 'sides'")
             if set(self.hold) != set(self.sides):
-                raise ValueError(f"per-side hold must name exactly the sides {self.sides} (got {list(self.hold)})")
-        return self
+                raise _FieldProblem("hold", f"per-side hold must name exactly the sides {self.sides} (got {list(self.hold)})")
 
     @property
     def key(self) -> str:
@@ -128,28 +136,32 @@ class Stretch(_Model):
         return self.id or self.name
 
 
-class Routine(_Model):
+class Routine(_Model, kw_only=True):
     """A whole session: an introduction, stretches in order, a closing line."""
 
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Name
     description: Text | None = None
-    intro: Text | None = Field(None, description="Spoken first; defaults to the routine's name.")
-    closing: Text | None = Field(None, description="Spoken last, before the session-end phrase.")
-    defaults: Defaults = Field(default_factory=Defaults)
-    voice: Voice = Field(default_factory=Voice)
-    phrases: Phrases = Field(default_factory=Phrases)
-    stretches: list[Stretch] = Field(min_length=1, max_length=MAX_STRETCHES)
+    intro: _described(Text | None, "Spoken first; defaults to the routine's name.") = None
+    closing: _described(Text | None, "Spoken last, before the session-end phrase.") = None
+    defaults: Defaults = msgspec.field(default_factory=Defaults)
+    voice: Voice = msgspec.field(default_factory=Voice)
+    phrases: Phrases = msgspec.field(default_factory=Phrases)
+    stretches: Annotated[list[Stretch], Meta(min_length=1, max_length=MAX_STRETCHES)]
 
-    @field_validator("stretches")
-    @classmethod
-    def _unique_stretches(cls, stretches: list[Stretch]) -> list[Stretch]:
+    def __post_init__(self) -> None:
         seen: set[str] = set()
-        for stretch in stretches:
+        for stretch in self.stretches:
             for key in {stretch.name.casefold(), (stretch.id or stretch.name).casefold()}:
                 if key in seen:
-                    raise ValueError(f"two stretches are called {key!r}; give each a unique name or id")
+                    raise _FieldProblem("stretches", f"two stretches are called {key!r}; give each a unique name or id")
                 seen.add(key)
-        return stretches
+
+
+# Which model each nested field holds, for "did you mean" suggestions.
+_NESTED: dict[type[_Model], dict[str, type[_Model]]] = {
+    Routine: {"defaults": Defaults, "voice": Voice, "phrases": Phrases, "stretches": Stretch},
+    Stretch: {"cues": Cue},
+}
 
 
 # --- YAML with line numbers ---------------------------------------------------
@@ -166,7 +178,7 @@ def _compose(text: str, source: str) -> yaml.Node | None:
         loader = _SafeLoader(text)  # the reader rejects non-printable characters already here
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
-        raise RoutineError(f"{source}:{line}: YAML syntax error: character {exc.character!r} is not allowed") from None
+        raise RoutineError(f"{source}:{line}: YAML syntax error: control character {exc.character:#04x} is not allowed") from None
     try:
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -237,71 +249,87 @@ def _nearest_line(lines: dict[Path_, int], path: Path_) -> int:
 
 def _fields_at(path: Path_) -> list[str]:
     """The field names allowed at a path, for 'did you mean' suggestions."""
-    model: type[BaseModel] | None = Routine
+    model: type[_Model] | None = Routine
     for part in path:
-        if model is None:
-            return []
-        if isinstance(part, int):
+        if isinstance(part, int) or model is None:
             continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args, *(a for arg in args for a in getattr(arg, "__args__", ()))]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-    return list(model.model_fields) if model else []
+        model = _NESTED.get(model, {}).get(part)
+    return list(model.__struct_fields__) if model else []
 
 
-def _describe(error: dict[str, Any], path: Path_) -> str:
-    kind = error["type"]
-    got = error.get("input")
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        key = path[-1] if path else "?"
-        where = _dotted(path[:-1])
-        hint = difflib.get_close_matches(str(key), _fields_at(path[:-1]), n=1)
+_LOCATION = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH_PART = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\.\.\.\]")
+_BOUND = re.compile(r"^Expected `(?P<kind>\w+)` (?P<op>>=|<=|>|<) (?P<limit>\S+)$")
+_LENGTH = re.compile(r"^Expected `(?P<kind>\w+)` of length (?P<op>>=|<=) (?P<limit>\d+)$")
+_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>\w+)`$")
+_BOUND_WORDS = {">": "greater than", ">=": "at least", "<": "less than", "<=": "at most"}
+_TYPE_WORDS = {"float": "a number of seconds", "int": "a whole number", "str": "text", "bool": "true or false",
+               "array": "a list", "object": "a mapping"}
+
+
+def _split_error(text: str) -> tuple[str, Path_]:
+    """msgspec's 'Expected ... - at `$.a[0].b`' -> (message, ('a', 0, 'b'))."""
+    match = _LOCATION.match(text)
+    assert match is not None  # the pattern matches any text
+    path: list[str | int] = []
+    for name, index in _PATH_PART.findall(match["path"] or ""):
+        if name:
+            path.append(name)
+        elif index:
+            path.append(int(index))
+        # "[...]" is a mapping value: its key is unknown, so the mapping itself is reported
+    message = match["message"]
+    if message.startswith("@"):  # a cross-field check naming its field (_FieldProblem)
+        field, _, message = message[1:].partition(": ")
+        path += field.split(".")
+    return message, tuple(path)
+
+
+def _at(data: Any, path: Path_) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _describe(message: str, path: Path_, data: Any) -> tuple[str, Path_]:
+    """One of our messages for a msgspec error, and the path to report it at."""
+    if found := re.match(r"Object contains unknown field `(.*)`$", message):
+        key = found[1]
+        hint = difflib.get_close_matches(key, _fields_at(path), n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"{where}: unknown key {key!r}{suggestion}"
+        return f"{_dotted(path)}: unknown key {key!r}{suggestion}", path + (key,)
+    if found := re.match(r"Object missing required field `(.*)`$", message):
+        path += (found[1],)
+        return f"{_dotted(path)}: required", path
     field = _dotted(path)
-    if kind == "missing":
-        return f"{field}: required"
-    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        bound = {"greater_than": "greater than", "greater_than_equal": "at least",
-                 "less_than": "less than", "less_than_equal": "at most"}[kind]
-        limit = next(iter(ctx.values()), "?")
-        return f"{field}: must be {bound} {_num(limit)} (got {got!r})"
-    if kind == "too_short":
-        return f"{field}: must have at least {ctx.get('min_length', 1)} item(s)"
-    if kind == "too_long":
-        return f"{field}: must have at most {ctx.get('max_length')} item(s)/characters"
-    if kind in {"float_type", "int_type", "float_parsing", "int_from_float", "finite_number"}:
-        what = "a whole number" if kind.startswith("int") else "a number of seconds"
-        return f"{field}: must be {what} (got {got!r})"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    if kind in {"string_type", "bool_type", "list_type", "dict_type", "model_type"} or "type" in kind:
-        return f"{field}: {message[0].lower()}{message[1:]} (got {got!r})"
-    return f"{field}: {message[0].lower()}{message[1:]}"
+    got = _at(data, path)
+    if isinstance(got, float) and math.isnan(got):
+        return f"{field}: must be a number (got nan)", path
+    if found := _BOUND.match(message):
+        return f"{field}: must be {_BOUND_WORDS[found['op']]} {_num(float(found['limit']))} (got {got!r})", path
+    if found := _LENGTH.match(message):
+        unit = "characters" if found["kind"] == "str" else "item(s)"
+        if found["kind"] == "str" and found["op"] == ">=":
+            return f"{field}: must not be empty", path
+        least = "at least" if found["op"] == ">=" else "at most"
+        return f"{field}: must have {least} {found['limit']} {unit}", path
+    if found := re.match(r"Expected `str` matching regex '(.*)'$", message):
+        return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})", path
+    if found := _TYPE.match(message):
+        wanted = [kind for kind in found["expected"].split(" | ") if kind != "null"]
+        words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in wanted)
+        if wanted == ["float", "object"]:
+            words = "a number of seconds, or a mapping of side to seconds"
+        return f"{field}: must be {words} (got {got!r})", path
+    return f"{field}: {message[:1].lower()}{message[1:]}", path
 
 
 def _num(value: object) -> str:
     """Format a bound without a pointless '.0'."""
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> Path_:
-    """Drop pydantic's union-branch markers from an error location."""
-    return tuple(p for p in loc if isinstance(p, int) or not _is_branch_tag(p))
-
-
-def _is_branch_tag(part: str) -> bool:
-    # Pydantic names union branches by type ("float", "dict[str,constrained-float]").
-    return "[" in part or part.startswith(("constrained-", "function-")) or part in _TYPE_NAMES
-
-
-_TYPE_NAMES = {"float", "int", "str", "bool", "none", "list", "dict"}
 
 
 def parse_routine(text: str, source: str = "<routine>") -> Routine:
@@ -315,16 +343,11 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
     if not isinstance(data, dict):
         raise RoutineError(f"{source}:1: a routine must be a mapping with 'name' and 'stretches'")
     try:
-        return Routine.model_validate(data)
-    except ValidationError as exc:
-        # Report one error, the most specific (deepest) one: inside a union
-        # ("a number, or a mapping of side to number") the deeper branch is
-        # the one the user meant. One clear line beats a wall of them.
-        errors = exc.errors(include_url=False)
-        # At equal depth an unknown key explains more than a missing one ("hodl" is why "hold" is missing).
-        error = max(errors, key=lambda e: (len(_clean_loc(e["loc"])), e["type"] == "extra_forbidden"))
-        path = _clean_loc(error["loc"])
-        raise RoutineError(f"{source}:{_nearest_line(lines, path)}: {_describe(dict(error), path)}") from None
+        return msgspec.convert(data, Routine, strict=True)
+    except msgspec.ValidationError as exc:
+        message, path = _split_error(str(exc))
+        described, where = _describe(message, path, data)
+        raise RoutineError(f"{source}:{_nearest_line(lines, where)}: {described}") from None
 
 
 def load_routine_file(path: str | Path) -> Routine:
@@ -355,9 +378,11 @@ def load_routine_file(path: str | Path) -> Routine:
 
 def routine_schema() -> dict[str, Any]:
     """JSON Schema of a routine file."""
-    schema = Routine.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    generated = msgspec.json.schema(Routine)
+    definitions = generated["$defs"]
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **definitions.pop("Routine")}
     schema["title"] = "voiceguide routine"
+    schema["$defs"] = definitions
     return schema
 
 
