@@ -8,7 +8,7 @@ import struct
 import subprocess
 import wave
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,8 @@ class FakeEngine:
     def voices(self) -> list[VoiceInfo]:
         return [VoiceInfo("fake/en", "Fake English", ("en",))]
 
-    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path) -> dict[str, Path]:
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
+                   on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
         out = {}
         for index, text in enumerate(texts):
             self.calls.append(text)
@@ -57,6 +58,8 @@ class FakeEngine:
             write_tone(path, fake_seconds(text), self.RATE, pad=self.PAD,
                        freq=200 + int(hashlib.sha1(text.encode()).hexdigest()[:3], 16) % 400)
             out[text] = path
+            if on_done is not None:
+                on_done(text)
         return out
 
 

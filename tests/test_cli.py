@@ -219,3 +219,50 @@ def test_two_renders_sharing_a_cold_cache_both_succeed(tmp_path: Path) -> None:
     assert len(entries) == len({e["text"] for e in plan["events"] if e["kind"] == "speech"})
     for out in outs:  # each render was verified against its own plan; this one is the cache's
         assert abs(decoded_length(out) / 44100 - plan["duration"]) < 0.1
+
+
+# --- Batch renders, the cache command, progress ---------------------------------------
+
+def test_batch_render_of_a_folder_and_a_builtin(tmp_path: Path) -> None:
+    folder = tmp_path / "routines"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.yaml").write_text(f"name: {name}\ndefaults: {{hold: 10}}\nstretches:\n  - name: Reach {name}\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(folder), "desk-break", "--output-dir", str(out), "-j", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp3", "b.mp3", "desk-break.mp3"]
+    for name in ("a", "b"):
+        plan = json.loads(runner.invoke(app, ["plan", str(folder / f"{name}.yaml"), "--json"]).stdout)
+        assert abs(decoded_length(out / f"{name}.mp3") / 44100 - plan["duration"]) < 0.001
+    assert result.stderr == ""
+
+
+def test_batch_validates_everything_before_rendering(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    result = runner.invoke(app, ["render", "desk-break", str(bad), "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
+    result = runner.invoke(app, ["render", "desk-break", "psoas", "-o", str(tmp_path / "x.mp3")])
+    assert result.exit_code == 2 and "--output-dir" in result.stderr
+
+
+def test_progress_is_plain_lines_when_piped_and_silent_with_q(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["render", "desk-break", "-o", str(tmp_path / "s.mp3"), "--verify"])
+    lines = result.stderr.splitlines()
+    assert lines[0] == "speech: 0%" or lines[0].startswith("speech: ")
+    assert "encoding: 0%" in lines and "encoding: 100%" in lines and "verifying: 100%" in lines
+    assert "\r" not in result.stderr
+    quiet = runner.invoke(app, ["render", "desk-break", "-o", str(tmp_path / "s.mp3"), "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_cache_info_and_clear(_isolated_cache: Path) -> None:
+    runner.invoke(app, ["plan", "desk-break"])
+    count = len(list(_isolated_cache.glob("*/*.clip")))
+    info = runner.invoke(app, ["cache", "info"])
+    assert info.exit_code == 0 and info.stdout.startswith(f"{_isolated_cache}: {count} clips") and count > 10
+    cleared = runner.invoke(app, ["cache", "clear"])
+    assert cleared.stdout.strip() == f"removed {count} clips from {_isolated_cache}"
+    assert not list(_isolated_cache.glob("*/*.clip"))
+    assert runner.invoke(app, ["cache", "shrink"]).exit_code == 2

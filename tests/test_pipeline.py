@@ -10,7 +10,16 @@ from conftest import FakeEngine, decode, onsets, rms
 from mutagen.id3 import ID3
 
 from voiceguide.errors import OutputError
-from voiceguide.pipeline import SessionOptions, plan_session, render_session, safe_stem, voice_settings
+from voiceguide.pipeline import (
+    BatchItem,
+    RenderResult,
+    SessionOptions,
+    plan_session,
+    render_many,
+    render_session,
+    safe_stem,
+    voice_settings,
+)
 from voiceguide.routine import load_builtin
 from voiceguide.script import ScriptOptions, build_script, spoken_texts
 from voiceguide.speech import ClipCache, Pyttsx3Engine, VoiceSettings, synthesize
@@ -112,3 +121,24 @@ def test_two_hour_render_duration_matches_plan(tmp_path: Path, fake_engine: Fake
     result = render_session(routine, tmp_path / "long.mp3", engine=fake_engine, cache=cache)
     assert result.plan.duration > 2 * 3600
     assert abs(decoded_length(result.output) / RATE - result.plan.duration) < 0.05
+
+
+def test_progress_reports_each_stage_to_completion(tmp_path: Path, fake_engine: FakeEngine, cache: ClipCache) -> None:
+    seen: list[tuple[str, int, int]] = []
+    result = render_session(load_builtin("desk-break"), tmp_path / "s.mp3", engine=fake_engine, cache=cache,
+                            verify=True, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    stages = list(dict.fromkeys(stage for stage, _, _ in seen))
+    assert stages == ["synthesis", "encoding", "verify"]
+    lines = len({e.text for e in result.plan.speech()})
+    assert ("synthesis", lines, lines) in seen and ("encoding", result.plan.total, result.plan.total) in seen
+    encoded = [done for stage, done, _ in seen if stage == "encoding"]
+    assert encoded == sorted(encoded)  # monotonic
+
+
+def test_render_many_renders_in_parallel_and_keeps_order(tmp_path: Path, fake_engine: FakeEngine, cache: ClipCache) -> None:
+    items = [BatchItem(load_builtin(name), tmp_path / f"{name}.mp3") for name in ("psoas", "desk-break", "psoas")]
+    items[2] = BatchItem(items[2].routine, tmp_path / "again.mp3")
+    results = render_many(items, jobs=2, engine=fake_engine, cache=cache)
+    assert [r.output for r in results if isinstance(r, RenderResult)] == [i.output for i in items]
+    # Each distinct (text, voice) once: psoas twice costs nothing extra; desk-break has its own voice.
+    assert len(fake_engine.calls) == sum(len({e.text for e in r.plan.speech()}) for r in results[:2])

@@ -132,8 +132,14 @@ def _clock(seconds: float) -> str:
 
 @app.command()
 def render(
-    routine: RoutineArg = "psoas",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (default: output/NAME.mp3).")] = None,
+    routines: Annotated[list[str] | None, typer.Argument(
+        help="Routine YAML files, folders of them, or built-in names (default: psoas).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, for one routine "
+                                                "(default: output/NAME.mp3).")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for outputs named after each routine.")]
+    = Path("output"),
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Renders at once (default: one per core).")]
+    = None,
     hold: HoldOpt = None,
     hold_scale: ScaleOpt = 1.0,
     rest: RestOpt = None,
@@ -147,20 +153,106 @@ def render(
     no_cache: NoCacheOpt = False,
     verify: Annotated[bool, typer.Option("--verify", help="Decode the written file and check its duration and "
                                          "chapters against the plan before replacing anything.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Render a routine to a voice-guided MP3 with chapters."""
+    """Render routines to voice-guided MP3s with chapters (several at once: one per core)."""
     with _user_errors():
-        from voiceguide.pipeline import default_output, render_session
-        from voiceguide.routine import resolve_routine
+        from voiceguide.pipeline import BatchItem, RenderResult, default_output, render_many, render_session
+        from voiceguide.routine import expand_routine_args, resolve_routine
 
-        model, base = resolve_routine(routine)
+        specs = expand_routine_args(routines or ["psoas"])
+        if output and len(specs) > 1:
+            raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume)
-        result = render_session(model, output or default_output(base), options, cache=_cache(no_cache), verify=verify)
-        plan = result.plan
-        if duration:
-            typer.echo(_hold_summary(plan), err=True)
+        loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
         checked = ", verified" if verify else ""
-        typer.echo(f"wrote {result.output} ({_clock(plan.duration)}, {len(plan.chapters)} chapters{checked})")
+        if len(loaded) == 1:
+            model, base = loaded[0]
+            reporter = None if quiet else _Progress()
+            result = render_session(model, output or default_output(base, output_dir), options, cache=_cache(no_cache),
+                                    verify=verify, progress=reporter)
+            if duration:
+                typer.echo(_hold_summary(result.plan), err=True)
+            typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
+            return
+
+        def finished(item: BatchItem, result: RenderResult | VoiceguideError) -> None:
+            if isinstance(result, VoiceguideError):
+                typer.echo(f"error: {item.output}: {result}", err=True)
+            else:
+                typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
+
+        items = [BatchItem(model, default_output(base, output_dir)) for model, base in loaded]
+        _refuse_clashing_outputs(items)
+        results = render_many(items, options, jobs=jobs, cache=_cache(no_cache), verify=verify, done=finished)
+        failures = [r for r in results if isinstance(r, VoiceguideError)]
+        if failures:
+            typer.echo(f"{len(failures)} of {len(results)} renders failed", err=True)
+            raise typer.Exit(failures[0].exit_code)
+
+
+def _refuse_clashing_outputs(items: list[Any]) -> None:
+    seen: set[Path] = set()
+    for item in items:
+        if item.output in seen:
+            raise OptionError(f"two routines would both write {item.output}; rename one file")
+        seen.add(item.output)
+
+
+_STAGE_LABELS = {"synthesis": "speech", "encoding": "encoding", "verify": "verifying"}
+
+
+class _Progress:
+    """Progress on stderr: a redrawn bar per stage on a terminal, plain lines when piped or in CI."""
+
+    def __init__(self) -> None:
+        import os
+        import time
+
+        self.clock = time.monotonic
+        self.live = sys.stderr.isatty() and not os.environ.get("CI")
+        self.stage = ""
+        self.last_draw = 0.0
+        self.last_quarter = -1
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        fraction = done / total if total else 1.0
+        label = _STAGE_LABELS.get(stage, stage)
+        if stage != self.stage:
+            self.stage, self.last_quarter, self.last_draw = stage, -1, 0.0
+        if self.live:
+            now = self.clock()
+            if fraction < 1 and now - self.last_draw < 0.1:
+                return
+            self.last_draw = now
+            bar = "#" * round(fraction * 30)
+            end = "\n" if fraction >= 1 else ""
+            sys.stderr.write(f"\r{label:<10} [{bar:<30}] {fraction:4.0%}{end}")
+            sys.stderr.flush()
+            return
+        quarter = int(fraction * 4)  # plain lines at 0, 25, 50, 75 and 100 %
+        if quarter != self.last_quarter:
+            self.last_quarter = quarter
+            sys.stderr.write(f"{label}: {quarter * 25}%\n")
+            sys.stderr.flush()
+
+
+@app.command("cache")
+def cache_command(
+    action: Annotated[str, typer.Argument(help="info: where the speech cache is and its size; clear: empty it.")],
+) -> None:
+    """Show or clear the speech cache."""
+    with _user_errors():
+        from voiceguide.speech import ClipCache
+
+        store = ClipCache()
+        if action == "info":
+            count, size = store.info()
+            typer.echo(f"{store.folder}: {count} clips, {size / 1e6:.1f} MB")
+        elif action == "clear":
+            typer.echo(f"removed {store.clear()} clips from {store.folder}")
+        else:
+            raise OptionError(f"cache: unknown action {action!r}; use 'info' or 'clear'")
 
 
 def _hold_summary(plan: Plan) -> str:

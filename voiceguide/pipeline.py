@@ -5,12 +5,14 @@ Everything the CLI does is one call here, so voiceguide can be used without it.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voiceguide.errors import OptionError, PlanError
+from voiceguide.errors import OptionError, PlanError, VoiceguideError
 from voiceguide.routine import Routine
 from voiceguide.script import ScriptOptions, build_script, spoken_texts
 from voiceguide.speech import Clip, ClipCache, Engine, Pyttsx3Engine, VoiceSettings, cached_lengths, synthesize
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
 DEFAULT_OUTPUT_DIR = Path("output")
 ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
 HOLD_FLOOR = 10.0  # --duration never scales a hold below this many seconds
+
+# Progress: progress(stage, done, total) with one of these stages.
+Progress = Callable[[str, int, int], None]
+SYNTHESIS, ENCODING, VERIFY = "synthesis", "encoding", "verify"
 
 
 @dataclass(frozen=True)
@@ -61,14 +67,15 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
 
 
 def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
-             estimate: bool) -> tuple[dict[str, int], dict[str, Clip]]:
+             estimate: bool, progress: Progress | None = None) -> tuple[dict[str, int], dict[str, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating."""
     texts = spoken_texts(build_script(routine, options.script))
     voice = voice_settings(routine, options.voice)
     if estimate:
         known = cached_lengths(texts, voice, engine, cache, RATE)
         return {t: known.get(t) or estimate_length(t, voice) for t in texts}, {}
-    clips = synthesize(texts, voice, engine, cache, RATE)
+    report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
+    clips = synthesize(texts, voice, engine, cache, RATE, progress=report)
     return {t: clip.samples for t, clip in clips.items()}, clips
 
 
@@ -132,11 +139,14 @@ def plan_session(routine: Routine, options: SessionOptions | None = None, *, eng
 
 
 def render_session(routine: Routine, output: Path, options: SessionOptions | None = None, *,
-                   engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False) -> RenderResult:
+                   engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
+                   progress: Progress | None = None) -> RenderResult:
     """Render a routine to an audio file at ``output`` (written atomically) and return its plan.
 
     With ``verify`` the finished file is decoded and its duration and chapters
     checked against the plan before it replaces anything (VerifyError if not).
+    ``progress(stage, done, total)`` hears about synthesis (lines), encoding
+    (samples, assembled and encoded as one stream) and verification.
     """
     from voiceguide.assemble import pcm_chunks
     from voiceguide.export import check_writable, encode
@@ -144,12 +154,77 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
 
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
-    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate=False)
+    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate=False,
+                              progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
-    check = (lambda temp: verify_file(temp, plan.rate, plan.total, plan.chapters)) if verify else None
-    encode(pcm_chunks(plan, clips), plan.rate, output, session_tags(routine, plan), plan.chapters,
-           bitrate=options.bitrate, check=check)
+
+    def check(temp: Path) -> None:
+        if progress:
+            progress(VERIFY, 0, 1)
+        verify_file(temp, plan.rate, plan.total, plan.chapters)
+        if progress:
+            progress(VERIFY, 1, 1)
+
+    chunks = pcm_chunks(plan, clips)
+    encode(_reporting(chunks, plan.total, progress) if progress else chunks, plan.rate, output,
+           session_tags(routine, plan), plan.chapters, bitrate=options.bitrate, check=check if verify else None)
     return RenderResult(output, plan)
+
+
+def _reporting(chunks: Iterator[bytes], total: int, progress: Progress) -> Iterator[bytes]:
+    """Pass PCM chunks through, reporting how many samples have gone to the encoder."""
+    done = 0
+    progress(ENCODING, 0, total)
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk) // 2
+        progress(ENCODING, done, total)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One render of a batch: a routine and where it goes."""
+
+    routine: Routine
+    output: Path
+
+
+def render_many(items: Sequence[BatchItem], options: SessionOptions | None = None, *, jobs: int | None = None,
+                engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
+                done: Callable[[BatchItem, RenderResult | VoiceguideError], None] | None = None,
+                ) -> list[RenderResult | VoiceguideError]:
+    """Render several routines, ``jobs`` at a time (default: one per core); results in input order.
+
+    Speech for every routine is synthesized first (each distinct line once,
+    spread over the cores), then the sessions are assembled and encoded in
+    parallel. A render that fails does not stop the others: its error is its
+    result. ``done`` hears about each render as it finishes.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from voiceguide.export import check_writable
+
+    options = options or SessionOptions()
+    engine = engine or Pyttsx3Engine()
+    cache = cache or ClipCache()
+    for item in items:
+        check_writable(item.output)
+    for item in items:  # warm the cache: encoding threads then only read clips
+        _lengths(item.routine, options, engine, cache, estimate=False)
+
+    def one(item: BatchItem) -> RenderResult | VoiceguideError:
+        try:
+            result: RenderResult | VoiceguideError = render_session(item.routine, item.output, options, engine=engine,
+                                                                    cache=cache, verify=verify)
+        except VoiceguideError as error:
+            result = error
+        if done is not None:
+            done(item, result)
+        return result
+
+    # Threads suffice: each render's heavy lifting happens in its own ffmpeg process.
+    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, items))
 
 
 def session_tags(routine: Routine, plan: Plan) -> Tags:
@@ -173,6 +248,6 @@ def safe_stem(name: str) -> str:
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
-def default_output(base: str) -> Path:
+def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR) -> Path:
     """Where a routine renders by default: output/<name>.mp3."""
-    return DEFAULT_OUTPUT_DIR / f"{safe_stem(base)}.mp3"
+    return folder / f"{safe_stem(base)}.mp3"

@@ -458,3 +458,18 @@ def resolve_routine(spec: str | Path) -> tuple[Routine, str]:
     if path.suffix.lower() in {".yaml", ".yml"} or path.exists() or "/" in text:
         return load_routine_file(path), path.stem
     return load_builtin(text), text
+
+
+def expand_routine_args(specs: list[str]) -> list[str]:
+    """Routine arguments as given, with each folder replaced by the routine files in it (sorted)."""
+    out: list[str] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in {".yaml", ".yml"} and p.is_file())
+            if not found:
+                raise RoutineError(f"{path}: no routine files (*.yaml) in this folder")
+            out += found
+        else:
+            out.append(spec)
+    return out

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import wave
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -70,8 +70,9 @@ class Engine(Protocol):
         """A string that changes whenever the engine's output could change (for cache keys)."""
         ...
 
-    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path) -> dict[str, Path]:
-        """Write a WAV for every text into ``folder``; return text -> path."""
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
+                   on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
+        """Write a WAV for every text into ``folder``; return text -> path. Call ``on_done`` after each line."""
         ...
 
     def voices(self) -> list[VoiceInfo]:
@@ -171,14 +172,15 @@ class WorkerEngine:
             raise SpeechError(str(answer.get("error")))
         return [VoiceInfo(v["id"], v["name"], tuple(v["languages"])) for v in answer["voices"]]
 
-    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path) -> dict[str, Path]:
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
+                   on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
         jobs: queue.Queue[tuple[int, str]] = queue.Queue()
         for index, text in enumerate(texts):
             jobs.put((index, text))
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
         count = max(1, min(self.workers, len(texts)))
-        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures))
+        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done))
                    for _ in range(count)]
         for thread in threads:
             thread.start()
@@ -205,7 +207,7 @@ class WorkerEngine:
         return ""
 
     def _serve(self, jobs: queue.Queue[tuple[int, str]], voice: VoiceSettings, folder: Path,
-               results: dict[str, Path], failures: list[SpeechError]) -> None:
+               results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None) -> None:
         worker: _Worker | None = None
         try:
             while not failures:
@@ -221,6 +223,8 @@ class WorkerEngine:
                     error = self._speak_once(worker, text, path, voice)
                     if not error:
                         results[text] = path
+                        if on_done is not None:
+                            on_done(text)
                         break
                     worker.close()
                     worker = None
@@ -414,8 +418,11 @@ class ClipCache:
 
 
 def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
-               rate: int) -> dict[str, Clip]:
-    """Return a processed clip for every distinct text, synthesizing only what the cache lacks."""
+               rate: int, progress: Callable[[int, int], None] | None = None) -> dict[str, Clip]:
+    """Return a processed clip for every distinct text, synthesizing only what the cache lacks.
+
+    ``progress(done, total)`` is called as lines become available (cached ones at once).
+    """
     identity = engine.identity()
     wanted = list(dict.fromkeys(texts))
     clips: dict[str, Clip] = {}
@@ -426,9 +433,20 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
             missing.append(text)
         else:
             clips[text] = clip
+    done = [len(clips)]
+    lock = threading.Lock()
+
+    def line_done(_text: str) -> None:
+        with lock:  # engines call this from their worker threads
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], len(wanted))
+
+    if progress is not None:
+        progress(done[0], len(wanted))
     if missing:
         with tempfile.TemporaryDirectory(prefix="voiceguide-speech-") as folder:
-            paths = engine.synthesize(missing, voice, Path(folder))
+            paths = engine.synthesize(missing, voice, Path(folder), on_done=line_done)
             for text in missing:
                 try:
                     clip = process_clip(paths[text], rate)
