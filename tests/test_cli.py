@@ -145,7 +145,7 @@ def _wait_for_encoding(folder: Path, process: subprocess.Popen[bytes], timeout: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the render ended before it could be interrupted"
-        if any(p.stat().st_size > 50_000 for p in folder.glob(".*.part")):
+        if any(p.stat().st_size > 50_000 for p in folder.glob(".*.part*")):  # the encoder's parts, too
             return
         time.sleep(0.05)
     raise AssertionError("encoding never started")
@@ -156,7 +156,7 @@ def test_interrupted_render_keeps_the_previous_file(sig: signal.Signals, tmp_pat
     out = tmp_path / "session.mp3"
     out.write_bytes(b"the previous session")
     # Holds of 20 minutes make a 2-hour session: encoding takes seconds, long enough to interrupt.
-    process = subprocess.Popen(_cli("render", "psoas", "--hold", "1200", "-o", str(out)), env=_env(_isolated_cache),
+    process = subprocess.Popen(_cli("render", "psoas", "--hold", "1200", "-q", "-o", str(out)), env=_env(_isolated_cache),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for_encoding(tmp_path, process)
     process.send_signal(sig)
@@ -180,7 +180,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_previous_file(tmp_path: Path, 
     out = tmp_path / "session.mp3"
     out.write_bytes(b"the previous session")
     subprocess.run(_cli("plan", "psoas"), env=_env(_isolated_cache), capture_output=True, check=True)  # speech cached
-    result = subprocess.run(_cli("render", "psoas", "-o", str(out)), env=_env(_isolated_cache),
+    result = subprocess.run(_cli("render", "psoas", "-q", "-o", str(out)), env=_env(_isolated_cache),
                             capture_output=True, preexec_fn=_limit_file_size, timeout=120)
     assert result.returncode == 4
     (line,) = result.stderr.decode().splitlines()

@@ -9,8 +9,8 @@ from conftest import decode
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
-from voiceguide.errors import EncoderError, OutputError, VerifyError
-from voiceguide.export import Tags, encode, ffmetadata, verify
+from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
+from voiceguide.export import Tags, _split_points, encode, ffmetadata, verify
 from voiceguide.timeline import Chapter
 
 RATE = 44100
@@ -51,7 +51,7 @@ def test_metadata_is_escaped_and_sorted() -> None:
 def test_failed_encode_leaves_previous_file_and_no_partial(tmp_path: Path) -> None:
     out = tmp_path / "s.mp3"
     out.write_bytes(b"previous")
-    with pytest.raises(EncoderError, match="ffmpeg failed"):
+    with pytest.raises(OptionError, match="--bitrate: expected one of"):
         encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [], bitrate="not-a-bitrate")
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]
@@ -103,7 +103,7 @@ def test_failed_verify_keeps_the_previous_file(tmp_path: Path) -> None:
 def test_missing_encoder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(tmp_path / "no-such-ffmpeg"))
     with pytest.raises(EncoderError, match="cannot run ffmpeg"):
-        encode(tone_chunks(1.0), RATE, tmp_path / "s.mp3", Tags(title="x"), [])
+        encode(tone_chunks(1.0), RATE, tmp_path / "s.wav", Tags(title="x"), [], fmt="wav")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -112,7 +112,46 @@ def test_failing_encoder_reports_its_last_lines(tmp_path: Path, monkeypatch: pyt
     fake.write_text("#!/bin/sh\ncat >/dev/null\necho 'line one' >&2\necho 'Unknown encoder libmp3lame' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(fake))
-    out = tmp_path / "out" / "s.mp3"
+    out = tmp_path / "out" / "s.wav"
     with pytest.raises(EncoderError, match=r"ffmpeg failed \(exit 1\): line one \| Unknown encoder libmp3lame"):
-        encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [])
+        encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [], fmt="wav")
     assert list(out.parent.iterdir()) == []
+
+
+class Beeps:
+    """A PcmSource: short loud beeps at known samples in long digital silence (like a session)."""
+
+    def __init__(self, starts: list[int], total: int, length: int = 2205) -> None:
+        self.starts, self.total, self.length = starts, total, length
+        self.beep = (12000).to_bytes(2, "little", signed=True) + (-12000).to_bytes(2, "little", signed=True)
+
+    def chunks(self, start: int = 0, end: int | None = None):  # type: ignore[no-untyped-def]
+        end = self.total if end is None else end
+        samples = bytearray(2 * (end - start))
+        for s in self.starts:
+            for i in range(max(s, start), min(s + self.length, end)):
+                samples[2 * (i - start): 2 * (i - start) + 2] = self.beep[2 * (i % 2): 2 * (i % 2) + 2]
+        yield bytes(samples)
+
+    def silences(self) -> list[tuple[int, int]]:
+        edges = [0, *(x for s in self.starts for x in (s, s + self.length)), self.total]
+        return [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b > a]
+
+
+def test_parallel_mp3_parts_join_sample_exact(tmp_path: Path) -> None:
+    total = 200 * RATE  # long enough for three parts of at least a minute
+    starts = [round(t * RATE) + 7 for t in (1.5, 40.25, 99.99, 170.01, 198.5)]  # cuts fall mid-silence
+    source = Beeps(starts, total)
+    single, parallel = tmp_path / "one.mp3", tmp_path / "three.mp3"
+    encode(source, RATE, single, Tags(title="x"), [], jobs=1)
+    encode(source, RATE, parallel, Tags(title="x"), [], jobs=3)
+    a, b = decode(single), decode(parallel)
+    assert len(a) == len(b) == total
+    for start in starts:  # every beep begins at the same sample in both, whatever part it fell in
+        first_a = next(i for i in range(start - 200, start + 200) if abs(a[i]) > 3000)
+        first_b = next(i for i in range(start - 200, start + 200) if abs(b[i]) > 3000)
+        assert first_a == first_b and abs(first_a - start) <= 2
+    cuts = _split_points(source, RATE, 3)
+    assert len(cuts) == 2 and all(c % 1152 == 0 for c in cuts)
+    for cut in cuts:  # the joints sit in digital silence
+        assert not any(b[cut - RATE // 2 : cut + RATE // 4])

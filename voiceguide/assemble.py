@@ -1,37 +1,80 @@
-"""Assembly: the plan and its clips become one stream of PCM, in order, sample-exact.
+"""Assembly: the plan and its clips become PCM, in order, sample-exact, for any range of the session.
 
 Nothing is concatenated in memory: silence comes from one shared buffer of
 zeros and clips are yielded as they are, so memory stays flat however long
-the session is.
+the session is. Any stretch of the session can be produced on its own, which
+lets the encoder work on several parts at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from voiceguide.speech import Clip
 from voiceguide.timeline import Plan
 
 BYTES_PER_SAMPLE = 2  # mono 16-bit
+_ZEROS = bytes(44100 * BYTES_PER_SAMPLE)  # one second at 44.1 kHz, shared by every gap
 
 
-def _silence(samples: int, zeros: bytes) -> Iterator[bytes]:
-    size = len(zeros) // BYTES_PER_SAMPLE
+def _silence(samples: int) -> Iterator[bytes]:
+    size = len(_ZEROS) // BYTES_PER_SAMPLE
     while samples > 0:
         step = min(samples, size)
-        yield zeros[: step * BYTES_PER_SAMPLE]
+        yield _ZEROS[: step * BYTES_PER_SAMPLE]
         samples -= step
 
 
+@dataclass(frozen=True)
+class SessionAudio:
+    """A planned session's audio, produced on demand: mono 16-bit PCM at ``plan.rate``."""
+
+    plan: Plan
+    clips: Mapping[str, Clip]
+
+    def __post_init__(self) -> None:
+        cursor = 0
+        for event in self.plan.speech():
+            clip = self.clips[event.text or ""]
+            if clip.rate != self.plan.rate or clip.samples != event.end - event.start or event.start < cursor:
+                raise ValueError(f"clip for {event.text!r} does not match the plan")  # a bug, not user error
+            cursor = event.end
+
+    @property
+    def total(self) -> int:
+        """Length in samples."""
+        return self.plan.total
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Yield samples ``start`` to ``end`` (default: the whole session); exactly ``end - start`` in all."""
+        end = self.plan.total if end is None else end
+        cursor = start
+        for event in self.plan.speech():
+            if event.end <= start:
+                continue
+            if event.start >= end:
+                break
+            first, last = max(event.start, start), min(event.end, end)
+            yield from _silence(first - cursor)
+            pcm = self.clips[event.text or ""].pcm
+            yield pcm[(first - event.start) * BYTES_PER_SAMPLE : (last - event.start) * BYTES_PER_SAMPLE]
+            cursor = last
+        yield from _silence(end - cursor)
+
+    def silences(self) -> list[tuple[int, int]]:
+        """Every stretch with nothing spoken, as (start, end) samples."""
+        gaps: list[tuple[int, int]] = []
+        cursor = 0
+        for event in self.plan.speech():
+            if event.start > cursor:
+                gaps.append((cursor, event.start))
+            cursor = max(cursor, event.end)
+        if cursor < self.plan.total:
+            gaps.append((cursor, self.plan.total))
+        return gaps
+
+
 def pcm_chunks(plan: Plan, clips: Mapping[str, Clip]) -> Iterator[bytes]:
-    """Yield the session as mono 16-bit PCM at ``plan.rate``; exactly ``plan.total`` samples in all."""
-    zeros = bytes(plan.rate * BYTES_PER_SAMPLE)  # one second, shared by every gap
-    cursor = 0
-    for event in plan.speech():
-        clip = clips[event.text or ""]
-        if clip.rate != plan.rate or clip.samples != event.end - event.start or event.start < cursor:
-            raise ValueError(f"clip for {event.text!r} does not match the plan")  # a bug, not user error
-        yield from _silence(event.start - cursor, zeros)
-        yield clip.pcm
-        cursor = event.end
-    yield from _silence(plan.total - cursor, zeros)
+    """Yield the whole session as mono 16-bit PCM at ``plan.rate``; exactly ``plan.total`` samples in all."""
+    return SessionAudio(plan, clips).chunks()

@@ -8,25 +8,33 @@ interrupted render never leaves a partial file and never loses the old one.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
+from typing import IO, Protocol
 
-from voiceguide.errors import EncoderError, OutputError, VerifyError
+from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
 from voiceguide.timeline import Chapter
 
 # Spoken word: 44.1 kHz mono at 64 kbit/s is transparent for a voice and small.
 DEFAULT_BITRATE = "64k"
 DISK_FULL_SIGNS = ("No space left on device", "File too large", "Disk quota exceeded")
+# ffmpeg settings per format (MP3 is encoded in-process; these are for the floor benchmark and the rest).
 FORMAT_ARGS = {
     "mp3": ["-c:a", "libmp3lame", "-id3v2_version", "3", "-write_xing", "1", "-f", "mp3"],
+    "wav": ["-c:a", "pcm_s16le", "-f", "wav"],
 }
+FORMATS = ("mp3", "wav")
 
 
 @dataclass(frozen=True)
@@ -89,16 +97,319 @@ def check_writable(output: Path) -> None:
         raise OutputError(f"{output}: is a directory")
 
 
-def encode(chunks: Iterable[bytes], rate: int, output: Path, tags: Tags, chapters: Sequence[Chapter],
-           bitrate: str = DEFAULT_BITRATE, fmt: str = "mp3", check: Callable[[Path], None] | None = None) -> None:
-    """Encode mono 16-bit PCM chunks to ``output``; atomic: all or nothing.
+class PcmSource(Protocol):
+    """Audio that can be produced in parts (voiceguide.assemble.SessionAudio): lets MP3 encode on every core."""
 
-    ``check`` is called on the finished temporary file before it is renamed into place.
+    @property
+    def total(self) -> int: ...
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+
+    def silences(self) -> list[tuple[int, int]]: ...
+
+
+def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: Tags, chapters: Sequence[Chapter],
+           bitrate: str = DEFAULT_BITRATE, fmt: str = "mp3", check: Callable[[Path], None] | None = None,
+           progress: Callable[[int], None] | None = None, jobs: int | None = None) -> None:
+    """Encode mono 16-bit PCM to ``output``; atomic: all or nothing.
+
+    ``source`` is a sequence of PCM chunks, or a PcmSource, which MP3 encodes
+    in parallel parts. MP3 is encoded in-process with LAME (lameenc) and tagged
+    with mutagen; other formats go through ffmpeg. ``check`` is called on the
+    finished temporary file before it is renamed into place; ``progress`` hears
+    the number of samples encoded so far.
     """
+    if fmt not in FORMATS:
+        raise OptionError(f"--format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    kbps = parse_bitrate(bitrate)
     check_writable(output)
     fd, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
     os.close(fd)
     temp = Path(temp_name)
+    counter = _Counter(progress)
+    try:
+        if fmt == "mp3":
+            _encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores())
+        else:
+            chunks = source.chunks() if hasattr(source, "silences") else source
+            _encode_ffmpeg(counter.through(chunks), rate, temp, tags, chapters, bitrate, fmt, output)
+        if check is not None:
+            check(temp)  # e.g. --verify: a file that fails never replaces the previous one
+        os.replace(temp, output)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise OutputError(f"{output}: cannot write: the disk is full or the file is too large ({exc.strerror}); "
+                              "nothing was replaced") from None
+        raise OutputError(f"{output}: cannot write ({exc.strerror})") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects taskset and container CPU sets, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Counter:
+    """Counts samples handed to an encoder, from any thread, and reports the running total."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.progress = progress
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def add(self, samples: int) -> None:
+        if self.progress is not None:
+            with self.lock:
+                self.done += samples
+                self.progress(self.done)
+
+    def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+            self.add(len(chunk) // 2)
+
+
+def parse_bitrate(bitrate: str) -> int:
+    """'64k' or '64' -> 64 (kbit/s), one of the rates MP3 allows."""
+    text = bitrate.strip().lower().removesuffix("k")
+    if not text.isdigit() or int(text) not in MP3_BITRATES:
+        raise OptionError(f"--bitrate: expected one of {', '.join(f'{b}k' for b in MP3_BITRATES)} (got {bitrate!r})")
+    return int(text)
+
+
+# MPEG-1 Layer III bitrates (kbit/s), in header index order from 1.
+MP3_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it when the LAME tag says so
+LAME_QUALITY = 3  # LAME's own default algorithm quality, as ffmpeg's libmp3lame uses it
+
+
+FRAME = 1152  # samples per MPEG-1 Layer III frame
+MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
+
+
+def _encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags: Tags, chapters: Sequence[Chapter],
+                kbps: int, counter: _Counter, jobs: int) -> None:
+    """MP3 with an ID3v2.3 tag (chapters + ordered top-level CTOC) and a LAME Info tag for gapless length.
+
+    A PcmSource is cut into parts at silent frame boundaries and the parts are
+    encoded on separate cores, then joined. Each part but the last is encoded
+    one frame short, so LAME's priming and padding (zeros) exactly fill that
+    frame: every part starts where the plan says and the whole decodes to
+    exactly the planned number of samples (see _split_points).
+    """
+    if hasattr(source, "silences"):
+        audio: PcmSource = source  # type: ignore[assignment]
+        cuts = [0, *_split_points(audio, rate, jobs), audio.total]
+        parts = [audio.chunks(a, b - (FRAME if b != audio.total else 0)) for a, b in pairwise(cuts)]
+        total = audio.total
+    else:
+        parts = [iter(source)]  # type: ignore[arg-type]
+        total = -1
+    path.write_bytes(_id3_tag(tags, chapters, rate))
+    info_length = _info_frame_length(kbps, rate, 1)
+    with open(path, "r+b") as out:
+        out.seek(0, os.SEEK_END)
+        info_at = out.tell()
+        out.write(bytes(info_length))  # placeholder, filled in at the end
+        if len(parts) == 1:
+            samples = _encode_part(parts[0], rate, kbps, out, counter)
+        else:
+            samples = _encode_parallel(parts, rate, kbps, out, counter, path)
+        end = out.tell()
+        out.seek(info_at + info_length)
+        first = out.read(4)
+        frames = _count_frames(first, end - info_at - info_length, kbps, rate)
+        content = total if total >= 0 else samples  # what a gapless decoder must return
+        out.seek(info_at)
+        out.write(_info_frame(first, kbps, rate, 1, frames, content, end - info_at))
+
+
+def _new_encoder(rate: int, kbps: int, channels: int = 1):  # type: ignore[no-untyped-def]
+    import lameenc
+
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(kbps)
+    encoder.set_in_sample_rate(rate)
+    encoder.set_channels(channels)
+    encoder.set_quality(LAME_QUALITY)
+    return encoder
+
+
+class _Stopped(Exception):
+    """Another part failed or the render was interrupted: stop encoding this part."""
+
+
+def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], counter: _Counter,
+                 stop: threading.Event | None = None) -> int:
+    """Encode one stream of PCM into ``out``; return the number of samples encoded."""
+    encoder = _new_encoder(rate, kbps)
+    samples = 0
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= 1 << 20:  # hand LAME about a megabyte at a time (it releases the GIL while encoding)
+            out.write(encoder.encode(b"".join(pending)))
+            samples += size // 2
+            counter.add(size // 2)
+            pending, size = [], 0
+    if pending:
+        out.write(encoder.encode(b"".join(pending)))
+        samples += size // 2
+        counter.add(size // 2)
+    out.write(encoder.flush())
+    return samples
+
+
+def _encode_parallel(parts: list[Iterator[bytes]], rate: int, kbps: int, out: IO[bytes], counter: _Counter,
+                     path: Path) -> int:
+    """Encode parts on separate threads into temporary files beside ``path``, then append them in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    temps = [path.with_name(f"{path.name}.{i}") for i in range(len(parts))]
+    stop = threading.Event()
+
+    def run(index: int) -> int:
+        with open(temps[index], "wb") as handle:
+            return _encode_part(parts[index], rate, kbps, handle, counter, stop)
+
+    pool = ThreadPoolExecutor(max_workers=len(parts))
+    try:
+        samples = sum(pool.map(run, range(len(parts))))
+        for temp in temps:
+            with open(temp, "rb") as handle:
+                shutil.copyfileobj(handle, out, 1 << 20)
+        # Each part but the last left out its final (silent) frame; count it as encoded.
+        counter.add(FRAME * (len(parts) - 1))
+        return samples
+    except BaseException:
+        stop.set()  # Ctrl-C, SIGTERM or a failed part: the other parts stop at their next chunk
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+def _split_points(audio: PcmSource, rate: int, jobs: int) -> list[int]:
+    """Where to cut the session into ``jobs`` parts: frame boundaries inside long silences.
+
+    A cut at sample c needs the frame before it to be silent (it is replaced by
+    LAME's zero priming and padding) and some silence around it, so nothing
+    audible is near a joint.
+    """
+    total = audio.total
+    parts = min(jobs, total // (MIN_PART_SECONDS * rate))
+    if parts < 2:
+        return []
+    before, after = rate, rate // 2  # silence wanted before and after a cut
+    candidates: list[tuple[int, int]] = []
+    for start, end in audio.silences():
+        low = -(-(start + before) // FRAME) * FRAME  # first frame boundary with enough silence before it
+        high = (end - after) // FRAME * FRAME
+        if low <= high and low > 0 and high < total:
+            candidates.append((low, high))
+    cuts: list[int] = []
+    for k in range(1, parts):
+        target = total * k // parts // FRAME * FRAME  # cuts must fall on frame boundaries
+        best = None
+        for low, high in candidates:
+            point = min(max(target, low), high)
+            if best is None or abs(point - target) < abs(best - target):
+                best = point
+        if best is not None and (not cuts or best > cuts[-1]) and best - (cuts[-1] if cuts else 0) >= FRAME * 2:
+            cuts.append(best)
+    return cuts
+
+
+def _count_frames(header: bytes, audio_bytes: int, kbps: int, rate: int) -> int:
+    """Frames in a CBR stream: LAME pads frames so they average exactly 144000 * kbps / rate bytes."""
+    if len(header) < 4 or header[0] != 0xFF:
+        return 0
+    return round(audio_bytes * rate / (144 * kbps * 1000))
+
+
+def _info_frame_length(kbps: int, rate: int, channels: int) -> int:
+    needed = 4 + (17 if channels == 1 else 32) + 120 + 36
+    return next(144000 * b // rate for b in MP3_BITRATES if b >= kbps and 144000 * b // rate >= needed)
+
+
+def _info_frame(first_header: bytes, kbps: int, rate: int, channels: int, frames: int, samples: int,
+                stream_bytes: int) -> bytes:
+    """A LAME 'Info' frame: frame count, byte count, seek table, encoder delay and padding (for gapless players)."""
+    length = _info_frame_length(kbps, rate, channels)
+    bitrate = next(b for b in MP3_BITRATES if 144000 * b // rate == length)
+    header = bytearray(first_header[:4])
+    header[2] = (MP3_BITRATES.index(bitrate) + 1) << 4 | (header[2] & 0x0C)  # bitrate index, same rate, no padding
+    frame = bytearray(length)
+    frame[:4] = header
+    at = 4 + (17 if channels == 1 else 32)
+    toc = bytes(min(255, i * 256 // 100) for i in range(100))
+    xing = b"Info" + struct.pack(">III", 0x0F, frames, stream_bytes) + toc + struct.pack(">I", 0)
+    padding = max(0, frames * 1152 - samples - LAME_ENCODER_DELAY)
+    lame = b"".join([
+        b"LAME3.100",
+        bytes([0x01, 0]),  # tag revision 0 / CBR; lowpass unknown
+        bytes(8),  # peak amplitude and both replay gains: not measured here
+        bytes([0, min(255, kbps)]),  # encoding flags; the (CBR) bitrate
+        ((LAME_ENCODER_DELAY << 12) | min(padding, 4095)).to_bytes(3, "big"),  # what gapless decoders trim
+        bytes(4),  # misc, mp3 gain, preset
+        struct.pack(">I", stream_bytes),  # music length: the Info frame and every audio frame
+        bytes(2),  # music CRC: not computed (no decoder checks it)
+    ])
+    frame[at : at + len(xing)] = xing
+    frame[at + len(xing) : at + len(xing) + len(lame)] = lame
+    crc_at = at + len(xing) + len(lame)
+    frame[crc_at : crc_at + 2] = _crc16(bytes(frame[:crc_at])).to_bytes(2, "big")
+    return bytes(frame)
+
+
+def _crc16(data: bytes) -> int:
+    """CRC-16/ARC, the checksum the LAME tag uses."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def _id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
+    """An ID3v2.3 tag: text frames, one CHAP per chapter and a top-level ordered CTOC listing them in time order."""
+    import io
+
+    from mutagen.id3 import CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TPE1, CTOCFlags
+
+    tag = ID3()
+    tag.add(TIT2(encoding=3, text=tags.title))
+    tag.add(TPE1(encoding=3, text=tags.artist))
+    tag.add(TALB(encoding=3, text=tags.album))
+    tag.add(TCON(encoding=3, text=tags.genre))
+    if tags.comment:
+        tag.add(COMM(encoding=3, lang="eng", desc="", text=tags.comment))
+    ordered = sorted(chapters, key=lambda c: c.start)
+    ids = [f"chp{i}" for i in range(len(ordered))]
+    for element, chapter in zip(ids, ordered, strict=True):
+        tag.add(CHAP(element_id=element, start_time=round(chapter.start * 1000 / rate),
+                     end_time=round(chapter.end * 1000 / rate), sub_frames=[TIT2(encoding=3, text=chapter.title)]))
+    if ids:
+        tag.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids,
+                     sub_frames=[TIT2(encoding=3, text="Chapters")]))
+    buffer = io.BytesIO()
+    tag.save(buffer, v2_version=3, padding=lambda info: 0)
+    return buffer.getvalue()
+
+
+def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, chapters: Sequence[Chapter],
+                   bitrate: str, fmt: str, output: Path) -> None:
+    """Pipe the PCM to ffmpeg for every format but MP3."""
     with tempfile.TemporaryDirectory(prefix="voiceguide-encode-") as work:
         meta = Path(work) / "metadata.txt"
         meta.write_text(ffmetadata(tags, chapters, rate), encoding="utf-8")
@@ -109,39 +420,31 @@ def encode(chunks: Iterable[bytes], rate: int, output: Path, tags: Tags, chapter
             "-i", str(meta), "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
             "-ar", str(rate), "-ac", "1", "-b:a", bitrate, *FORMAT_ARGS[fmt], str(temp),
         ]
-        try:
-            with open(log_path, "wb") as log:
-                try:
-                    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
-                except OSError as exc:
-                    raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
-                assert process.stdin is not None
-                try:
-                    for chunk in chunks:
-                        process.stdin.write(chunk)
-                    process.stdin.close()
-                except BrokenPipeError:
-                    pass  # ffmpeg stopped early; its log says why
-                except BaseException:
-                    process.kill()
-                    process.wait()
-                    raise
-                code = process.wait()
-            if code != 0:
-                last = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                message = " | ".join(last) or "no message"
-                if code == -getattr(signal, "SIGXFSZ", 0) or any(sign in message for sign in DISK_FULL_SIGNS):
-                    detail = last[-1].strip() if last else "file size limit exceeded"
-                    raise OutputError(f"{output}: cannot write: the disk is full or the file is too large ({detail}); "
-                                      "nothing was replaced")
-                raise EncoderError(f"ffmpeg failed (exit {code}): {message}")
-            if check is not None:
-                check(temp)  # e.g. --verify: a file that fails never replaces the previous one
-            os.replace(temp, output)
-        except OSError as exc:
-            raise OutputError(f"{output}: cannot write ({exc.strerror})") from None
-        finally:
-            temp.unlink(missing_ok=True)
+        with open(log_path, "wb") as log:
+            try:
+                process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+            except OSError as exc:
+                raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+            assert process.stdin is not None
+            try:
+                for chunk in chunks:
+                    process.stdin.write(chunk)
+                process.stdin.close()
+            except BrokenPipeError:
+                pass  # ffmpeg stopped early; its log says why
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            code = process.wait()
+        if code != 0:
+            last = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            message = " | ".join(last) or "no message"
+            if code == -getattr(signal, "SIGXFSZ", 0) or any(sign in message for sign in DISK_FULL_SIGNS):
+                detail = last[-1].strip() if last else "file size limit exceeded"
+                raise OutputError(f"{output}: cannot write: the disk is full or the file is too large ({detail}); "
+                                  "nothing was replaced")
+            raise EncoderError(f"ffmpeg failed (exit {code}): {message}")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ Everything the CLI does is one call here, so voiceguide can be used without it.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,15 +139,16 @@ def plan_session(routine: Routine, options: SessionOptions | None = None, *, eng
 
 def render_session(routine: Routine, output: Path, options: SessionOptions | None = None, *,
                    engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
-                   progress: Progress | None = None) -> RenderResult:
+                   progress: Progress | None = None, jobs: int | None = None) -> RenderResult:
     """Render a routine to an audio file at ``output`` (written atomically) and return its plan.
 
     With ``verify`` the finished file is decoded and its duration and chapters
     checked against the plan before it replaces anything (VerifyError if not).
     ``progress(stage, done, total)`` hears about synthesis (lines), encoding
-    (samples, assembled and encoded as one stream) and verification.
+    (samples, assembled and encoded as one stream) and verification. MP3 is
+    encoded on ``jobs`` cores (default: all this process may use).
     """
-    from voiceguide.assemble import pcm_chunks
+    from voiceguide.assemble import SessionAudio
     from voiceguide.export import check_writable, encode
     from voiceguide.export import verify as verify_file
 
@@ -165,20 +165,14 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         if progress:
             progress(VERIFY, 1, 1)
 
-    chunks = pcm_chunks(plan, clips)
-    encode(_reporting(chunks, plan.total, progress) if progress else chunks, plan.rate, output,
-           session_tags(routine, plan), plan.chapters, bitrate=options.bitrate, check=check if verify else None)
+    def encoded(samples: int) -> None:
+        if progress:
+            progress(ENCODING, samples, plan.total)
+
+    encoded(0)
+    encode(SessionAudio(plan, clips), plan.rate, output, session_tags(routine, plan), plan.chapters,
+           bitrate=options.bitrate, check=check if verify else None, progress=encoded, jobs=jobs)
     return RenderResult(output, plan)
-
-
-def _reporting(chunks: Iterator[bytes], total: int, progress: Progress) -> Iterator[bytes]:
-    """Pass PCM chunks through, reporting how many samples have gone to the encoder."""
-    done = 0
-    progress(ENCODING, 0, total)
-    for chunk in chunks:
-        yield chunk
-        done += len(chunk) // 2
-        progress(ENCODING, done, total)
 
 
 @dataclass(frozen=True)
@@ -202,7 +196,7 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from voiceguide.export import check_writable
+    from voiceguide.export import check_writable, usable_cores
 
     options = options or SessionOptions()
     engine = engine or Pyttsx3Engine()
@@ -222,8 +216,8 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
             done(item, result)
         return result
 
-    # Threads suffice: each render's heavy lifting happens in its own ffmpeg process.
-    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
+    # Threads suffice: LAME (and ffmpeg, for other formats) do the heavy lifting outside the GIL.
+    with ThreadPoolExecutor(max_workers=max(1, jobs or usable_cores())) as pool:
         return list(pool.map(one, items))
 
 

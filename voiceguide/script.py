@@ -45,8 +45,9 @@ def plain_text(text: str) -> str:
     zero-width joiners) become spaces and runs of whitespace collapse, so a
     line is spoken (and shown in sidecars) exactly as it reads.
     """
-    cleaned = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
-    return " ".join(cleaned.split())
+    if not text.isprintable():  # the common case skips the per-character scan
+        text = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,8 @@ class WorkerEngine:
     command: Sequence[str] = ()
 
     def __init__(self, workers: int | None = None, timeout: float = SYNTH_TIMEOUT) -> None:
-        self.workers = workers or os.cpu_count() or 1
+        # One worker per core this process may use (os.cpu_count ignores taskset and CPU sets).
+        self.workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         self.timeout = timeout
 
     def identity(self) -> str:
