@@ -11,7 +11,15 @@ import pytest
 from conftest import FakeEngine, fake_seconds, write_tone
 
 from voiceguide.errors import SpeechError
-from voiceguide.speech import ClipCache, Pyttsx3Engine, VoiceSettings, WorkerEngine, process_clip, synthesize
+from voiceguide.speech import (
+    ClipCache,
+    Pyttsx3Engine,
+    VoiceSettings,
+    WorkerEngine,
+    installed_version,
+    process_clip,
+    synthesize,
+)
 
 RATE = 44100
 
@@ -139,13 +147,11 @@ def test_engine_that_cannot_start_says_why(cache: ClipCache, monkeypatch: pytest
         synthesize(["Hold."], VoiceSettings(), FaultyEngine(workers=1, timeout=1.0), cache, 44100)
 
 
-def test_missing_engine_package_gives_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing(name: str) -> str:
-        raise metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(metadata, "version", missing)
+def test_missing_engine_package_gives_the_fix() -> None:
     with pytest.raises(SpeechError, match="pip install pyttsx3 espeakng-loader"):
-        Pyttsx3Engine().identity()
+        installed_version("no-such-speech-engine")
+    assert installed_version("pyttsx3") == metadata.version("pyttsx3")
+    assert installed_version("espeakng-loader") == metadata.version("espeakng-loader")
 
 
 def test_unwritable_cache_does_not_fail_the_render(fake_engine: FakeEngine, tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ import threading
 import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -247,11 +246,32 @@ class Pyttsx3Engine(WorkerEngine):
     command = (sys.executable, "-m", "voiceguide._espeak_worker")
 
     def identity(self) -> str:
-        try:
-            versions = [metadata.version(p) for p in ("pyttsx3", "espeakng-loader")]
-        except metadata.PackageNotFoundError as exc:
-            raise SpeechError(f"speech engine not installed ({exc.name}); run: pip install pyttsx3 espeakng-loader") from None
+        versions = [installed_version(p) for p in ("pyttsx3", "espeakng-loader")]
         return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}"
+
+
+def installed_version(distribution: str) -> str:
+    """A distribution's installed version; SpeechError with the fix if it is not installed.
+
+    Every cache key needs it, so it is read from the ``*.dist-info`` folder name
+    beside the package when there is one (importlib.metadata costs ~30 ms of
+    start-up), and from importlib.metadata otherwise.
+    """
+    import importlib.util
+
+    module = distribution.replace("-", "_")
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.origin:
+        package_dir = Path(spec.origin).parent
+        found = sorted(package_dir.parent.glob(f"{module}-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name[len(module) + 1 : -len(".dist-info")]
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        raise SpeechError(f"speech engine not installed ({distribution}); run: pip install pyttsx3 espeakng-loader") from None
 
 
 def _quote(text: str, limit: int = 60) -> str:
