@@ -266,3 +266,15 @@ def test_cache_info_and_clear(_isolated_cache: Path) -> None:
     assert cleared.stdout.strip() == f"removed {count} clips from {_isolated_cache}"
     assert not list(_isolated_cache.glob("*/*.clip"))
     assert runner.invoke(app, ["cache", "shrink"]).exit_code == 2
+
+
+def test_render_format_from_extension_with_sidecars(tmp_path: Path) -> None:
+    out = tmp_path / "desk.ogg"
+    result = runner.invoke(app, ["render", "desk-break", "-o", str(out), "--sidecars", "-q", "--verify"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"OggS"
+    assert {p.suffix for p in tmp_path.iterdir()} == {".ogg", ".lrc", ".vtt", ".json"}
+    flac = runner.invoke(app, ["render", "desk-break", "--format", "flac", "--output-dir", str(tmp_path), "-q"])
+    assert flac.exit_code == 0 and (tmp_path / "desk-break.flac").read_bytes()[:4] == b"fLaC"
+    bad = runner.invoke(app, ["render", "desk-break", "--format", "aiff", "-o", str(tmp_path / "x.aiff")])
+    assert bad.exit_code == 2 and "--format" in bad.stderr

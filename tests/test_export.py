@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mutagen
 import pytest
 from conftest import decode
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
 from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
-from voiceguide.export import Tags, _split_points, encode, ffmetadata, verify
+from voiceguide.export import Tags, _split_points, encode, ffmetadata, format_for, probe, verify
 from voiceguide.timeline import Chapter
 
 RATE = 44100
@@ -155,3 +156,26 @@ def test_parallel_mp3_parts_join_sample_exact(tmp_path: Path) -> None:
     assert len(cuts) == 2 and all(c % 1152 == 0 for c in cuts)
     for cut in cuts:  # the joints sit in digital silence
         assert not any(b[cut - RATE // 2 : cut + RATE // 4])
+
+
+@pytest.mark.parametrize("fmt", ["m4a", "ogg", "opus", "flac", "wav"])
+def test_every_format_decodes_to_the_plan_with_its_chapters(fmt: str, tmp_path: Path) -> None:
+    out = tmp_path / f"s.{fmt}"
+    encode(tone_chunks(4.0), RATE, out, Tags(title="Psoas", comment="3 stretches, 4:00"), CHAPTERS)
+    found = probe(out, RATE)
+    assert abs(found.samples - 4 * RATE) <= RATE // 1000  # within a millisecond
+    if fmt == "wav":
+        assert found.chapters == ()  # WAV has no chapters players read
+        return
+    assert [title for _, _, title in found.chapters] == [c.title for c in CHAPTERS]
+    for (start, _, _), chapter in zip(found.chapters, CHAPTERS, strict=True):
+        assert abs(start - chapter.start / RATE) <= 0.03
+    tags = mutagen.File(out)
+    assert tags is not None and "Psoas" in str(tags.tags)
+
+
+def test_format_follows_the_extension_unless_given(tmp_path: Path) -> None:
+    assert format_for(tmp_path / "a.ogg", None) == "ogg" and format_for(tmp_path / "a.mp3", "flac") == "flac"
+    assert format_for(tmp_path / "a.unknown", None) == "mp3"
+    with pytest.raises(OptionError, match="--format"):
+        format_for(tmp_path / "a.mp3", "aiff")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from array import array
 from pathlib import Path
 
 import pytest
-from conftest import FakeEngine, decode, onsets, rms
+from conftest import FakeEngine, decode, decoded_length, onsets, rms
 from mutagen.id3 import ID3
 
 from voiceguide.errors import OutputError
+from voiceguide.export import read_chapters
+from voiceguide.loudness import level_session
 from voiceguide.pipeline import (
     BatchItem,
     RenderResult,
     SessionOptions,
+    Sidecars,
     plan_session,
     render_many,
     render_session,
@@ -77,6 +81,7 @@ def test_real_engine_render_of_psoas(tmp_path: Path) -> None:
     # (read back from the cache the render filled) and find it in the decoded file.
     voice = voice_settings(routine, VoiceSettings())
     clips = synthesize(spoken_texts(build_script(routine)), voice, Pyttsx3Engine(), ClipCache(), RATE)
+    clips = level_session(plan, clips, remember=ClipCache().folder).clips  # the same gain the render used
     for event in plan.speech():
         clip = array("h")
         clip.frombytes(clips[event.text or ""].pcm)
@@ -86,8 +91,11 @@ def test_real_engine_render_of_psoas(tmp_path: Path) -> None:
         assert abs(found - expected) / RATE < 0.015, (event.text, plan.seconds(event.start))
 
 
-def loud_from(samples: array, start: int, window: int = 220, level: float = 600.0) -> int:
-    """First sample index at or after ``start`` whose 5 ms window is louder than ``level`` RMS."""
+def loud_from(samples: array, start: int, window: int = 220, level: float = 2000.0) -> int:
+    """First sample index at or after ``start`` whose 5 ms window is louder than ``level`` RMS.
+
+    The level is well above soft consonants, whose high frequencies the 64 kbit/s MP3 thins out.
+    """
     for i in range(max(0, start), len(samples) - window, window // 4):
         if rms(samples, i / RATE, (i + window) / RATE) > level:
             return i
@@ -142,3 +150,39 @@ def test_render_many_renders_in_parallel_and_keeps_order(tmp_path: Path, fake_en
     assert [r.output for r in results if isinstance(r, RenderResult)] == [i.output for i in items]
     # Each distinct (text, voice) once: psoas twice costs nothing extra; desk-break has its own voice.
     assert len(fake_engine.calls) == sum(len({e.text for e in r.plan.speech()}) for r in results[:2])
+
+
+def test_sidecars_carry_every_spoken_line_at_its_planned_time(tmp_path: Path, fake_engine: FakeEngine,
+                                                              cache: ClipCache) -> None:
+    out = tmp_path / "s.mp3"
+    result = render_session(load_builtin("psoas"), out, engine=fake_engine, cache=cache,
+                            extras=Sidecars(lrc=True, vtt=True, json=True))
+    plan, lines = result.plan, list(result.plan.speech())
+    assert [p.suffix for p in result.extras] == [".lrc", ".vtt", ".json"]
+    lrc = [line for line in out.with_suffix(".lrc").read_text().splitlines() if line[1:3].isdigit()]
+    assert len(lrc) == len(lines)
+    for text, event in zip(lrc, lines, strict=True):
+        minutes, seconds = text[1:9].split(":")
+        assert abs(int(minutes) * 60 + float(seconds) - plan.seconds(event.start)) <= 0.005
+        assert text[10:] == event.text
+    cues = [block.splitlines() for block in out.with_suffix(".vtt").read_text().split("\n\n")[1:] if block.strip()]
+    assert len(cues) == len(lines)
+    for (_, times, text), event in zip(cues, lines, strict=True):
+        start, end = (sum(float(x) * f for x, f in zip(t.split(":"), (3600, 60, 1), strict=True)) for t in times.split(" --> "))
+        assert abs(start - plan.seconds(event.start)) <= 0.0005 and abs(end - plan.seconds(event.end)) <= 0.0005
+        assert text == event.text
+    assert json.loads(out.with_suffix(".json").read_text()) == json.loads(json.dumps(plan.to_dict()))
+
+
+def test_split_writes_one_file_per_stretch_and_a_playlist(tmp_path: Path, fake_engine: FakeEngine,
+                                                           cache: ClipCache) -> None:
+    out = tmp_path / "s.mp3"
+    result = render_session(load_builtin("psoas"), out, engine=fake_engine, cache=cache, extras=Sidecars(split=True))
+    parts = [p for p in result.extras if p.suffix == ".mp3"]
+    assert [p.name for p in parts] == ["s-01-introduction.mp3", "s-02-runner-s-stretch.mp3", "s-03-table-stretch.mp3",
+                                       "s-04-pelvic-tilt-psoas-stretch.mp3", "s-05-closing.mp3"]
+    lengths = [decoded_length(p) for p in parts]
+    assert sum(lengths) == result.plan.total  # the parts add up to the session, sample for sample
+    playlist = out.with_suffix(".m3u").read_text().splitlines()
+    assert playlist[0] == "#EXTM3U" and playlist[2::2] == [p.name for p in parts]
+    assert "Runner's stretch (left)" in [c[2] for c in read_chapters(parts[1])]

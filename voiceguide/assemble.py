@@ -62,6 +62,10 @@ class SessionAudio:
             cursor = last
         yield from _silence(end - cursor)
 
+    def part(self, start: int, end: int) -> AudioPart:
+        """Samples ``start`` to ``end`` as a source of their own (for one file per stretch)."""
+        return AudioPart(self, start, end)
+
     def silences(self) -> list[tuple[int, int]]:
         """Every stretch with nothing spoken, as (start, end) samples."""
         gaps: list[tuple[int, int]] = []
@@ -73,6 +77,29 @@ class SessionAudio:
         if cursor < self.plan.total:
             gaps.append((cursor, self.plan.total))
         return gaps
+
+
+@dataclass(frozen=True)
+class AudioPart:
+    """A range of a session's audio, itself a source: sample 0 is the session's sample ``start``."""
+
+    audio: SessionAudio
+    start: int
+    end: int
+
+    @property
+    def total(self) -> int:
+        """Length in samples."""
+        return self.end - self.start
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Yield this part's samples ``start`` to ``end``."""
+        return self.audio.chunks(self.start + start, self.start + (self.total if end is None else end))
+
+    def silences(self) -> list[tuple[int, int]]:
+        """The session's silences inside this part, relative to its start."""
+        return [(max(a, self.start) - self.start, min(b, self.end) - self.start)
+                for a, b in self.audio.silences() if b > self.start and a < self.end]
 
 
 def pcm_chunks(plan: Plan, clips: Mapping[str, Clip]) -> Iterator[bytes]:

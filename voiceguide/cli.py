@@ -154,26 +154,43 @@ def render(
     verify: Annotated[bool, typer.Option("--verify", help="Decode the written file and check its duration and "
                                          "chapters against the plan before replacing anything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="mp3, m4a, ogg, opus, flac or wav "
+                                            "(default: from -o's extension, else mp3).")] = None,
+    bitrate: Annotated[str, typer.Option("--bitrate", help="Bit rate of lossy formats, e.g. 96k.")] = "64k",
+    loudness: Annotated[float, typer.Option("--loudness", help="Integrated loudness in LUFS (EBU R128).")] = -16.0,
+    lrc: Annotated[bool, typer.Option("--lrc", help="Also write NAME.lrc: every spoken line at its time.")] = False,
+    vtt: Annotated[bool, typer.Option("--vtt", help="Also write NAME.vtt (WebVTT captions).")] = False,
+    plan_json: Annotated[bool, typer.Option("--json", help="Also write NAME.json, the plan.")] = False,
+    sidecars: Annotated[bool, typer.Option("--sidecars", help="All three: --lrc --vtt --json.")] = False,
+    split: Annotated[bool, typer.Option("--split", help="One file per stretch plus an .m3u playlist.")] = False,
 ) -> None:
     """Render routines to voice-guided MP3s with chapters (several at once: one per core)."""
     with _user_errors():
-        from voiceguide.pipeline import BatchItem, RenderResult, default_output, render_many, render_session
+        from dataclasses import replace
+
+        from voiceguide.export import format_for
+        from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
         from voiceguide.routine import expand_routine_args, resolve_routine
 
         specs = expand_routine_args(routines or ["psoas"])
         if output and len(specs) > 1:
             raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume)
+        chosen = format_for(output or Path("session.mp3"), fmt)
+        options = replace(options, fmt=chosen, bitrate=bitrate, loudness=loudness)
+        wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
         checked = ", verified" if verify else ""
         if len(loaded) == 1:
             model, base = loaded[0]
             reporter = None if quiet else _Progress()
-            result = render_session(model, output or default_output(base, output_dir), options, cache=_cache(no_cache),
-                                    verify=verify, progress=reporter)
+            result = render_session(model, output or default_output(base, output_dir, chosen), options,
+                                    cache=_cache(no_cache), verify=verify, progress=reporter, extras=wanted)
             if duration:
                 typer.echo(_hold_summary(result.plan), err=True)
             typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
+            for extra in result.extras:
+                typer.echo(f"wrote {extra}")
             return
 
         def finished(item: BatchItem, result: RenderResult | VoiceguideError) -> None:
@@ -182,9 +199,10 @@ def render(
             else:
                 typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
 
-        items = [BatchItem(model, default_output(base, output_dir)) for model, base in loaded]
+        items = [BatchItem(model, default_output(base, output_dir, chosen)) for model, base in loaded]
         _refuse_clashing_outputs(items)
-        results = render_many(items, options, jobs=jobs, cache=_cache(no_cache), verify=verify, done=finished)
+        results = render_many(items, options, jobs=jobs, cache=_cache(no_cache), verify=verify, done=finished,
+                              extras=wanted)
         failures = [r for r in results if isinstance(r, VoiceguideError)]
         if failures:
             typer.echo(f"{len(failures)} of {len(results)} renders failed", err=True)

@@ -29,12 +29,27 @@ from voiceguide.timeline import Chapter
 # Spoken word: 44.1 kHz mono at 64 kbit/s is transparent for a voice and small.
 DEFAULT_BITRATE = "64k"
 DISK_FULL_SIGNS = ("No space left on device", "File too large", "Disk quota exceeded")
-# ffmpeg settings per format (MP3 is encoded in-process; these are for the floor benchmark and the rest).
+# ffmpeg settings per format (MP3 is encoded in-process; its entry here is the benchmark's floor).
 FORMAT_ARGS = {
     "mp3": ["-c:a", "libmp3lame", "-id3v2_version", "3", "-write_xing", "1", "-f", "mp3"],
-    "wav": ["-c:a", "pcm_s16le", "-f", "wav"],
+    "m4a": ["-c:a", "aac", "-movflags", "+faststart", "-f", "ipod"],  # MP4 chapters (QuickTime chapter track)
+    "ogg": ["-c:a", "libvorbis", "-f", "ogg"],  # Vorbis-comment chapters (CHAPTER001=...)
+    "opus": ["-c:a", "libopus", "-ar", "48000", "-f", "opus"],  # Opus runs at 48 kHz; chapters as in ogg
+    "flac": ["-c:a", "flac", "-f", "flac"],  # lossless; Vorbis-comment chapters
+    "wav": ["-c:a", "pcm_s16le", "-f", "wav"],  # no chapters: WAV has nowhere players read them from
 }
-FORMATS = ("mp3", "wav")
+FORMATS = tuple(FORMAT_ARGS)
+EXTENSIONS = {f".{fmt}": fmt for fmt in FORMATS}
+LOSSLESS = {"flac", "wav"}
+
+
+def format_for(path: Path, fmt: str | None) -> str:
+    """The format to write: as given, else from the file's extension, else MP3."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise OptionError(f"--format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return fmt
+    return EXTENSIONS.get(path.suffix.lower(), "mp3")
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,8 @@ class Tags:
     album: str = "voiceguide sessions"
     genre: str = "Speech"
     comment: str = ""
+    year: str = ""
+    track: str = ""
 
 
 def ffmpeg_exe() -> str:
@@ -74,7 +91,7 @@ def ffmetadata(tags: Tags, chapters: Sequence[Chapter], rate: int) -> str:
     """ffmpeg's metadata file: global tags, then chapters in time order (sample time base)."""
     lines = [";FFMETADATA1"]
     for key, value in (("title", tags.title), ("artist", tags.artist), ("album", tags.album),
-                       ("genre", tags.genre), ("comment", tags.comment)):
+                       ("genre", tags.genre), ("comment", tags.comment), ("date", tags.year), ("track", tags.track)):
         if value:
             lines.append(f"{key}={_escape(value)}")
     for chapter in sorted(chapters, key=lambda c: c.start):
@@ -109,9 +126,9 @@ class PcmSource(Protocol):
 
 
 def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: Tags, chapters: Sequence[Chapter],
-           bitrate: str = DEFAULT_BITRATE, fmt: str = "mp3", check: Callable[[Path], None] | None = None,
+           bitrate: str = DEFAULT_BITRATE, fmt: str | None = None, check: Callable[[Path], None] | None = None,
            progress: Callable[[int], None] | None = None, jobs: int | None = None) -> None:
-    """Encode mono 16-bit PCM to ``output``; atomic: all or nothing.
+    """Encode mono 16-bit PCM to ``output`` (format from ``fmt`` or the extension); atomic: all or nothing.
 
     ``source`` is a sequence of PCM chunks, or a PcmSource, which MP3 encodes
     in parallel parts. MP3 is encoded in-process with LAME (lameenc) and tagged
@@ -119,9 +136,11 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
     finished temporary file before it is renamed into place; ``progress`` hears
     the number of samples encoded so far.
     """
-    if fmt not in FORMATS:
-        raise OptionError(f"--format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    kbps = parse_bitrate(bitrate)
+    fmt = format_for(output, fmt)
+    kbps = parse_bitrate(bitrate) if fmt == "mp3" else 0
+    if fmt not in LOSSLESS and not re.fullmatch(r"\d{2,3}k?", bitrate.strip().lower()):
+        raise OptionError(f"--bitrate: expected kbit/s like 64k (got {bitrate!r})")
+    bitrate = bitrate.strip().lower().removesuffix("k") + "k"  # ffmpeg reads a bare 64 as 64 bit/s
     check_writable(output)
     fd, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
     os.close(fd)
@@ -385,7 +404,7 @@ def _id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
     """An ID3v2.3 tag: text frames, one CHAP per chapter and a top-level ordered CTOC listing them in time order."""
     import io
 
-    from mutagen.id3 import CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TPE1, CTOCFlags
+    from mutagen.id3 import CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TYER, CTOCFlags
 
     tag = ID3()
     tag.add(TIT2(encoding=3, text=tags.title))
@@ -394,6 +413,10 @@ def _id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
     tag.add(TCON(encoding=3, text=tags.genre))
     if tags.comment:
         tag.add(COMM(encoding=3, lang="eng", desc="", text=tags.comment))
+    if tags.year:
+        tag.add(TYER(encoding=3, text=tags.year))  # ID3v2.3's year frame
+    if tags.track:
+        tag.add(TRCK(encoding=3, text=tags.track))
     ordered = sorted(chapters, key=lambda c: c.start)
     ids = [f"chp{i}" for i in range(len(ordered))]
     for element, chapter in zip(ids, ordered, strict=True):
@@ -418,7 +441,7 @@ def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, c
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
             "-i", str(meta), "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
-            "-ar", str(rate), "-ac", "1", "-b:a", bitrate, *FORMAT_ARGS[fmt], str(temp),
+            "-ar", str(rate), "-ac", "1", *([] if fmt in LOSSLESS else ["-b:a", bitrate]), *FORMAT_ARGS[fmt], str(temp),
         ]
         with open(log_path, "wb") as log:
             try:
@@ -445,6 +468,24 @@ def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, c
                 raise OutputError(f"{output}: cannot write: the disk is full or the file is too large ({detail}); "
                                   "nothing was replaced")
             raise EncoderError(f"ffmpeg failed (exit {code}): {message}")
+    if fmt in ("ogg", "flac") and chapters:
+        _add_vorbis_chapters(temp, fmt, chapters, rate)
+
+
+def _add_vorbis_chapters(path: Path, fmt: str, chapters: Sequence[Chapter], rate: int) -> None:
+    """Vorbis-comment chapters (CHAPTER001=00:01:02.345, CHAPTER001NAME=...): ffmpeg writes them only for Opus."""
+    from mutagen.flac import FLAC
+    from mutagen.oggvorbis import OggVorbis
+
+    audio = FLAC(path) if fmt == "flac" else OggVorbis(path)
+    assert audio.tags is not None
+    for number, chapter in enumerate(sorted(chapters, key=lambda c: c.start)):
+        millis = round(chapter.start * 1000 / rate)
+        hours, rest = divmod(millis, 3_600_000)
+        minutes, rest = divmod(rest, 60_000)
+        audio.tags[f"CHAPTER{number:03d}"] = f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+        audio.tags[f"CHAPTER{number:03d}NAME"] = chapter.title
+    audio.save()
 
 
 @dataclass(frozen=True)

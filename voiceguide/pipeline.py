@@ -15,9 +15,10 @@ from voiceguide.errors import OptionError, PlanError, VoiceguideError
 from voiceguide.routine import Routine
 from voiceguide.script import ScriptOptions, build_script, spoken_texts
 from voiceguide.speech import Clip, ClipCache, Engine, Pyttsx3Engine, VoiceSettings, cached_lengths, synthesize
-from voiceguide.timeline import MAX_SESSION_SECONDS, RATE, Plan, build_plan, to_samples
+from voiceguide.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, build_plan, to_samples
 
 if TYPE_CHECKING:
+    from voiceguide.assemble import SessionAudio
     from voiceguide.export import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
@@ -37,6 +38,18 @@ class SessionOptions:
     voice: VoiceSettings = field(default_factory=VoiceSettings)  # fields set here override the routine's
     bitrate: str = "64k"
     duration: float | None = None  # fit the session to this many seconds by scaling holds
+    loudness: float | None = -16.0  # integrated LUFS of the output; None leaves the clips as levelled one by one
+    fmt: str = "mp3"
+
+
+@dataclass(frozen=True)
+class Sidecars:
+    """Extra files a render writes beside the session."""
+
+    lrc: bool = False  # NAME.lrc: every spoken line at its time
+    vtt: bool = False  # NAME.vtt: the same as WebVTT captions
+    json: bool = False  # NAME.json: the plan
+    split: bool = False  # NAME-01-<stretch>.EXT ... plus NAME.m3u
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,7 @@ class RenderResult:
 
     output: Path
     plan: Plan
+    extras: tuple[Path, ...] = ()  # sidecars and split files, in the order written
 
 
 def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
@@ -139,7 +153,8 @@ def plan_session(routine: Routine, options: SessionOptions | None = None, *, eng
 
 def render_session(routine: Routine, output: Path, options: SessionOptions | None = None, *,
                    engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
-                   progress: Progress | None = None, jobs: int | None = None) -> RenderResult:
+                   progress: Progress | None = None, jobs: int | None = None,
+                   extras: Sidecars | None = None) -> RenderResult:
     """Render a routine to an audio file at ``output`` (written atomically) and return its plan.
 
     With ``verify`` the finished file is decoded and its duration and chapters
@@ -154,8 +169,8 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
 
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
-    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate=False,
-                              progress=progress)
+    cache = cache or ClipCache()
+    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
     def check(temp: Path) -> None:
@@ -169,10 +184,60 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         if progress:
             progress(ENCODING, samples, plan.total)
 
+    if options.loudness is not None:
+        from voiceguide.loudness import level_session
+
+        clips = level_session(plan, clips, options.loudness, remember=cache.folder if cache.enabled else None).clips
     encoded(0)
-    encode(SessionAudio(plan, clips), plan.rate, output, session_tags(routine, plan), plan.chapters,
-           bitrate=options.bitrate, check=check if verify else None, progress=encoded, jobs=jobs)
-    return RenderResult(output, plan)
+    audio = SessionAudio(plan, clips)
+    tags = session_tags(routine, plan)
+    encode(audio, plan.rate, output, tags, plan.chapters,
+           bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
+    return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
+
+
+def _write_extras(extras: Sidecars, output: Path, audio: SessionAudio, tags: Tags, options: SessionOptions,
+                  jobs: int | None) -> tuple[Path, ...]:
+    """Sidecars beside ``output`` and, with ``split``, one file per stretch and an M3U playlist."""
+    from voiceguide import sidecars
+    from voiceguide.export import encode
+
+    plan = audio.plan
+    written: list[Path] = []
+    for wanted, suffix, text in ((extras.lrc, ".lrc", sidecars.lrc), (extras.vtt, ".vtt", sidecars.vtt),
+                                 (extras.json, ".json", sidecars.plan_json)):
+        if wanted:
+            path = output.with_suffix(suffix)
+            sidecars.write_text(path, text(plan))
+            written.append(path)
+    if extras.split:
+        entries = []
+        for number, (title, start, end, chapters) in enumerate(_stretch_ranges(plan), 1):
+            path = output.with_name(f"{output.stem}-{number:02d}-{safe_stem(title)}{output.suffix}")
+            part = replace(tags, title=f"{tags.title}: {title}", track=f"{number}")
+            shifted = [replace(c, start=c.start - start, end=c.end - start) for c in chapters]
+            encode(audio.part(start, end), plan.rate, path, part, shifted, bitrate=options.bitrate, fmt=options.fmt,
+                   jobs=jobs)
+            entries.append((path, (end - start) / plan.rate, title))
+            written.append(path)
+        playlist = output.with_suffix(".m3u")
+        sidecars.write_text(playlist, sidecars.m3u(entries))
+        written.append(playlist)
+    return tuple(written)
+
+
+def _stretch_ranges(plan: Plan) -> list[tuple[str, int, int, list[Chapter]]]:
+    """(title, start, end, chapters) per stretch; the introduction and closing get their own."""
+    ranges: list[tuple[str, int, int, list[Chapter]]] = []
+    for chapter in plan.chapters:
+        event = next((e for e in plan.events if chapter.start <= e.start < chapter.end), None)
+        title = (event.place.stretch if event and event.place.stretch else chapter.title) or chapter.title
+        if ranges and ranges[-1][0] == title:
+            name, start, _, chapters = ranges[-1]
+            ranges[-1] = (name, start, chapter.end, [*chapters, chapter])
+        else:
+            ranges.append((title, chapter.start, chapter.end, [chapter]))
+    return ranges
 
 
 @dataclass(frozen=True)
@@ -186,7 +251,7 @@ class BatchItem:
 def render_many(items: Sequence[BatchItem], options: SessionOptions | None = None, *, jobs: int | None = None,
                 engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
                 done: Callable[[BatchItem, RenderResult | VoiceguideError], None] | None = None,
-                ) -> list[RenderResult | VoiceguideError]:
+                extras: Sidecars | None = None) -> list[RenderResult | VoiceguideError]:
     """Render several routines, ``jobs`` at a time (default: one per core); results in input order.
 
     Speech for every routine is synthesized first (each distinct line once,
@@ -209,7 +274,7 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     def one(item: BatchItem) -> RenderResult | VoiceguideError:
         try:
             result: RenderResult | VoiceguideError = render_session(item.routine, item.output, options, engine=engine,
-                                                                    cache=cache, verify=verify)
+                                                                    cache=cache, verify=verify, extras=extras)
         except VoiceguideError as error:
             result = error
         if done is not None:
@@ -226,9 +291,11 @@ def session_tags(routine: Routine, plan: Plan) -> Tags:
     minutes, seconds = divmod(round(plan.duration), 60)
     count = len(routine.stretches)
     summary = f"{count} stretch{'es' if count != 1 else ''}, {minutes}:{seconds:02d}"
+    import datetime
+
     from voiceguide.export import Tags  # export pulls in nothing heavy, but keep `plan` lean
 
-    return Tags(title=routine.name, comment=summary)
+    return Tags(title=routine.name, comment=summary, year=str(datetime.date.today().year))
 
 
 def safe_stem(name: str) -> str:
@@ -242,6 +309,6 @@ def safe_stem(name: str) -> str:
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
-def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR) -> Path:
-    """Where a routine renders by default: output/<name>.mp3."""
-    return folder / f"{safe_stem(base)}.mp3"
+def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str = "mp3") -> Path:
+    """Where a routine renders by default: output/<name>.mp3 (or the format's extension)."""
+    return folder / f"{safe_stem(base)}.{fmt}"

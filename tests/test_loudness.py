@@ -1,0 +1,81 @@
+"""Loudness: every output at -16 LUFS (±1 LU) with true peak at most -1 dBTP, lines levelled alike."""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+from pathlib import Path
+
+import pytest
+from conftest import FakeEngine, decode
+
+from voiceguide.loudness import limit, measure, parse_ebur128, speech_only
+from voiceguide.pipeline import SessionOptions, plan_session, render_session
+from voiceguide.routine import load_builtin
+from voiceguide.speech import ClipCache
+
+RATE = 44100
+
+
+def loudness_of(path: Path):  # type: ignore[no-untyped-def]
+    """ffmpeg's ebur128 on the decoded file: the way players and podcast apps measure it."""
+    return measure(iter([decode(path).tobytes()]), RATE)
+
+
+@pytest.mark.parametrize("name", ["psoas", "desk-break"])
+def test_real_engine_sessions_hit_the_loudness_target(name: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{name}.mp3"
+    result = render_session(load_builtin(name), out)
+    found = loudness_of(out)
+    assert -17.0 <= found.integrated <= -15.0
+    assert found.true_peak <= -1.0
+    # Every spoken line long enough to measure (one 400 ms block) sits within +-2 LU of the others.
+    samples = decode(out)
+    levels = {}
+    for event in result.plan.speech():
+        if event.end - event.start >= RATE // 2 and event.text not in levels:
+            levels[event.text] = measure(iter([samples[event.start:event.end].tobytes()]), RATE, true_peak=False).integrated
+    assert len(levels) >= 10
+    middle = sorted(levels.values())[len(levels) // 2]
+    assert all(abs(level - middle) <= 2.0 for level in levels.values()), levels
+
+
+def test_loudness_can_be_chosen_and_silence_stays_digital(tmp_path: Path, fake_engine: FakeEngine,
+                                                          cache: ClipCache) -> None:
+    out = tmp_path / "quiet.mp3"
+    options = SessionOptions(loudness=-20.0)
+    plan = render_session(load_builtin("desk-break"), out, options, engine=fake_engine, cache=cache).plan
+    assert -21.0 <= loudness_of(out).integrated <= -19.0
+    samples = decode(out)
+    lines = list(plan.speech())
+    start, end = max(((a.end, b.start) for a, b in itertools.pairwise(lines)), key=lambda g: g[1] - g[0])
+    gap = samples[start + RATE // 2 : end - RATE // 2]  # the longest silence, well away from any line
+    assert len(gap) > RATE and not any(gap)  # exact zeros: no dither, no noise floor
+
+
+def test_limiter_keeps_peaks_under_the_ceiling_and_moves_smoothly() -> None:
+    burst = array("h", [0] * 441 + [30000, -30000] * 2205 + [0] * 441)
+    out = array("h")
+    out.frombytes(limit(burst.tobytes(), RATE, gain_db=6.0, ceiling_dbfs=-2.0))
+    assert max(abs(v) for v in out) <= 32767 * 10 ** (-2 / 20) + 1
+    ratios = [abs(out[i]) / abs(burst[i]) for i in range(len(burst)) if burst[i]]
+    steps = [abs(b - a) for a, b in itertools.pairwise(ratios)]
+    assert max(steps) < 0.05  # gain moves in small steps, no clicks
+
+
+def test_measurement_of_shortened_silences_matches_the_whole_session(fake_engine: FakeEngine, cache: ClipCache) -> None:
+    from voiceguide.assemble import SessionAudio
+    from voiceguide.speech import VoiceSettings, synthesize
+
+    routine = load_builtin("desk-break")
+    plan = plan_session(routine, engine=fake_engine, cache=cache)
+    clips = synthesize({e.text for e in plan.speech()}, VoiceSettings(rate=routine.voice.rate), fake_engine, cache, RATE)
+    whole = measure(SessionAudio(plan, clips).chunks(), RATE, true_peak=False).integrated
+    short = measure(speech_only(plan, clips), RATE, true_peak=False).integrated
+    assert abs(whole - short) <= 0.1
+
+
+def test_parse_ebur128_summary() -> None:
+    log = "Summary:\n\n  Integrated loudness:\n    I:         -16.4 LUFS\n  True peak:\n    Peak:       -1.6 dBFS\n"
+    found = parse_ebur128(log)
+    assert (found.integrated, found.true_peak) == (-16.4, -1.6)

@@ -1,0 +1,66 @@
+"""Sidecar files: LRC and WebVTT with every spoken line at its time, the plan as JSON, and M3U playlists.
+
+Times come straight from the plan, so they are the audio's times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from voiceguide.timeline import Plan
+
+
+def _lrc_time(seconds: float) -> str:
+    centis = round(seconds * 100)
+    minutes, centis = divmod(centis, 6000)
+    return f"{minutes:02d}:{centis / 100:05.2f}"
+
+
+def _vtt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{millis / 1000:06.3f}"
+
+
+def lrc(plan: Plan) -> str:
+    """An LRC file: players that show lyrics show the current instruction."""
+    lines = [f"[ti:{plan.routine}]", f"[length:{_lrc_time(plan.duration)[:5]}]", "[re:voiceguide]"]
+    lines += [f"[{_lrc_time(plan.seconds(e.start))}]{e.text}" for e in plan.speech()]
+    return "\n".join(lines) + "\n"
+
+
+def vtt(plan: Plan) -> str:
+    """A WebVTT file with one cue per spoken line, from its first to its last sample."""
+    cues = ["WEBVTT", ""]
+    for number, event in enumerate(plan.speech(), 1):
+        cues += [str(number), f"{_vtt_time(plan.seconds(event.start))} --> {_vtt_time(plan.seconds(event.end))}",
+                 (event.text or "").replace("-->", "->"), ""]
+    return "\n".join(cues)
+
+
+def plan_json(plan: Plan) -> str:
+    """The plan as JSON (the same document as ``voiceguide plan --json``)."""
+    return json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def m3u(entries: list[tuple[Path, float, str]]) -> str:
+    """An extended M3U playlist of (file, seconds, title), with paths relative to the playlist."""
+    lines = ["#EXTM3U"]
+    for path, seconds, title in entries:
+        lines += [f"#EXTINF:{round(seconds)},{title}", path.name]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temporary file beside it, then rename)."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
