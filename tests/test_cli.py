@@ -216,7 +216,7 @@ def test_two_renders_sharing_a_cold_cache_both_succeed(tmp_path: Path) -> None:
     assert entries and all(store.get(p.stem) is not None for p in entries)  # every entry passes its checksum
     assert not list(cache.glob("*/.tmp-*"))
     plan = json.loads(runner.invoke(app, ["plan", "desk-break", "--json"], env={"VOICEGUIDE_CACHE_DIR": str(cache)}).stdout)
-    assert len(entries) == len({e["text"] for e in plan["events"] if e["kind"] == "speech"})
+    assert len(entries) == len({e["text"] for e in plan["events"] if e["kind"] == "speech" and e["role"] != "tone"})
     for out in outs:  # each render was verified against its own plan; this one is the cache's
         assert abs(decoded_length(out) / 44100 - plan["duration"]) < 0.1
 
@@ -278,3 +278,24 @@ def test_render_format_from_extension_with_sidecars(tmp_path: Path) -> None:
     assert flac.exit_code == 0 and (tmp_path / "desk-break.flac").read_bytes()[:4] == b"fLaC"
     bad = runner.invoke(app, ["render", "desk-break", "--format", "aiff", "-o", str(tmp_path / "x.aiff")])
     assert bad.exit_code == 2 and "--format" in bad.stderr
+
+
+def test_preview_speaks_one_line_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "voice.wav"
+    result = runner.invoke(app, ["preview", "Switch sides, and breathe out slowly.", "--voice", "en-us", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    samples = decode(out)
+    assert 1.0 < len(samples) / 44100 < 5.0 and max(abs(v) for v in samples) > 5000
+    assert runner.invoke(app, ["preview", "  ", "-o", str(out)]).exit_code == 2
+
+
+def test_engine_command_renders_and_reports_its_failures(tmp_path: Path) -> None:
+    tts = Path(__file__).with_name("fake_tts.py")
+    command = f"{sys.executable} {tts} --out {{output}}"
+    out = tmp_path / "s.mp3"
+    result = runner.invoke(app, ["render", "desk-break", "-o", str(out), "-q", "--engine-command", command, "--verify"])
+    assert result.exit_code == 0, result.output
+    missing = runner.invoke(app, ["render", "desk-break", "-o", str(out), "--engine-command", "piper --model x.onnx"])
+    assert missing.exit_code == 2 and "{output}" in missing.stderr
+    broken = runner.invoke(app, ["render", "desk-break", "-o", str(out), "--engine-command", "no-such-tts {output}"])
+    assert broken.exit_code == 3 and broken.stderr.startswith("error: speech program not found")

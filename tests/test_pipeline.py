@@ -137,7 +137,7 @@ def test_progress_reports_each_stage_to_completion(tmp_path: Path, fake_engine: 
                             verify=True, progress=lambda stage, done, total: seen.append((stage, done, total)))
     stages = list(dict.fromkeys(stage for stage, _, _ in seen))
     assert stages == ["synthesis", "encoding", "verify"]
-    lines = len({e.text for e in result.plan.speech()})
+    lines = len({e.text for e in result.plan.speech() if e.role != "tone"})  # tones are generated, not spoken
     assert ("synthesis", lines, lines) in seen and ("encoding", result.plan.total, result.plan.total) in seen
     encoded = [done for stage, done, _ in seen if stage == "encoding"]
     assert encoded == sorted(encoded)  # monotonic
@@ -149,7 +149,7 @@ def test_render_many_renders_in_parallel_and_keeps_order(tmp_path: Path, fake_en
     results = render_many(items, jobs=2, engine=fake_engine, cache=cache)
     assert [r.output for r in results if isinstance(r, RenderResult)] == [i.output for i in items]
     # Each distinct (text, voice) once: psoas twice costs nothing extra; desk-break has its own voice.
-    assert len(fake_engine.calls) == sum(len({e.text for e in r.plan.speech()}) for r in results[:2])
+    assert len(fake_engine.calls) == sum(len({e.text for e in r.plan.speech() if e.role != "tone"}) for r in results[:2])
 
 
 def test_sidecars_carry_every_spoken_line_at_its_planned_time(tmp_path: Path, fake_engine: FakeEngine,
@@ -186,3 +186,18 @@ def test_split_writes_one_file_per_stretch_and_a_playlist(tmp_path: Path, fake_e
     playlist = out.with_suffix(".m3u").read_text().splitlines()
     assert playlist[0] == "#EXTM3U" and playlist[2::2] == [p.name for p in parts]
     assert "Runner's stretch (left)" in [c[2] for c in read_chapters(parts[1])]
+
+
+def test_tones_sound_on_the_hold_boundaries(tmp_path: Path, fake_engine: FakeEngine, cache: ClipCache) -> None:
+    result = render_session(load_builtin("desk-break"), tmp_path / "s.mp3", engine=fake_engine, cache=cache)
+    samples = decode(result.output)
+    holds = [e for e in result.plan.events if e.kind == "hold"]
+    assert holds and any(e.role == "tone" for e in result.plan.events)
+    for hold in holds:
+        before = samples[hold.start - round(0.2 * RATE) : hold.start - round(0.03 * RATE)]
+        after = samples[hold.start : hold.start + round(0.03 * RATE)]
+        assert max(abs(v) for v in before) < 300  # the prepare or switch gap is quiet...
+        assert max(abs(v) for v in after) > 2000  # ...and the chime sounds on the hold's first sample
+    closing = result.plan.chapters[-1]
+    tail = samples[closing.end - round(1.5 * RATE) : closing.end]
+    assert rms(tail, 0, 1.0) > 100  # the bell is still ringing as the session ends

@@ -13,6 +13,7 @@ from conftest import FakeEngine, fake_seconds, write_tone
 from voiceguide.errors import SpeechError
 from voiceguide.speech import (
     ClipCache,
+    CommandEngine,
     Pyttsx3Engine,
     VoiceSettings,
     WorkerEngine,
@@ -173,3 +174,38 @@ def test_truncated_cache_entry_is_regenerated(fake_engine: FakeEngine, cache: Cl
 
 def cache_keys(cache: ClipCache) -> list[str]:
     return [p.stem for p in cache.folder.glob("*/*.clip")]
+
+
+# --- The command engine (any TTS program) ------------------------------------------------
+
+FAKE_TTS = Path(__file__).with_name("fake_tts.py")
+
+
+@pytest.mark.parametrize("template", [
+    [sys.executable, str(FAKE_TTS), "--out", "{output}"],  # the line on stdin, as Piper takes it
+    [sys.executable, str(FAKE_TTS), "--out", "{output}", "{text}"],
+])
+def test_command_engine_speaks_through_a_program(template: list[str], cache: ClipCache) -> None:
+    engine = CommandEngine(template, workers=2)
+    texts = ["Hold.", "Switch sides.", "A much longer line that takes a while to say."]
+    clips = synthesize(texts, VoiceSettings(), engine, cache, 44100)
+    lengths = [clips[t].samples for t in texts]
+    assert lengths[0] < lengths[1] < lengths[2]  # each line went to the program on its own
+    again = synthesize(texts, VoiceSettings(), engine, cache, 44100)
+    assert again == clips and cache.info()[0] == 3  # cached like the default engine
+
+
+def test_command_engine_failures_name_the_line(cache: ClipCache) -> None:
+    engine = CommandEngine([sys.executable, str(FAKE_TTS), "--out", "{output}"])
+    with pytest.raises(SpeechError, match=r"line 'fail here'.*exit 1: model file not found"):
+        synthesize(["fail here"], VoiceSettings(), engine, cache, 44100)
+    with pytest.raises(ValueError, match=r"\{output\}"):
+        CommandEngine(["piper", "--model", "x.onnx"])
+    with pytest.raises(SpeechError, match="speech program not found"):
+        synthesize(["Hold."], VoiceSettings(), CommandEngine(["no-such-tts-program", "{output}"]), cache, 44100)
+
+
+def test_real_engine_pitch_changes_the_voice(cache: ClipCache) -> None:
+    low = synthesize(["Hold."], VoiceSettings(pitch=10), Pyttsx3Engine(), cache, 44100)["Hold."]
+    high = synthesize(["Hold."], VoiceSettings(pitch=90), Pyttsx3Engine(), cache, 44100)["Hold."]
+    assert low.pcm != high.pcm and cache.info()[0] == 2

@@ -83,6 +83,8 @@ class Speaker:
             self.engine.setProperty("rate", int(voice["rate"]))
         if voice.get("volume") is not None:
             self.engine.setProperty("volume", float(voice["volume"]))
+        if voice.get("pitch") is not None:
+            self.engine.setProperty("pitch", int(voice["pitch"]))
         self.current = dict(voice)
 
     def say(self, text: str, path: str, voice: dict[str, Any], timeout: float = 20.0) -> None:

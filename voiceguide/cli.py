@@ -42,12 +42,18 @@ VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Voice id or langu
 RateOpt = Annotated[int | None, typer.Option("--rate", help="Speaking rate in words per minute.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Synthesize every line afresh; don't read or write the cache.")]
 VolumeOpt = Annotated[float | None, typer.Option("--volume", help="Speech engine volume, 0 to 1.")]
+PitchOpt = Annotated[int | None, typer.Option("--pitch", min=0, max=100, help="Voice pitch, 0 to 100 (default 50).")]
+EngineOpt = Annotated[str | None, typer.Option("--engine-command", help="Speak with another TTS program: its "
+                                               "command line, with {output} for the WAV to write and {text} for the "
+                                               "line (else the line goes to its stdin).")]
 ScaleOpt = Annotated[float, typer.Option("--hold-scale", help="Multiply every hold, e.g. 1.5.")]
 RestOpt = Annotated[str | None, typer.Option("--rest", help="Seconds of rest between stretches.")]
 CountdownOpt = Annotated[int | None, typer.Option("--countdown", help="Length of the spoken countdown; 0 = none.")]
 HalfwayOpt = Annotated[bool | None, typer.Option("--halfway/--no-halfway", help="Say (or don't) the halfway cue.")]
 DurationOpt = Annotated[str | None, typer.Option("--duration", help="Fit the session to this length (20m, 1m30s) "
                                                  "by scaling holds; holds never go below 10 s.")]
+TonesOpt = Annotated[bool | None, typer.Option("--tones/--no-tones", help="Chime at each hold's start and end and "
+                                               "ring a bell at the end (default: as the routine says).")]
 SidesOpt = Annotated[str, typer.Option("--sides", help="Side order: as-written, reversed, right-first, left-first.")]
 
 
@@ -90,7 +96,7 @@ def parse_seconds(text: str, option: str) -> float:
 def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, rest: str | None = None,
                      countdown: int | None = None, halfway: bool | None = None, duration: str | None = None,
                      sides: str = "as-written", voice: str | None = None, rate: int | None = None,
-                     volume: float | None = None) -> SessionOptions:
+                     volume: float | None = None, pitch: int | None = None, tones: bool | None = None) -> SessionOptions:
     """Turn the shared render/plan flags into library options."""
     from voiceguide.pipeline import SessionOptions
     from voiceguide.script import ScriptOptions
@@ -110,12 +116,27 @@ def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, res
         language=voice if voice and "/" not in voice else None,
         rate=rate,
         volume=volume,
+        pitch=pitch,
     )
     script = ScriptOptions(hold=every, holds=per_stretch, hold_scale=hold_scale,
                            rest=parse_seconds(rest, "--rest") if rest is not None else None,
-                           countdown=countdown, halfway=halfway, side_order=sides)
+                           countdown=countdown, halfway=halfway, side_order=sides, tones=tones)
     return SessionOptions(script=script, voice=voice_settings,
                           duration=parse_seconds(duration, "--duration") if duration else None)
+
+
+def _engine(command: str | None) -> Any:
+    """The default engine, or a command-line TTS program (split like a shell would, but never run by one)."""
+    if not command:
+        return None
+    import shlex
+
+    from voiceguide.speech import CommandEngine
+
+    try:
+        return CommandEngine(shlex.split(command))
+    except ValueError as exc:
+        raise OptionError(f"--engine-command: {exc}") from None
 
 
 def _cache(no_cache: bool = False) -> Any:
@@ -147,9 +168,12 @@ def render(
     halfway: HalfwayOpt = None,
     duration: DurationOpt = None,
     sides: SidesOpt = "as-written",
+    tones: TonesOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = None,
     volume: VolumeOpt = None,
+    pitch: PitchOpt = None,
+    engine_command: EngineOpt = None,
     no_cache: NoCacheOpt = False,
     verify: Annotated[bool, typer.Option("--verify", help="Decode the written file and check its duration and "
                                          "chapters against the plan before replacing anything.")] = False,
@@ -175,7 +199,8 @@ def render(
         specs = expand_routine_args(routines or ["psoas"])
         if output and len(specs) > 1:
             raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
-        options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume)
+        options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
+                                   pitch, tones)
         chosen = format_for(output or Path("session.mp3"), fmt)
         options = replace(options, fmt=chosen, bitrate=bitrate, loudness=loudness)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
@@ -185,7 +210,8 @@ def render(
             model, base = loaded[0]
             reporter = None if quiet else _Progress()
             result = render_session(model, output or default_output(base, output_dir, chosen), options,
-                                    cache=_cache(no_cache), verify=verify, progress=reporter, extras=wanted)
+                                    engine=_engine(engine_command), cache=_cache(no_cache), verify=verify,
+                                    progress=reporter, extras=wanted)
             if duration:
                 typer.echo(_hold_summary(result.plan), err=True)
             typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
@@ -201,8 +227,8 @@ def render(
 
         items = [BatchItem(model, default_output(base, output_dir, chosen)) for model, base in loaded]
         _refuse_clashing_outputs(items)
-        results = render_many(items, options, jobs=jobs, cache=_cache(no_cache), verify=verify, done=finished,
-                              extras=wanted)
+        results = render_many(items, options, jobs=jobs, engine=_engine(engine_command), cache=_cache(no_cache),
+                              verify=verify, done=finished, extras=wanted)
         failures = [r for r in results if isinstance(r, VoiceguideError)]
         if failures:
             typer.echo(f"{len(failures)} of {len(results)} renders failed", err=True)
@@ -255,6 +281,26 @@ class _Progress:
             sys.stderr.flush()
 
 
+@app.command()
+def preview(
+    text: Annotated[str, typer.Argument(help="The line to speak.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it (format from the extension).")]
+    = Path("output/preview.mp3"),
+    voice: VoiceOpt = None,
+    rate: RateOpt = None,
+    volume: VolumeOpt = None,
+    pitch: PitchOpt = None,
+    engine_command: EngineOpt = None,
+) -> None:
+    """Speak one line to a file, to try a voice before rendering a session."""
+    with _user_errors():
+        from voiceguide.pipeline import preview_line
+
+        settings = _session_options(voice=voice, rate=rate, volume=volume, pitch=pitch).voice
+        seconds = preview_line(text, output, settings, engine=_engine(engine_command), cache=_cache())
+        typer.echo(f"wrote {output} ({seconds:.1f} s)")
+
+
 @app.command("cache")
 def cache_command(
     action: Annotated[str, typer.Argument(help="info: where the speech cache is and its size; clear: empty it.")],
@@ -295,9 +341,12 @@ def plan(
     halfway: HalfwayOpt = None,
     duration: DurationOpt = None,
     sides: SidesOpt = "as-written",
+    tones: TonesOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = None,
     volume: VolumeOpt = None,
+    pitch: PitchOpt = None,
+    engine_command: EngineOpt = None,
 ) -> None:
     """Print the timeline (what is said when, the holds, the total) without rendering the session."""
     with _user_errors():
@@ -305,8 +354,9 @@ def plan(
         from voiceguide.routine import resolve_routine
 
         model, _ = resolve_routine(routine)
-        options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume)
-        result = plan_session(model, options, cache=_cache(), estimate=estimate)
+        options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
+                                   pitch, tones)
+        result = plan_session(model, options, engine=_engine(engine_command), cache=_cache(), estimate=estimate)
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         else:
@@ -323,12 +373,18 @@ def format_plan(plan: Plan, estimated: bool = False) -> str:
         inside = [e for e in plan.events if chapter.start <= e.start < chapter.end]
         holds = [e for e in inside if e.kind == "hold"]
         hold_text = " + ".join(f"{(h.end - h.start) / plan.rate:g}s" for h in holds)
-        cues = [f"{e.text}@{(e.start - h.start) / plan.rate:g}" for h in holds for e in inside
+        cues = [f"{_cue_text(e.text or '')}@{(e.start - h.start) / plan.rate:g}" for h in holds for e in inside
                 if e.kind == "speech" and h.start <= e.start < h.end]
         rows.append(f"{_clock(plan.seconds(chapter.start)):>8}  {chapter.title:<40} {hold_text:>6}  {' '.join(cues)}")
     rows.append(f"total {_clock(plan.duration)}, {sum(1 for _ in plan.speech())} spoken lines")
     rows += [f"note: left out {d}" for d in plan.dropped]
     return "\n".join(rows)
+
+
+def _cue_text(text: str) -> str:
+    from voiceguide.tones import TONE_PREFIX
+
+    return f"({text.removeprefix(TONE_PREFIX)} chime)" if text.startswith(TONE_PREFIX) else text
 
 
 @app.command("list")

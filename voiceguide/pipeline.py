@@ -69,6 +69,7 @@ def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
         language=override.language or base.language,
         rate=override.rate or base.rate,
         volume=override.volume if override.volume is not None else base.volume,
+        pitch=override.pitch if override.pitch is not None else base.pitch,
     )
 
 
@@ -80,15 +81,28 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
 
 
 def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
-             estimate: bool, progress: Progress | None = None) -> tuple[dict[str, int], dict[str, Clip]]:
-    """Every line's length in samples, and the clips themselves unless estimating."""
+             estimate: bool, progress: Progress | None = None,
+             need_clips: bool = True) -> tuple[dict[str, int], dict[str, Clip]]:
+    """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
+    (then cached lines are measured from their headers and only the rest is synthesized)."""
+    from voiceguide.tones import is_tone, tone_clip
+
     texts = spoken_texts(build_script(routine, options.script))
+    tones = {t: tone_clip(t, RATE) for t in texts if is_tone(t)}
+    texts = [t for t in texts if t not in tones]
     voice = voice_settings(routine, options.voice)
     if estimate:
         known = cached_lengths(texts, voice, engine, cache, RATE)
-        return {t: known.get(t) or estimate_length(t, voice) for t in texts}, {}
+        lengths = {t: known.get(t) or estimate_length(t, voice) for t in texts}
+        return lengths | {t: clip.samples for t, clip in tones.items()}, {}
     report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
-    clips = synthesize(texts, voice, engine, cache, RATE, progress=report)
+    if not need_clips:
+        lengths = cached_lengths(texts, voice, engine, cache, RATE)
+        missing = [t for t in texts if t not in lengths]
+        if missing:
+            lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
+        return lengths | {t: clip.samples for t, clip in tones.items()}, {}
+    clips = synthesize(texts, voice, engine, cache, RATE, progress=report) | tones
     return {t: clip.samples for t, clip in clips.items()}, clips
 
 
@@ -147,7 +161,7 @@ def plan_session(routine: Routine, options: SessionOptions | None = None, *, eng
     """Plan a session. Exact by default (speech is synthesized into the cache to measure it);
     with ``estimate`` nothing is synthesized and uncached lines get estimated lengths."""
     options = options or SessionOptions()
-    lengths, _ = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate)
+    lengths, _ = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate, need_clips=False)
     return build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
 
@@ -312,3 +326,25 @@ _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)
 def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str = "mp3") -> Path:
     """Where a routine renders by default: output/<name>.mp3 (or the format's extension)."""
     return folder / f"{safe_stem(base)}.{fmt}"
+
+
+def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *, engine: Engine | None = None,
+                 cache: ClipCache | None = None, loudness: float = -16.0) -> float:
+    """Speak one line (levelled like a session) to ``output``; return its length in seconds."""
+    from voiceguide.assemble import SessionAudio
+    from voiceguide.export import Tags, check_writable, encode, format_for
+    from voiceguide.loudness import level_session
+    from voiceguide.script import CueScript, Line, Place, SpeechBlock
+    from voiceguide.script import plain_text as clean
+
+    line = clean(text)
+    if not line:
+        raise OptionError("preview: nothing to say")
+    check_writable(output)
+    voice = voice or VoiceSettings()
+    clips = synthesize([line], voice, engine or Pyttsx3Engine(), cache or ClipCache(), RATE)
+    script = CueScript("preview", (SpeechBlock((Line(line, "preview"),), Place("Preview")),))
+    plan = build_plan(script, {line: clips[line].samples})
+    levelled = level_session(plan, clips, loudness).clips
+    encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=format_for(output, None))
+    return plan.duration

@@ -56,6 +56,7 @@ class Voice(_Model, kw_only=True):
     language: _described(str | None, "Language code, e.g. 'en-us'; picks a matching voice.") = None
     rate: Annotated[int, Meta(ge=80, le=450, description="Speaking rate in words per minute.")] | None = None
     volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
+    pitch: Annotated[int, Meta(ge=0, le=100, description="Voice pitch, 0 to 100 (espeak's default is 50).")] | None = None
 
 
 class Phrases(_Model, kw_only=True):
@@ -97,6 +98,7 @@ class Defaults(_Model, kw_only=True):
     halfway: _described(bool, "Say the halfway phrase in the middle of each hold.") = False
     breathe: _described(PositiveSeconds | None, "Say the breathe phrase every N seconds of a hold.") = None
     repeat: Annotated[int, Meta(ge=1, le=20, description="Rounds of each stretch (all its sides).")] = 1
+    tones: _described(bool, "Chime when a hold starts and ends, and ring a bell at the end of the session.") = False
 
 
 class Stretch(_Model, kw_only=True):
@@ -169,11 +171,18 @@ _NESTED: dict[type[_Model], dict[str, type[_Model]]] = {
 Path_ = tuple[str | int, ...]
 
 
-class _SafeLoader(yaml.SafeLoader):
-    """SafeLoader that never constructs Python objects from tags."""
+class _SafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's when PyYAML has it: ten times faster); never constructs objects from tags."""
+
+
+_NOT_YAML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _compose(text: str, source: str) -> yaml.Node | None:
+    bad = _NOT_YAML.search(text)  # what YAML readers refuse, caught here to name its line
+    if bad:
+        line = text[: bad.start()].count("\n") + 1
+        raise RoutineError(f"{source}:{line}: YAML syntax error: control character {ord(bad.group()):#04x} is not allowed")
     try:
         loader = _SafeLoader(text)  # the reader rejects non-printable characters already here
     except yaml.reader.ReaderError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from voiceguide.errors import OptionError, PlanError
 from voiceguide.routine import Routine, Stretch
@@ -21,6 +21,8 @@ INTRO, TITLE, INSTRUCTIONS, ROUND, SIDE, GET_READY, SWITCH = (
     "intro", "title", "instructions", "round", "side", "get_ready", "switch")
 START, HALFWAY, BREATHE, COUNT, COACHING, NEXT_UP, CLOSING = (
     "start", "halfway", "breathe", "count", "coaching", "next_up", "closing")
+
+TONE = "tone"
 
 HOLD, REST, PREPARE, SWITCH_GAP = "hold", "rest", "prepare", "switch"
 
@@ -104,6 +106,7 @@ class ScriptOptions:
     halfway: bool | None = None
     side_order: str = "as-written"
     hold_floor: float = 0.0  # no hold is scaled below this (used when fitting a target duration)
+    tones: bool | None = None  # chimes at hold start and end, a bell at the end; None: as the routine says
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,43 @@ def build_script(routine: Routine, options: ScriptOptions | None = None) -> CueS
     closing = tuple(Line(text, CLOSING) for text in (routine.closing, phrases.session_end) if text)
     if closing:
         blocks.append(SpeechBlock(closing, Place("Closing")))
-    return CueScript(routine.name, tuple(blocks))
+    tones = routine.defaults.tones if options.tones is None else options.tones
+    return CueScript(routine.name, _with_tones(blocks) if tones else tuple(blocks))
+
+
+def _with_tones(blocks: list[Block]) -> tuple[Block, ...]:
+    """Chime at every hold's first sample and at the sample it ends; a bell to close the session.
+
+    A line planned for the same moment (the "Hold." cue, "Switch sides.",
+    "Next up") follows right after its chime.
+    """
+    from voiceguide.tones import HOLD_END, HOLD_START, SESSION_END, tone_seconds, tone_text
+
+    def chime_then(window: Window, name: str) -> Window:
+        after = round(tone_seconds(name) + 0.1, 3)
+        moved = tuple(replace(c, at=after) if c.at < after and c.line.role != COUNT else c for c in window.cues)
+        return replace(window, cues=(TimedLine(0.0, Line(tone_text(name), TONE)), *moved))
+
+    out: list[Block] = []
+    after_hold = False
+    for block in blocks:
+        if after_hold and isinstance(block, SpeechBlock):
+            block = replace(block, lines=(Line(tone_text(HOLD_END), TONE), *block.lines))
+        elif after_hold and isinstance(block, Window):
+            block = chime_then(block, HOLD_END)
+        if isinstance(block, Window) and block.kind == HOLD:
+            block = chime_then(block, HOLD_START)
+        after_hold = isinstance(block, Window) and block.kind == HOLD
+        out.append(block)
+    if after_hold:
+        out.append(SpeechBlock((Line(tone_text(HOLD_END), TONE),), out[-1].place))
+    last = out[-1]
+    bell = Line(tone_text(SESSION_END), TONE)
+    if isinstance(last, SpeechBlock):
+        out[-1] = replace(last, lines=(*last.lines, bell))
+    else:
+        out.append(SpeechBlock((bell,), Place("Closing")))
+    return tuple(out)
 
 
 def spoken_texts(script: CueScript) -> list[str]:

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from voiceguide.timeline import Plan
+from voiceguide.timeline import Event, Plan
 
 
 def _lrc_time(seconds: float) -> str:
@@ -26,17 +26,22 @@ def _vtt_time(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{millis / 1000:06.3f}"
 
 
+def _spoken(plan: Plan) -> list[Event]:
+    """The plan's spoken lines (tones are not words to show)."""
+    return [event for event in plan.speech() if event.role != "tone"]
+
+
 def lrc(plan: Plan) -> str:
     """An LRC file: players that show lyrics show the current instruction."""
     lines = [f"[ti:{plan.routine}]", f"[length:{_lrc_time(plan.duration)[:5]}]", "[re:voiceguide]"]
-    lines += [f"[{_lrc_time(plan.seconds(e.start))}]{e.text}" for e in plan.speech()]
+    lines += [f"[{_lrc_time(plan.seconds(e.start))}]{e.text}" for e in _spoken(plan)]
     return "\n".join(lines) + "\n"
 
 
 def vtt(plan: Plan) -> str:
     """A WebVTT file with one cue per spoken line, from its first to its last sample."""
     cues = ["WEBVTT", ""]
-    for number, event in enumerate(plan.speech(), 1):
+    for number, event in enumerate(_spoken(plan), 1):
         cues += [str(number), f"{_vtt_time(plan.seconds(event.start))} --> {_vtt_time(plan.seconds(event.end))}",
                  (event.text or "").replace("-->", "->"), ""]
     return "\n".join(cues)
