@@ -299,3 +299,19 @@ def test_engine_command_renders_and_reports_its_failures(tmp_path: Path) -> None
     assert missing.exit_code == 2 and "{output}" in missing.stderr
     broken = runner.invoke(app, ["render", "desk-break", "-o", str(out), "--engine-command", "no-such-tts {output}"])
     assert broken.exit_code == 3 and broken.stderr.startswith("error: speech program not found")
+
+
+def test_render_with_music_and_a_routine_that_names_it(tmp_path: Path) -> None:
+    from conftest import write_tone
+
+    write_tone(tmp_path / "bed.wav", 10.0, 44100, freq=800.0, amplitude=0.3)
+    routine = tmp_path / "mine.yaml"
+    routine.write_text("name: Mine\nmusic: [bed.wav]\ndefaults: {hold: 10}\nstretches:\n  - name: Reach\n")
+    out = tmp_path / "mine.mp3"
+    result = runner.invoke(app, ["render", str(routine), "-o", str(out), "-q", "--verify"])
+    assert result.exit_code == 0, result.output
+    from mutagen.mp3 import MP3
+
+    assert MP3(out).info.channels == 2 and MP3(out).info.bitrate == 128000
+    bad = runner.invoke(app, ["render", "desk-break", "-o", str(tmp_path / "x.mp3"), "--music", str(routine)])
+    assert bad.exit_code == 2 and "cannot be read as audio" in bad.stderr and not (tmp_path / "x.mp3").exists()

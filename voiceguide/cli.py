@@ -180,13 +180,18 @@ def render(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="mp3, m4a, ogg, opus, flac or wav "
                                             "(default: from -o's extension, else mp3).")] = None,
-    bitrate: Annotated[str, typer.Option("--bitrate", help="Bit rate of lossy formats, e.g. 96k.")] = "64k",
+    bitrate: Annotated[str | None, typer.Option("--bitrate", help="Bit rate of lossy formats, e.g. 96k "
+                                                "(default 64k for voice, 128k with music).")] = None,
     loudness: Annotated[float, typer.Option("--loudness", help="Integrated loudness in LUFS (EBU R128).")] = -16.0,
     lrc: Annotated[bool, typer.Option("--lrc", help="Also write NAME.lrc: every spoken line at its time.")] = False,
     vtt: Annotated[bool, typer.Option("--vtt", help="Also write NAME.vtt (WebVTT captions).")] = False,
     plan_json: Annotated[bool, typer.Option("--json", help="Also write NAME.json, the plan.")] = False,
     sidecars: Annotated[bool, typer.Option("--sidecars", help="All three: --lrc --vtt --json.")] = False,
     split: Annotated[bool, typer.Option("--split", help="One file per stretch plus an .m3u playlist.")] = False,
+    music: Annotated[list[Path] | None, typer.Option("--music", help="Background music (any format ffmpeg reads); "
+                                                     "repeat to play several in turn. Ducked under every line.")] = None,
+    music_volume: Annotated[float, typer.Option("--music-volume", help="dB the music plays under the voice.")] = -18.0,
+    duck: Annotated[float, typer.Option("--duck", help="dB the music dips further while a line is spoken.")] = 12.0,
 ) -> None:
     """Render routines to voice-guided MP3s with chapters (several at once: one per core)."""
     with _user_errors():
@@ -202,12 +207,17 @@ def render(
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
                                    pitch, tones)
         chosen = format_for(output or Path("session.mp3"), fmt)
-        options = replace(options, fmt=chosen, bitrate=bitrate, loudness=loudness)
+        options = replace(options, fmt=chosen, loudness=loudness, music=tuple(music or ()), music_volume=music_volume,
+                          duck=duck)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
         checked = ", verified" if verify else ""
         if len(loaded) == 1:
             model, base = loaded[0]
+            if not music and model.music:  # the routine's own music, relative to its file
+                folder = Path(specs[0]).parent if Path(specs[0]).suffix.lower() in {".yaml", ".yml"} else Path()
+                options = replace(options, music=tuple(folder / name for name in model.music))
+            options = replace(options, bitrate=bitrate or ("128k" if options.music else "64k"))
             reporter = None if quiet else _Progress()
             result = render_session(model, output or default_output(base, output_dir, chosen), options,
                                     engine=_engine(engine_command), cache=_cache(no_cache), verify=verify,
@@ -225,6 +235,7 @@ def render(
             else:
                 typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
 
+        options = replace(options, bitrate=bitrate or ("128k" if options.music else "64k"))
         items = [BatchItem(model, default_output(base, output_dir, chosen)) for model, base in loaded]
         _refuse_clashing_outputs(items)
         results = render_many(items, options, jobs=jobs, engine=_engine(engine_command), cache=_cache(no_cache),

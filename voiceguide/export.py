@@ -145,13 +145,14 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
     fd, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
     os.close(fd)
     temp = Path(temp_name)
-    counter = _Counter(progress)
+    channels = int(getattr(source, "channels", 1))  # 2 when music is mixed in
+    counter = _Counter(progress, channels)
     try:
         if fmt == "mp3":
-            _encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores())
+            _encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores(), channels)
         else:
             chunks = source.chunks() if hasattr(source, "silences") else source
-            _encode_ffmpeg(counter.through(chunks), rate, temp, tags, chapters, bitrate, fmt, output)
+            _encode_ffmpeg(counter.through(chunks), rate, temp, tags, chapters, bitrate, fmt, output, channels)
         if check is not None:
             check(temp)  # e.g. --verify: a file that fails never replaces the previous one
         os.replace(temp, output)
@@ -175,8 +176,9 @@ def usable_cores() -> int:
 class _Counter:
     """Counts samples handed to an encoder, from any thread, and reports the running total."""
 
-    def __init__(self, progress: Callable[[int], None] | None) -> None:
+    def __init__(self, progress: Callable[[int], None] | None, channels: int = 1) -> None:
         self.progress = progress
+        self.frame_bytes = 2 * channels
         self.done = 0
         self.lock = threading.Lock()
 
@@ -189,7 +191,7 @@ class _Counter:
     def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
             yield chunk
-            self.add(len(chunk) // 2)
+            self.add(len(chunk) // self.frame_bytes)
 
 
 def parse_bitrate(bitrate: str) -> int:
@@ -211,7 +213,7 @@ MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
 
 
 def _encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags: Tags, chapters: Sequence[Chapter],
-                kbps: int, counter: _Counter, jobs: int) -> None:
+                kbps: int, counter: _Counter, jobs: int, channels: int = 1) -> None:
     """MP3 with an ID3v2.3 tag (chapters + ordered top-level CTOC) and a LAME Info tag for gapless length.
 
     A PcmSource is cut into parts at silent frame boundaries and the parts are
@@ -229,13 +231,13 @@ def _encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags
         parts = [iter(source)]  # type: ignore[arg-type]
         total = -1
     path.write_bytes(_id3_tag(tags, chapters, rate))
-    info_length = _info_frame_length(kbps, rate, 1)
+    info_length = _info_frame_length(kbps, rate, channels)
     with open(path, "r+b") as out:
         out.seek(0, os.SEEK_END)
         info_at = out.tell()
         out.write(bytes(info_length))  # placeholder, filled in at the end
         if len(parts) == 1:
-            samples = _encode_part(parts[0], rate, kbps, out, counter)
+            samples = _encode_part(parts[0], rate, kbps, out, counter, channels=channels)
         else:
             samples = _encode_parallel(parts, rate, kbps, out, counter, path)
         end = out.tell()
@@ -244,7 +246,7 @@ def _encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags
         frames = _count_frames(first, end - info_at - info_length, kbps, rate)
         content = total if total >= 0 else samples  # what a gapless decoder must return
         out.seek(info_at)
-        out.write(_info_frame(first, kbps, rate, 1, frames, content, end - info_at))
+        out.write(_info_frame(first, kbps, rate, channels, frames, content, end - info_at))
 
 
 def _new_encoder(rate: int, kbps: int, channels: int = 1):  # type: ignore[no-untyped-def]
@@ -253,6 +255,7 @@ def _new_encoder(rate: int, kbps: int, channels: int = 1):  # type: ignore[no-un
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(kbps)
     encoder.set_in_sample_rate(rate)
+    encoder.set_out_sample_rate(rate)  # else LAME resamples low bit rates (64k stereo -> 24 kHz), breaking the framing
     encoder.set_channels(channels)
     encoder.set_quality(LAME_QUALITY)
     return encoder
@@ -263,9 +266,10 @@ class _Stopped(Exception):
 
 
 def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], counter: _Counter,
-                 stop: threading.Event | None = None) -> int:
-    """Encode one stream of PCM into ``out``; return the number of samples encoded."""
-    encoder = _new_encoder(rate, kbps)
+                 stop: threading.Event | None = None, channels: int = 1) -> int:
+    """Encode one stream of PCM into ``out``; return the number of samples (per channel) encoded."""
+    encoder = _new_encoder(rate, kbps, channels)
+    frame_bytes = 2 * channels
     samples = 0
     pending: list[bytes] = []
     size = 0
@@ -276,13 +280,13 @@ def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], 
         size += len(chunk)
         if size >= 1 << 20:  # hand LAME about a megabyte at a time (it releases the GIL while encoding)
             out.write(encoder.encode(b"".join(pending)))
-            samples += size // 2
-            counter.add(size // 2)
+            samples += size // frame_bytes
+            counter.add(size // frame_bytes)
             pending, size = [], 0
     if pending:
         out.write(encoder.encode(b"".join(pending)))
-        samples += size // 2
-        counter.add(size // 2)
+        samples += size // frame_bytes
+        counter.add(size // frame_bytes)
     out.write(encoder.flush())
     return samples
 
@@ -431,7 +435,7 @@ def _id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
 
 
 def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, chapters: Sequence[Chapter],
-                   bitrate: str, fmt: str, output: Path) -> None:
+                   bitrate: str, fmt: str, output: Path, channels: int = 1) -> None:
     """Pipe the PCM to ffmpeg for every format but MP3."""
     with tempfile.TemporaryDirectory(prefix="voiceguide-encode-") as work:
         meta = Path(work) / "metadata.txt"
@@ -439,9 +443,10 @@ def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, c
         log_path = Path(work) / "ffmpeg.log"
         command = [
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
+            "-f", "s16le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0",
             "-i", str(meta), "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
-            "-ar", str(rate), "-ac", "1", *([] if fmt in LOSSLESS else ["-b:a", bitrate]), *FORMAT_ARGS[fmt], str(temp),
+            "-ar", str(rate), "-ac", str(channels), *([] if fmt in LOSSLESS else ["-b:a", bitrate]), *FORMAT_ARGS[fmt],
+            str(temp),
         ]
         with open(log_path, "wb") as log:
             try:

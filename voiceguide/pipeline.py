@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voiceguide.errors import OptionError, PlanError, VoiceguideError
 from voiceguide.routine import Routine
@@ -18,7 +18,6 @@ from voiceguide.speech import Clip, ClipCache, Engine, Pyttsx3Engine, VoiceSetti
 from voiceguide.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, build_plan, to_samples
 
 if TYPE_CHECKING:
-    from voiceguide.assemble import SessionAudio
     from voiceguide.export import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
@@ -40,6 +39,9 @@ class SessionOptions:
     duration: float | None = None  # fit the session to this many seconds by scaling holds
     loudness: float | None = -16.0  # integrated LUFS of the output; None leaves the clips as levelled one by one
     fmt: str = "mp3"
+    music: tuple[Path, ...] = ()  # background music files, played in turn and looped
+    music_volume: float = -18.0  # dB the bed plays under the voice when nobody speaks
+    duck: float = 12.0  # dB further down while a line is spoken
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
     cache = cache or ClipCache()
+    tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
@@ -198,25 +201,44 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         if progress:
             progress(ENCODING, samples, plan.total)
 
+    target = options.loudness if options.loudness is not None else -16.0
     if options.loudness is not None:
         from voiceguide.loudness import level_session
 
-        clips = level_session(plan, clips, options.loudness, remember=cache.folder if cache.enabled else None).clips
+        remember = cache.folder if cache.enabled else None
+        if tracks:  # the bed adds loudness of its own: aim the voice so that the mix lands on target
+            from voiceguide.music import mix_loudness
+
+            target += options.loudness - mix_loudness(plan, options.loudness, options.loudness + options.music_volume)
+        clips = level_session(plan, clips, target, remember=remember).clips
     encoded(0)
-    audio = SessionAudio(plan, clips)
+    audio: Any = SessionAudio(plan, clips)
+    if tracks:
+        from voiceguide.music import MixedAudio, MusicBed
+
+        audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
     tags = session_tags(routine, plan)
     encode(audio, plan.rate, output, tags, plan.chapters,
            bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
     return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
 
 
-def _write_extras(extras: Sidecars, output: Path, audio: SessionAudio, tags: Tags, options: SessionOptions,
+def _music_tracks(options: SessionOptions, cache: ClipCache) -> list[Any]:
+    """Every music file checked and measured (OptionError, exit 2, for one that cannot be read)."""
+    if not options.music:
+        return []
+    from voiceguide.music import measure_track
+
+    return [measure_track(Path(path), cache.folder if cache.enabled else None) for path in options.music]
+
+
+def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, options: SessionOptions,
                   jobs: int | None) -> tuple[Path, ...]:
     """Sidecars beside ``output`` and, with ``split``, one file per stretch and an M3U playlist."""
     from voiceguide import sidecars
     from voiceguide.export import encode
 
-    plan = audio.plan
+    plan = audio.voice.plan if hasattr(audio, "voice") else audio.plan
     written: list[Path] = []
     for wanted, suffix, text in ((extras.lrc, ".lrc", sidecars.lrc), (extras.vtt, ".vtt", sidecars.vtt),
                                  (extras.json, ".json", sidecars.plan_json)):

@@ -148,6 +148,8 @@ class Routine(_Model, kw_only=True):
     defaults: Defaults = msgspec.field(default_factory=Defaults)
     voice: Voice = msgspec.field(default_factory=Voice)
     phrases: Phrases = msgspec.field(default_factory=Phrases)
+    music: _described(Annotated[list[Text], Meta(max_length=20)] | None,
+                      "Background music files (paths relative to the routine file), played in turn.") = None
     stretches: Annotated[list[Stretch], Meta(min_length=1, max_length=MAX_STRETCHES)]
 
     def __post_init__(self) -> None:

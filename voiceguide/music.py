@@ -1,0 +1,310 @@
+"""Background music: looped or trimmed to the session, faded in and out, ducked under every spoken line.
+
+Music files are checked and measured before any work (any format ffmpeg
+decodes), levelled so the bed sits a set number of dB under the voice, and
+streamed (never held in memory). The ducking envelope comes from the plan,
+not from listening to the voice: the music is already down when a line
+starts (150 ms ahead), stays down while it is said, and comes back up over
+half a second after it, moving in millisecond steps, so it never pumps.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voiceguide.errors import OptionError
+from voiceguide.timeline import Plan
+
+ATTACK = 0.15  # seconds the music starts going down before a line
+RELEASE = 0.5  # seconds it takes to come back up after one
+FADE_IN, FADE_OUT = 3.0, 5.0
+MEASURE_SECONDS = 180  # loudness of a music file is measured on its first three minutes
+
+
+@dataclass(frozen=True)
+class Track:
+    """A music file, measured: its length and integrated loudness."""
+
+    path: Path
+    seconds: float
+    loudness: float
+
+
+def _ffmpeg() -> str:
+    from voiceguide.export import ffmpeg_exe
+
+    return ffmpeg_exe()
+
+
+def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
+    """Check that ``path`` is decodable audio and measure it; OptionError (exit 2) if it is not."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise OptionError(f"--music: {path}: {exc.strerror or 'cannot be read'}") from None
+    key = hashlib.sha256(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns]).encode()).hexdigest()
+    remembered = cache_folder / "music" / f"{key}.json" if cache_folder else None
+    if remembered is not None and remembered.exists():
+        try:
+            data = json.loads(remembered.read_text())
+            return Track(path, float(data["seconds"]), float(data["loudness"]))
+        except (OSError, ValueError, KeyError):
+            pass
+    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", "44100",
+               "-af", f"atrim=end={MEASURE_SECONDS},ebur128=framelog=quiet", "-f", "null", "-"]
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", done.stderr)
+    integrated = re.findall(r"I:\s+(-?[\d.]+) LUFS", done.stderr)
+    if done.returncode != 0 or not duration or not integrated:
+        last = (done.stderr.strip().splitlines() or ["not audio"])[-1]
+        raise OptionError(f"--music: {path}: cannot be read as audio ({last})")
+    hours, minutes, seconds = duration.groups()
+    track = Track(path, int(hours) * 3600 + int(minutes) * 60 + float(seconds), float(integrated[-1]))
+    if track.seconds < 1 or math.isinf(track.loudness) or track.loudness < -60:
+        raise OptionError(f"--music: {path}: silent or shorter than a second")
+    if remembered is not None:
+        try:
+            remembered.parent.mkdir(parents=True, exist_ok=True)
+            temp = remembered.with_suffix(f".{os.getpid()}.tmp")
+            temp.write_text(json.dumps({"seconds": track.seconds, "loudness": track.loudness}))
+            os.replace(temp, remembered)
+        except OSError:
+            pass
+    return track
+
+
+def _duck_spans(plan: Plan) -> list[tuple[int, int]]:
+    """Sample ranges (with attack and release) where someone speaks, merged."""
+    attack, release = round(ATTACK * plan.rate), round(RELEASE * plan.rate)
+    spans: list[tuple[int, int]] = []
+    for event in plan.speech():
+        start, end = max(0, event.start - attack), min(plan.total, event.end + release)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+class MusicBed:
+    """The music for a plan: decoded on demand from any sample, levelled, faded and ducked."""
+
+    def __init__(self, plan: Plan, tracks: Sequence[Track], level: float, duck_db: float) -> None:
+        self.plan = plan
+        self.tracks = list(tracks)
+        self.level = level  # LUFS the bed plays at when nobody speaks
+        self.duck = 10 ** (-duck_db / 20)
+        self.spans = _duck_spans(plan)
+        self.starts = [start for start, _ in self.spans]
+        self.cycle = sum(round(t.seconds * plan.rate) for t in self.tracks)
+
+    def _decoded(self, start: int, end: int) -> Iterator[bytes]:
+        """Stereo 16-bit music for session samples start..end: the tracks in turn, looped, each levelled."""
+        rate = self.plan.rate
+        position = start % self.cycle
+        remaining = end - start
+        index = 0
+        while position >= round(self.tracks[index].seconds * rate):
+            position -= round(self.tracks[index].seconds * rate)
+            index += 1
+        while remaining > 0:
+            track = self.tracks[index]
+            length = round(track.seconds * rate)
+            take = min(remaining, length - position)
+            gain = self.level - track.loudness
+            command = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-ss", f"{position / rate:.6f}", "-i", str(track.path),
+                       "-vn", "-ac", "2", "-ar", str(rate), "-af", f"volume={gain:.2f}dB", "-f", "s16le", "pipe:1"]
+            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+                assert process.stdout is not None
+                left = take * 4
+                while left > 0:
+                    data = process.stdout.read(min(left, 1 << 18))
+                    if not data:
+                        break
+                    left -= len(data)
+                    yield data
+                process.kill()
+            if left > 0:
+                yield bytes(left)  # a file shorter than it claimed: silence, never a shifted timeline
+            remaining -= take
+            position = 0
+            index = (index + 1) % len(self.tracks)
+
+    def gain_at(self, sample: int) -> float:
+        """The bed's gain (fades times ducking) at one sample."""
+        rate, total = self.plan.rate, self.plan.total
+        gain = min(1.0, sample / (FADE_IN * rate), max(0.0, (total - sample) / (FADE_OUT * rate)))
+        attack, release = round(ATTACK * rate), round(RELEASE * rate)
+        index = bisect.bisect_right(self.starts, sample) - 1
+        if index >= 0:
+            start, end = self.spans[index]
+            if sample < end:
+                if sample < start + attack and start > 0:
+                    depth = (sample - start) / attack
+                elif sample >= end - release:
+                    depth = (end - sample) / release
+                else:
+                    depth = 1.0
+                gain *= self.duck**depth  # linear in dB: a smooth, even glide
+        return gain
+
+    def _regions(self) -> list[tuple[int, int, float | None]]:
+        """The session as (start, end, gain) runs where the gain is steady, and (start, end, None) where it moves."""
+        rate, total = self.plan.rate, self.plan.total
+        attack, release = round(ATTACK * rate), round(RELEASE * rate)
+        moving = [(0, min(total, round(FADE_IN * rate))), (max(0, total - round(FADE_OUT * rate)), total)]
+        for start, end in self.spans:
+            if start > 0:
+                moving.append((start, min(end, start + attack)))
+            moving.append((max(start, end - release), end))
+        moving.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in moving:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            elif end > start:
+                merged.append((start, end))
+        regions: list[tuple[int, int, float | None]] = []
+        cursor = 0
+        for start, end in merged:
+            if start > cursor:
+                regions.append((cursor, start, self.gain_at((cursor + start) // 2)))
+            regions.append((start, end, None))
+            cursor = end
+        if cursor < total:
+            regions.append((cursor, total, self.gain_at((cursor + total) // 2)))
+        return regions
+
+    def chunks(self, start: int, end: int, block: int = 44) -> Iterator[bytes]:
+        """Samples start..end of the bed, with fades and ducking: one multiply per steady run, ms steps elsewhere."""
+        audioop = _audioop()
+        regions = self._regions()
+        index = max(0, bisect.bisect_right([r[0] for r in regions], start) - 1)
+        cursor = start
+        pending = b""
+        for data in self._decoded(start, end):
+            pending += data
+            out: list[bytes] = []
+            at = 0  # bytes of pending already used
+            available = len(pending) // 4
+            while available > 0 and index < len(regions):
+                _, region_end, gain = regions[index]
+                if cursor >= region_end:
+                    index += 1
+                    continue
+                if gain is not None:
+                    count = min(region_end - cursor, available)
+                else:
+                    count = min(block, region_end - cursor, available)
+                    gain = self.gain_at(cursor + count // 2)
+                out.append(audioop.mul(pending[at : at + count * 4], 2, gain))
+                at += count * 4
+                available -= count
+                cursor += count
+            pending = pending[at:]
+            if out:
+                yield b"".join(out)
+
+
+def _audioop():  # type: ignore[no-untyped-def]
+    from voiceguide.loudness import _audioop as load
+
+    return load()
+
+
+class MixedAudio:
+    """Voice (mono) over a music bed (stereo): the source a music session is encoded from."""
+
+    channels = 2
+
+    def __init__(self, voice: Any, bed: MusicBed) -> None:
+        self.voice = voice
+        self.bed = bed
+
+    @property
+    def total(self) -> int:
+        """Length in samples (per channel)."""
+        return int(self.voice.total)
+
+    def silences(self) -> list[tuple[int, int]]:
+        """None: music plays throughout (so the encoder does not cut the session into parts)."""
+        return []
+
+    def part(self, start: int, end: int) -> MixedPart:
+        """Samples ``start`` to ``end`` as a source of their own (for --split)."""
+        return MixedPart(self, start, end)
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Stereo 16-bit PCM: the voice on both channels plus the bed."""
+        audioop = _audioop()
+        end = self.total if end is None else end
+        voice = self.voice.chunks(start, end)
+        music = self.bed.chunks(start, end)
+        voice_buffer = music_buffer = b""
+        done = False
+        while not done:
+            try:
+                while len(music_buffer) < 1 << 16:
+                    music_buffer += next(music)
+            except StopIteration:
+                done = True
+            while len(voice_buffer) * 2 < len(music_buffer):
+                try:
+                    voice_buffer += next(voice)
+                except StopIteration:
+                    break
+            count = min(len(voice_buffer) // 2, len(music_buffer) // 4)
+            if count:
+                stereo = audioop.tostereo(voice_buffer[: count * 2], 2, 1, 1)
+                yield audioop.add(stereo, music_buffer[: count * 4], 2)
+                voice_buffer, music_buffer = voice_buffer[count * 2 :], music_buffer[count * 4 :]
+        if voice_buffer:  # a bed that came up short: the voice alone
+            yield audioop.tostereo(voice_buffer, 2, 1, 1)
+
+
+class MixedPart:
+    """A range of a music session (for --split)."""
+
+    channels = 2
+
+    def __init__(self, audio: MixedAudio, start: int, end: int) -> None:
+        self.audio, self.start, self.end = audio, start, end
+
+    @property
+    def total(self) -> int:
+        """Length in samples."""
+        return self.end - self.start
+
+    def silences(self) -> list[tuple[int, int]]:
+        """None, as for the whole session."""
+        return []
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """This part's stereo PCM."""
+        return self.audio.chunks(self.start + start, self.start + (self.total if end is None else end))
+
+
+def mix_loudness(plan: Plan, voice: float, music: float) -> float:
+    """The integrated loudness (BS.1770 gating) a session will measure, from its voice and bed levels.
+
+    Speech blocks measure ``voice`` (the bed is ducked far under them); the
+    rest measure ``music``. Whether the bed's blocks count depends on the
+    relative gate, so a long, quiet bed can pull a session's reading down.
+    """
+    spans = _duck_spans(plan)
+    speaking = sum(end - start for start, end in spans) / max(1, plan.total)
+    power = speaking * 10 ** (voice / 10) + (1 - speaking) * 10 ** (music / 10)
+    ungated = 10 * math.log10(power)
+    if music < ungated - 10:  # the bed falls under the relative gate: only speech counts
+        return voice
+    return ungated
