@@ -315,3 +315,19 @@ def test_render_with_music_and_a_routine_that_names_it(tmp_path: Path) -> None:
     assert MP3(out).info.channels == 2 and MP3(out).info.bitrate == 128000
     bad = runner.invoke(app, ["render", "desk-break", "-o", str(tmp_path / "x.mp3"), "--music", str(routine)])
     assert bad.exit_code == 2 and "cannot be read as audio" in bad.stderr and not (tmp_path / "x.mp3").exists()
+
+
+def test_cover_option(tmp_path: Path) -> None:
+    from mutagen.id3 import ID3
+
+    from voiceguide.cover import draw_cover
+
+    image = tmp_path / "mine.png"
+    image.write_bytes(draw_cover("my own"))
+    out = tmp_path / "s.mp3"
+    assert runner.invoke(app, ["render", "desk-break", "-o", str(out), "-q", "--cover", str(image)]).exit_code == 0
+    assert ID3(out).getall("APIC")[0].data == image.read_bytes()
+    assert runner.invoke(app, ["render", "desk-break", "-o", str(out), "-q", "--no-cover"]).exit_code == 0
+    assert ID3(out).getall("APIC") == []
+    bad = runner.invoke(app, ["render", "desk-break", "-o", str(tmp_path / "x.mp3"), "--cover", str(out)])
+    assert bad.exit_code == 2 and "not a PNG or JPEG" in bad.stderr and not (tmp_path / "x.mp3").exists()

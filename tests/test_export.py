@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import mutagen
@@ -172,6 +173,12 @@ def test_every_format_decodes_to_the_plan_with_its_chapters(fmt: str, tmp_path: 
         assert abs(start - chapter.start / RATE) <= 0.03
     tags = mutagen.File(out)
     assert tags is not None and "Psoas" in str(tags.tags)
+    # The chapter frames themselves, read back with mutagen as well as with ffmpeg's demuxers above.
+    if fmt == "m4a":
+        titles = [c.title for c in tags.chapters]
+    else:
+        titles = [tags.tags[f"CHAPTER{i:03d}NAME"][0] for i in range(len(CHAPTERS))]
+    assert titles == [c.title for c in CHAPTERS]
 
 
 def test_format_follows_the_extension_unless_given(tmp_path: Path) -> None:
@@ -179,3 +186,26 @@ def test_format_follows_the_extension_unless_given(tmp_path: Path) -> None:
     assert format_for(tmp_path / "a.unknown", None) == "mp3"
     with pytest.raises(OptionError, match="--format"):
         format_for(tmp_path / "a.mp3", "aiff")
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "m4a", "ogg", "opus", "flac"])
+def test_cover_art_is_embedded_where_players_look(fmt: str, tmp_path: Path) -> None:
+    from voiceguide.cover import draw_cover
+
+    image = draw_cover("Psoas release")
+    assert image.startswith(b"\x89PNG\r\n\x1a\n") and image != draw_cover("Desk break")  # drawn per title
+    out = tmp_path / f"s.{fmt}"
+    encode(tone_chunks(2.0), RATE, out, Tags(title="x", cover=image), CHAPTERS[:1])
+    audio = mutagen.File(out)
+    assert audio is not None and audio.tags is not None
+    if fmt == "mp3":
+        found = audio.tags.getall("APIC")[0].data
+    elif fmt == "m4a":
+        found = bytes(audio.tags["covr"][0])
+    elif fmt == "flac":
+        found = audio.pictures[0].data
+    else:
+        from mutagen.flac import Picture
+
+        found = Picture(base64.b64decode(audio.tags["METADATA_BLOCK_PICTURE"][0])).data
+    assert found == image

@@ -192,6 +192,9 @@ def render(
                                                      "repeat to play several in turn. Ducked under every line.")] = None,
     music_volume: Annotated[float, typer.Option("--music-volume", help="dB the music plays under the voice.")] = -18.0,
     duck: Annotated[float, typer.Option("--duck", help="dB the music dips further while a line is spoken.")] = 12.0,
+    cover: Annotated[Path | None, typer.Option("--cover", help="Cover art to embed (PNG or JPEG); default: a drawn one.")]
+    = None,
+    no_cover: Annotated[bool, typer.Option("--no-cover", help="Embed no cover art.")] = False,
 ) -> None:
     """Render routines to voice-guided MP3s with chapters (several at once: one per core)."""
     with _user_errors():
@@ -208,7 +211,7 @@ def render(
                                    pitch, tones)
         chosen = format_for(output or Path("session.mp3"), fmt)
         options = replace(options, fmt=chosen, loudness=loudness, music=tuple(music or ()), music_volume=music_volume,
-                          duck=duck)
+                          duck=duck, cover=cover, draw_cover=not no_cover)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
         checked = ", verified" if verify else ""

@@ -63,6 +63,8 @@ class Tags:
     comment: str = ""
     year: str = ""
     track: str = ""
+    cover: bytes = b""  # PNG or JPEG
+    cover_mime: str = "image/png"
 
 
 def ffmpeg_exe() -> str:
@@ -408,7 +410,7 @@ def _id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
     """An ID3v2.3 tag: text frames, one CHAP per chapter and a top-level ordered CTOC listing them in time order."""
     import io
 
-    from mutagen.id3 import CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TYER, CTOCFlags
+    from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TYER, CTOCFlags
 
     tag = ID3()
     tag.add(TIT2(encoding=3, text=tags.title))
@@ -421,6 +423,8 @@ def _id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
         tag.add(TYER(encoding=3, text=tags.year))  # ID3v2.3's year frame
     if tags.track:
         tag.add(TRCK(encoding=3, text=tags.track))
+    if tags.cover:
+        tag.add(APIC(encoding=3, mime=tags.cover_mime, type=3, desc="Cover", data=tags.cover))
     ordered = sorted(chapters, key=lambda c: c.start)
     ids = [f"chp{i}" for i in range(len(ordered))]
     for element, chapter in zip(ids, ordered, strict=True):
@@ -475,6 +479,37 @@ def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, c
             raise EncoderError(f"ffmpeg failed (exit {code}): {message}")
     if fmt in ("ogg", "flac") and chapters:
         _add_vorbis_chapters(temp, fmt, chapters, rate)
+    if tags.cover and fmt != "wav":
+        _add_cover(temp, fmt, tags)
+
+
+def _add_cover(path: Path, fmt: str, tags: Tags) -> None:
+    """Embed the cover the way each container's players look for it."""
+    import base64
+
+    from mutagen.flac import FLAC, Picture
+
+    picture = Picture()
+    picture.type, picture.mime, picture.desc, picture.data = 3, tags.cover_mime, "Cover", tags.cover
+    if fmt == "m4a":
+        from mutagen.mp4 import MP4, MP4Cover
+
+        mp4 = MP4(path)
+        kind = MP4Cover.FORMAT_PNG if tags.cover_mime == "image/png" else MP4Cover.FORMAT_JPEG
+        mp4["covr"] = [MP4Cover(tags.cover, imageformat=kind)]
+        mp4.save()
+    elif fmt == "flac":
+        flac = FLAC(path)
+        flac.add_picture(picture)
+        flac.save()
+    else:  # ogg, opus: a base64 FLAC picture block in a Vorbis comment
+        from mutagen.oggopus import OggOpus
+        from mutagen.oggvorbis import OggVorbis
+
+        ogg = OggOpus(path) if fmt == "opus" else OggVorbis(path)
+        assert ogg.tags is not None
+        ogg.tags["METADATA_BLOCK_PICTURE"] = [base64.b64encode(picture.write()).decode("ascii")]
+        ogg.save()
 
 
 def _add_vorbis_chapters(path: Path, fmt: str, chapters: Sequence[Chapter], rate: int) -> None:

@@ -42,6 +42,8 @@ class SessionOptions:
     music: tuple[Path, ...] = ()  # background music files, played in turn and looped
     music_volume: float = -18.0  # dB the bed plays under the voice when nobody speaks
     duck: float = 12.0  # dB further down while a line is spoken
+    cover: Path | None = None  # cover art (PNG or JPEG); None draws one from the title
+    draw_cover: bool = True  # with no cover given, draw a simple one
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,10 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     check_writable(output)  # before any work: a bad path should fail in milliseconds
     cache = cache or ClipCache()
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
+    if options.cover is not None:
+        from voiceguide.cover import read_cover
+
+        read_cover(options.cover)  # likewise a bad cover image
     lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
@@ -217,10 +223,19 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         from voiceguide.music import MixedAudio, MusicBed
 
         audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
-    tags = session_tags(routine, plan)
+    tags = _with_cover(session_tags(routine, plan), options)
     encode(audio, plan.rate, output, tags, plan.chapters,
            bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
     return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
+
+
+def _with_cover(tags: Tags, options: SessionOptions) -> Tags:
+    from voiceguide.cover import draw_cover, read_cover
+
+    if options.cover is not None:
+        data, mime = read_cover(options.cover)
+        return replace(tags, cover=data, cover_mime=mime)
+    return replace(tags, cover=draw_cover(tags.title), cover_mime="image/png") if options.draw_cover else tags
 
 
 def _music_tracks(options: SessionOptions, cache: ClipCache) -> list[Any]:
