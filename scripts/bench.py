@@ -12,7 +12,7 @@ with like:
   cached / cache empty), wall time and peak RSS.
 - peer: the same segments stitched with pydub's `+` and exported with the same
   ffmpeg, as script-to-audio generators do.
-- start-up: `voiceguide --help` and `voiceguide plan psoas`, best and median of 7.
+- start-up: `voiceguide --help` and `voiceguide plan psoas`, best and median of 15.
 - batch: four routines rendered by one command, allowed one core, then two
   (CPU affinity); throughput ratio.
 
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+STARTUP_RUNS = 15  # start-up times on a shared VM scatter by +-50 ms: the median of many is the honest figure
 TARGETS = {"warm": 1.15, "cold": 1.3, "rss_mb": 150.0, "startup_s": 0.4, "batch_speedup": 1.7}
 
 
@@ -188,7 +189,7 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
         print("measuring start-up ...", file=sys.stderr)
         results["startup"] = {}
         for label, args in (("--help", ["--help"]), ("plan psoas", ["plan", "psoas"])):
-            walls = [measure([*vg, *args], warm_env)["wall"] for _ in range(7)]
+            walls = [measure([*vg, *args], warm_env)["wall"] for _ in range(STARTUP_RUNS)]
             results["startup"][label] = {"best": min(walls), "median": statistics.median(walls)}
 
         print("measuring batch ...", file=sys.stderr)
@@ -225,7 +226,7 @@ def checks(results: dict[str, Any], long_name: str, longest: str) -> dict[str, d
         f"peak RSS {longest} render (MB)": (longer["warm"]["rss_mb"], TARGETS["rss_mb"],
                                             longer["warm"]["rss_mb"] <= TARGETS["rss_mb"]),
         f"RSS growth {long_name} -> {longest}": (growth, 1.1, growth <= 1.1),
-        "start-up, median of 7 (s)": (startup, TARGETS["startup_s"], startup < TARGETS["startup_s"]),
+        "start-up, median of 15 (s)": (startup, TARGETS["startup_s"], startup < TARGETS["startup_s"]),
         "batch throughput, 2 cores vs 1": (results["batch"]["speedup"], TARGETS["batch_speedup"],
                                         results["batch"]["speedup"] >= TARGETS["batch_speedup"]),
     }

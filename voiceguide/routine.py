@@ -8,14 +8,14 @@ names the file, the line and the field: ``my.yaml:14: stretches[1].hold: ...``.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
+import os
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-import yaml
 from msgspec import Meta
 
 from voiceguide.errors import RoutineError
@@ -173,78 +173,6 @@ _NESTED: dict[type[_Model], dict[str, type[_Model]]] = {
 Path_ = tuple[str | int, ...]
 
 
-class _SafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe loader (libyaml's when PyYAML has it: ten times faster); never constructs objects from tags."""
-
-
-_NOT_YAML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def _compose(text: str, source: str) -> yaml.Node | None:
-    bad = _NOT_YAML.search(text)  # what YAML readers refuse, caught here to name its line
-    if bad:
-        line = text[: bad.start()].count("\n") + 1
-        raise RoutineError(f"{source}:{line}: YAML syntax error: control character {ord(bad.group()):#04x} is not allowed")
-    try:
-        loader = _SafeLoader(text)  # the reader rejects non-printable characters already here
-    except yaml.reader.ReaderError as exc:
-        line = text[: exc.position].count("\n") + 1
-        raise RoutineError(f"{source}:{line}: YAML syntax error: control character {exc.character:#04x} is not allowed") from None
-    try:
-        return loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        problem = exc.problem or "invalid YAML"
-        raise RoutineError(f"{source}:{line}: YAML syntax error: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise RoutineError(f"{source}: YAML error: {exc}") from None
-    finally:
-        loader.dispose()
-
-
-def _to_python(node: yaml.Node, source: str) -> tuple[Any, dict[Path_, int]]:
-    """Convert a composed YAML tree to plain data, recording the line of every path."""
-    lines: dict[Path_, int] = {}
-    budget = [MAX_YAML_NODES]
-    constructor = _SafeLoader("")
-
-    def convert(n: yaml.Node, path: Path_) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise RoutineError(f"{source}:{n.start_mark.line + 1}: too many YAML nodes (aliases expand too far)")
-        lines.setdefault(path, n.start_mark.line + 1)
-        if n.tag not in _PLAIN_TAGS:
-            raise RoutineError(f"{source}:{n.start_mark.line + 1}: {_dotted(path)}: YAML tag {n.tag!r} is not allowed")
-        if isinstance(n, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in n.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    raise RoutineError(f"{source}:{key_node.start_mark.line + 1}: keys must be plain names")
-                key = str(key_node.value)
-                if key in out:
-                    raise RoutineError(f"{source}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
-                lines[path + (key,)] = key_node.start_mark.line + 1
-                out[key] = convert(value_node, path + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [convert(item, path + (i,)) for i, item in enumerate(n.value)]
-        try:
-            return constructor.construct_object(n, deep=True)
-        except (yaml.YAMLError, ValueError) as exc:
-            raise RoutineError(f"{source}:{n.start_mark.line + 1}: {_dotted(path)}: bad value ({exc})") from None
-
-    try:
-        return convert(node, ()), lines
-    finally:
-        constructor.dispose()
-
-
-_PLAIN_TAGS = {
-    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
-}
-
-
 def _dotted(path: Path_) -> str:
     out = ""
     for part in path:
@@ -347,10 +275,12 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
     """Validate routine YAML text; raise RoutineError naming source, line and field."""
     if "\x00" in text:
         raise RoutineError(f"{source}:1: not a text file (contains NUL bytes)")
-    node = _compose(text, source)
+    from voiceguide.safeyaml import compose, to_python  # PyYAML loads only when a file must be parsed
+
+    node = compose(text, source)
     if node is None:
         raise RoutineError(f"{source}:1: the file is empty; a routine needs 'name' and 'stretches'")
-    data, lines = _to_python(node, source)
+    data, lines = to_python(node, source)
     if not isinstance(data, dict):
         raise RoutineError(f"{source}:1: a routine must be a mapping with 'name' and 'stretches'")
     try:
@@ -359,6 +289,31 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
         message, path = _split_error(str(exc))
         described, where = _describe(message, path, data)
         raise RoutineError(f"{source}:{_nearest_line(lines, where)}: {described}") from None
+
+
+# A parsed routine is remembered (as msgspec JSON, validated again on the way back in) under the hash
+# of its text and of this module, so PyYAML is not even imported for a routine seen before.
+_MODEL_STAMP = hashlib.sha256(Path(__file__).read_bytes() + msgspec.__version__.encode()).digest()
+
+
+def parse_routine_cached(text: str, source: str = "<routine>") -> Routine:
+    """parse_routine, remembering valid routines in the cache (invalid ones are never stored)."""
+    from voiceguide.cachedir import default_cache_dir
+
+    path = default_cache_dir() / "routines" / f"{hashlib.sha256(_MODEL_STAMP + text.encode()).hexdigest()}.json"
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=Routine, strict=True)
+    except (OSError, msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    routine = parse_routine(text, source)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_bytes(msgspec.json.encode(routine))
+        os.replace(temp, path)
+    except OSError:
+        pass  # only a speed-up
+    return routine
 
 
 def load_routine_file(path: str | Path) -> Routine:
@@ -381,7 +336,7 @@ def load_routine_file(path: str | Path) -> Routine:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise RoutineError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
-    return parse_routine(text, str(path))
+    return parse_routine_cached(text, str(path))
 
 
 # --- Schema and starter ------------------------------------------------------
@@ -445,11 +400,12 @@ def write_starter(name: str, force: bool = False) -> Path:
 # --- Built-in routines --------------------------------------------------------
 
 DEFAULT_ROUTINE = "psoas"
+ROUTINES_DIR = Path(__file__).with_name("routines")  # package data (importlib.resources costs ~5 ms of start-up)
 
 
 def builtin_names() -> list[str]:
     """Names of the routines shipped with voiceguide."""
-    folder = resources.files("voiceguide") / "routines"
+    folder = ROUTINES_DIR
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -458,8 +414,8 @@ def load_builtin(name: str) -> Routine:
     if name not in builtin_names():
         choices = ", ".join(builtin_names())
         raise RoutineError(f"{name}: no such routine file or built-in routine (built-ins: {choices})")
-    resource = resources.files("voiceguide") / "routines" / f"{name}.yaml"
-    return parse_routine(resource.read_text(encoding="utf-8"), f"{name} (built-in)")
+    resource = ROUTINES_DIR / f"{name}.yaml"
+    return parse_routine_cached(resource.read_text(encoding="utf-8"), f"{name} (built-in)")
 
 
 def resolve_routine(spec: str | Path) -> tuple[Routine, str]:

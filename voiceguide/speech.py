@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from voiceguide.cachedir import default_cache_dir
 from voiceguide.errors import SpeechError
 
 CLIP_FORMAT = 1  # bump when clip processing changes, so old cache entries are not reused
@@ -431,16 +432,6 @@ _MAGIC = b"VGCLIP1\n"
 _HEADER = struct.Struct("<8sIQ32s")  # magic, rate, byte length, sha256 of the PCM
 
 
-def default_cache_dir() -> Path:
-    """Where clips are cached: $VOICEGUIDE_CACHE_DIR, else the user's cache directory."""
-    override = os.environ.get("VOICEGUIDE_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("voiceguide", appauthor=False))
-
-
 class ClipCache:
     """Content-addressed store of processed clips; safe for concurrent renders (atomic renames)."""
 
@@ -518,10 +509,13 @@ class ClipCache:
         return len(files), sum(f.stat().st_size for f in files)
 
     def clear(self) -> int:
-        """Remove every cached clip; return how many were removed."""
+        """Remove every cached clip (and the remembered routines, gains and music measurements); return the clips removed."""
         files = list(self.folder.glob("*/*.clip")) if self.folder.exists() else []
         for f in files:
             f.unlink(missing_ok=True)
+        for folder in ("routines", "levels", "music"):
+            for f in (self.folder / folder).glob("*.json") if (self.folder / folder).exists() else []:
+                f.unlink(missing_ok=True)
         return len(files)
 
 
