@@ -438,6 +438,29 @@ def _id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
     return buffer.getvalue()
 
 
+def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> int:
+    """Run ffmpeg with ``chunks`` on its stdin and its messages going to ``log``; return its exit code.
+
+    Interrupted (Ctrl-C, SIGTERM) or failing on our side, ffmpeg is killed, never left running.
+    """
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+    except OSError as exc:
+        raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+    assert process.stdin is not None
+    try:
+        for chunk in chunks:
+            process.stdin.write(chunk)
+        process.stdin.close()
+    except BrokenPipeError:
+        pass  # ffmpeg stopped early; its log says why
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process.wait()
+
+
 def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, chapters: Sequence[Chapter],
                    bitrate: str, fmt: str, output: Path, channels: int = 1) -> None:
     """Pipe the PCM to ffmpeg for every format but MP3."""
@@ -453,22 +476,7 @@ def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, c
             str(temp),
         ]
         with open(log_path, "wb") as log:
-            try:
-                process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
-            except OSError as exc:
-                raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
-            assert process.stdin is not None
-            try:
-                for chunk in chunks:
-                    process.stdin.write(chunk)
-                process.stdin.close()
-            except BrokenPipeError:
-                pass  # ffmpeg stopped early; its log says why
-            except BaseException:
-                process.kill()
-                process.wait()
-                raise
-            code = process.wait()
+            code = run_ffmpeg(command, chunks, log)
         if code != 0:
             last = log_path.read_text(errors="replace").strip().splitlines()[-3:]
             message = " | ".join(last) or "no message"

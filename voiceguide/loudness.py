@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -58,27 +57,12 @@ def measure(chunks: Iterator[bytes], rate: int, true_peak: bool = True) -> Loudn
 
     Without ``true_peak`` (the slow part) the peak is reported as -inf.
     """
-    from voiceguide.export import ffmpeg_exe
+    from voiceguide.export import ffmpeg_exe, run_ffmpeg
 
     command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
                "-af", f"ebur128=framelog=quiet{':peak=true' if true_peak else ''}", "-f", "null", "-"]
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: ffmpeg can never block on it
-        try:
-            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
-        except OSError as exc:
-            raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
-        assert process.stdin is not None
-        try:
-            for chunk in chunks:
-                process.stdin.write(chunk)
-            process.stdin.close()
-        except BrokenPipeError:
-            pass
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        process.wait()
+        run_ffmpeg(command, chunks, log)
         log.seek(0)
         return parse_ebur128(log.read().decode(errors="replace"))
 
