@@ -306,11 +306,12 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     """Render several routines, ``jobs`` at a time (default: one per core); results in input order.
 
     Speech for every routine is synthesized first (each distinct line once,
-    spread over the cores), then the sessions are assembled and encoded in
-    parallel. A render that fails does not stop the others: its error is its
-    result. ``done`` hears about each render as it finishes.
+    spread over the cores), then the sessions are levelled, assembled and
+    encoded in parallel worker processes. A render that fails does not stop the others: its error is its
+    result. ``done`` hears about each render, in order, once it has finished.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     from voiceguide.export import check_writable, usable_cores
 
@@ -319,22 +320,42 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     cache = cache or ClipCache()
     for item in items:
         check_writable(item.output)
-    for item in items:  # warm the cache: encoding threads then only read clips
+    for item in items:  # warm the cache: the renders then only read clips
         _lengths(item.routine, options, engine, cache, estimate=False)
-
-    def one(item: BatchItem) -> RenderResult | VoiceguideError:
+    workers = max(1, min(jobs or usable_cores(), len(items)))
+    # Processes, not threads: levelling and assembly run Python code, and renders
+    # sharing one interpreter would take turns on its lock. Forked workers inherit
+    # the (already warm) engine and cache objects as they are.
+    context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    results: list[RenderResult | VoiceguideError] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
-            result: RenderResult | VoiceguideError = render_session(item.routine, item.output, options, engine=engine,
-                                                                    cache=cache, verify=verify, extras=extras)
-        except VoiceguideError as error:
-            result = error
-        if done is not None:
-            done(item, result)
-        return result
+            # The renders already share the cores: each encodes on its share of them.
+            share = max(1, usable_cores() // workers)
+            futures = [pool.submit(_render_one, item, options, engine, cache, verify, extras, share) for item in items]
+            for item, future in zip(items, futures, strict=True):
+                result = future.result()
+                if done is not None:
+                    done(item, result)
+                results.append(result)
+        except BaseException:
+            # Ctrl-C or SIGTERM: stop the workers too (SIGTERM becomes KeyboardInterrupt in them, as
+            # here, so each removes its temporary file and no render finishes behind our back).
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return results
 
-    # Threads suffice: LAME (and ffmpeg, for other formats) do the heavy lifting outside the GIL.
-    with ThreadPoolExecutor(max_workers=max(1, jobs or usable_cores())) as pool:
-        return list(pool.map(one, items))
+
+def _render_one(item: BatchItem, options: SessionOptions, engine: Engine, cache: ClipCache, verify: bool,
+                extras: Sidecars | None, jobs: int) -> RenderResult | VoiceguideError:
+    """One render of a batch, in a worker process; our errors come back as results."""
+    try:
+        return render_session(item.routine, item.output, options, engine=engine, cache=cache, verify=verify,
+                              extras=extras, jobs=jobs)
+    except VoiceguideError as error:
+        return error
 
 
 def session_tags(routine: Routine, plan: Plan) -> Tags:
