@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from voiceguide.speech import Clip
 from voiceguide.timeline import Plan
@@ -81,9 +82,9 @@ class SessionAudio:
 
 @dataclass(frozen=True)
 class AudioPart:
-    """A range of a session's audio, itself a source: sample 0 is the session's sample ``start``."""
+    """A range of a session's audio (voice only, or mixed with music), itself a source: sample 0 is ``start``."""
 
-    audio: SessionAudio
+    audio: SessionAudio | Any  # anything with total, chunks(start, end), silences() and optionally channels
     start: int
     end: int
 
@@ -91,6 +92,11 @@ class AudioPart:
     def total(self) -> int:
         """Length in samples."""
         return self.end - self.start
+
+    @property
+    def channels(self) -> int:
+        """As the whole session: 1, or 2 with music."""
+        return int(getattr(self.audio, "channels", 1))
 
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Yield this part's samples ``start`` to ``end``."""

@@ -210,17 +210,13 @@ def render(
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
                                    pitch, tones)
         chosen = format_for(output or Path("session.mp3"), fmt)
-        options = replace(options, fmt=chosen, loudness=loudness, music=tuple(music or ()), music_volume=music_volume,
-                          duck=duck, cover=cover, draw_cover=not no_cover)
+        options = replace(options, fmt=chosen, bitrate=bitrate, loudness=loudness, music=tuple(music or ()),
+                          music_volume=music_volume, duck=duck, cover=cover, draw_cover=not no_cover)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
         checked = ", verified" if verify else ""
         if len(loaded) == 1:
             model, base = loaded[0]
-            if not music and model.music:  # the routine's own music, relative to its file
-                folder = Path(specs[0]).parent if Path(specs[0]).suffix.lower() in {".yaml", ".yml"} else Path()
-                options = replace(options, music=tuple(folder / name for name in model.music))
-            options = replace(options, bitrate=bitrate or ("128k" if options.music else "64k"))
             reporter = None if quiet else _Progress()
             result = render_session(model, output or default_output(base, output_dir, chosen), options,
                                     engine=_engine(engine_command), cache=_cache(no_cache), verify=verify,
@@ -238,7 +234,6 @@ def render(
             else:
                 typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
 
-        options = replace(options, bitrate=bitrate or ("128k" if options.music else "64k"))
         items = [BatchItem(model, default_output(base, output_dir, chosen)) for model, base in loaded]
         _refuse_clashing_outputs(items)
         results = render_many(items, options, jobs=jobs, engine=_engine(engine_command), cache=_cache(no_cache),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
+from voiceguide.host import usable_cores
 from voiceguide.timeline import Chapter
 
 # Spoken word: 44.1 kHz mono at 64 kbit/s is transparent for a voice and small.
@@ -165,14 +166,6 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
         raise OutputError(f"{output}: cannot write ({exc.strerror})") from None
     finally:
         temp.unlink(missing_ok=True)
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (respects taskset and container CPU sets, unlike os.cpu_count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class _Counter:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import tempfile
 import warnings
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voiceguide.errors import EncoderError
+from voiceguide.host import recall
+from voiceguide.host import remember as store
 from voiceguide.speech import Clip
 from voiceguide.timeline import Plan
 
@@ -128,21 +129,25 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
     if not used:
         return Levelled(dict(clips), 0.0, Loudness(-math.inf, -math.inf))
     signature = _signature(plan, clips, target)
-    known = _recall(remember, signature)
 
-    def attempt(gain: float) -> tuple[dict[str, Clip], Loudness]:
-        levelled = {text: Clip(limit(clips[text].pcm, plan.rate, gain), plan.rate) for text in used}
-        return levelled, measure(speech_only(plan, levelled), plan.rate, true_peak=False)
+    def limited(gain: float) -> dict[str, Clip]:
+        return {text: Clip(limit(clips[text].pcm, plan.rate, gain), plan.rate) for text in used}
 
+    known = recall(remember, "levels", signature)
     if known is not None:
-        levelled = {text: Clip(limit(clips[text].pcm, plan.rate, known), plan.rate) for text in used}
-        return Levelled(levelled, known, Loudness(target, -math.inf))
+        try:
+            gain = float(json.loads(known)["gain_db"])
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: measure afresh
+        else:
+            return Levelled(limited(gain), gain, Loudness(target, -math.inf))
     raw = measure(speech_only(plan, clips), plan.rate, true_peak=False)
     points: list[tuple[float, float]] = []  # (gain, loudness after limiting)
     gain = target - raw.integrated
     best: tuple[float, dict[str, Clip], Loudness] | None = None
     for _ in range(5):
-        levelled, after = attempt(gain)
+        levelled = limited(gain)
+        after = measure(speech_only(plan, levelled), plan.rate, true_peak=False)
         points.append((gain, after.integrated))
         if best is None or abs(after.integrated - target) < abs(best[2].integrated - target):
             best = (gain, levelled, after)
@@ -156,7 +161,7 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
             gain = g1 + (target - l1) / max(slope, 0.1)
         gain = min(gain, 30.0)
     assert best is not None
-    _remember(remember, signature, best[0])
+    store(remember, "levels", signature, json.dumps({"gain_db": best[0]}).encode())
     return Levelled(best[1], best[0], best[2])
 
 
@@ -164,30 +169,13 @@ def _signature(plan: Plan, clips: Mapping[str, Clip], target: float) -> str:
     """What the measured loudness depends on: the clips, where they sit, the target and the limiter."""
     digest = hashlib.sha256(repr((target, CEILING_DBFS, RISE_DB_PER_BLOCK, ATTACK_BLOCKS, MAX_GAP_SECONDS)).encode())
     cap = round(MAX_GAP_SECONDS * plan.rate)
+    digests: dict[str, bytes] = {}  # each clip hashed once, however often it is said
     cursor = 0
     for event in plan.speech():
+        text = event.text or ""
+        if text not in digests:
+            digests[text] = hashlib.sha256(clips[text].pcm).digest()
         digest.update(min(cap, event.start - cursor).to_bytes(8, "little"))
-        digest.update(hashlib.sha256(clips[event.text or ""].pcm).digest())
+        digest.update(digests[text])
         cursor = event.end
     return digest.hexdigest()
-
-
-def _recall(folder: Path | None, signature: str) -> float | None:
-    if folder is None:
-        return None
-    try:
-        return float(json.loads((folder / "levels" / f"{signature}.json").read_text())["gain_db"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _remember(folder: Path | None, signature: str, gain: float) -> None:
-    if folder is None:
-        return
-    try:
-        (folder / "levels").mkdir(parents=True, exist_ok=True)
-        temp = folder / "levels" / f".{signature}.{os.getpid()}.tmp"
-        temp.write_text(json.dumps({"gain_db": gain}))
-        os.replace(temp, folder / "levels" / f"{signature}.json")
-    except OSError:
-        pass  # only a speed-up

@@ -14,7 +14,6 @@ import bisect
 import hashlib
 import json
 import math
-import os
 import re
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voiceguide.assemble import AudioPart
 from voiceguide.errors import OptionError
+from voiceguide.host import recall, remember
 from voiceguide.timeline import Plan
 
 ATTACK = 0.15  # seconds the music starts going down before a line
@@ -53,13 +54,13 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
     except OSError as exc:
         raise OptionError(f"--music: {path}: {exc.strerror or 'cannot be read'}") from None
     key = hashlib.sha256(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns]).encode()).hexdigest()
-    remembered = cache_folder / "music" / f"{key}.json" if cache_folder else None
-    if remembered is not None and remembered.exists():
+    known = recall(cache_folder, "music", key)
+    if known is not None:
         try:
-            data = json.loads(remembered.read_text())
+            data = json.loads(known)
             return Track(path, float(data["seconds"]), float(data["loudness"]))
-        except (OSError, ValueError, KeyError):
-            pass
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: measure afresh
     command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", "44100",
                "-af", f"atrim=end={MEASURE_SECONDS},ebur128=framelog=quiet", "-f", "null", "-"]
     done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
@@ -72,14 +73,7 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
     track = Track(path, int(hours) * 3600 + int(minutes) * 60 + float(seconds), float(integrated[-1]))
     if track.seconds < 1 or math.isinf(track.loudness) or track.loudness < -60:
         raise OptionError(f"--music: {path}: silent or shorter than a second")
-    if remembered is not None:
-        try:
-            remembered.parent.mkdir(parents=True, exist_ok=True)
-            temp = remembered.with_suffix(f".{os.getpid()}.tmp")
-            temp.write_text(json.dumps({"seconds": track.seconds, "loudness": track.loudness}))
-            os.replace(temp, remembered)
-        except OSError:
-            pass
+    remember(cache_folder, "music", key, json.dumps({"seconds": track.seconds, "loudness": track.loudness}).encode())
     return track
 
 
@@ -240,9 +234,9 @@ class MixedAudio:
         """None: music plays throughout (so the encoder does not cut the session into parts)."""
         return []
 
-    def part(self, start: int, end: int) -> MixedPart:
+    def part(self, start: int, end: int) -> AudioPart:
         """Samples ``start`` to ``end`` as a source of their own (for --split)."""
-        return MixedPart(self, start, end)
+        return AudioPart(self, start, end)
 
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Stereo 16-bit PCM: the voice on both channels plus the bed."""
@@ -270,28 +264,6 @@ class MixedAudio:
                 voice_buffer, music_buffer = voice_buffer[count * 2 :], music_buffer[count * 4 :]
         if voice_buffer:  # a bed that came up short: the voice alone
             yield audioop.tostereo(voice_buffer, 2, 1, 1)
-
-
-class MixedPart:
-    """A range of a music session (for --split)."""
-
-    channels = 2
-
-    def __init__(self, audio: MixedAudio, start: int, end: int) -> None:
-        self.audio, self.start, self.end = audio, start, end
-
-    @property
-    def total(self) -> int:
-        """Length in samples."""
-        return self.end - self.start
-
-    def silences(self) -> list[tuple[int, int]]:
-        """None, as for the whole session."""
-        return []
-
-    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """This part's stereo PCM."""
-        return self.audio.chunks(self.start + start, self.start + (self.total if end is None else end))
 
 
 def mix_loudness(plan: Plan, voice: float, music: float) -> float:

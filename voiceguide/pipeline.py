@@ -35,11 +35,11 @@ class SessionOptions:
 
     script: ScriptOptions = field(default_factory=ScriptOptions)
     voice: VoiceSettings = field(default_factory=VoiceSettings)  # fields set here override the routine's
-    bitrate: str = "64k"
+    bitrate: str | None = None  # None: 64k for voice alone, 128k with music
     duration: float | None = None  # fit the session to this many seconds by scaling holds
     loudness: float | None = -16.0  # integrated LUFS of the output; None leaves the clips as levelled one by one
     fmt: str = "mp3"
-    music: tuple[Path, ...] = ()  # background music files, played in turn and looped
+    music: tuple[Path, ...] = ()  # background music files, played in turn and looped (default: the routine's)
     music_volume: float = -18.0  # dB the bed plays under the voice when nobody speaks
     duck: float = 12.0  # dB further down while a line is spoken
     cover: Path | None = None  # cover art (PNG or JPEG); None draws one from the title
@@ -89,24 +89,22 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
              need_clips: bool = True) -> tuple[dict[str, int], dict[str, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
     (then cached lines are measured from their headers and only the rest is synthesized)."""
-    from voiceguide.tones import is_tone, tone_clip
+    from voiceguide.tones import is_tone, tone_clip, tone_samples
 
     texts = spoken_texts(build_script(routine, options.script))
-    tones = {t: tone_clip(t, RATE) for t in texts if is_tone(t)}
-    texts = [t for t in texts if t not in tones]
+    tones = [t for t in texts if is_tone(t)]
+    texts = [t for t in texts if not is_tone(t)]
     voice = voice_settings(routine, options.voice)
-    if estimate:
-        known = cached_lengths(texts, voice, engine, cache, RATE)
-        lengths = {t: known.get(t) or estimate_length(t, voice) for t in texts}
-        return lengths | {t: clip.samples for t, clip in tones.items()}, {}
-    report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
-    if not need_clips:
+    if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
         lengths = cached_lengths(texts, voice, engine, cache, RATE)
         missing = [t for t in texts if t not in lengths]
-        if missing:
+        if estimate:
+            lengths |= {t: estimate_length(t, voice) for t in missing}
+        elif missing:
             lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
-        return lengths | {t: clip.samples for t, clip in tones.items()}, {}
-    clips = synthesize(texts, voice, engine, cache, RATE, progress=report) | tones
+        return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
+    report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
+    clips = synthesize(texts, voice, engine, cache, RATE, progress=report) | {t: tone_clip(t, RATE) for t in tones}
     return {t: clip.samples for t, clip in clips.items()}, clips
 
 
@@ -188,11 +186,11 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
     cache = cache or ClipCache()
+    if not options.music and routine.music:
+        options = replace(options, music=tuple(Path(name) for name in routine.music))
+    options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
-    if options.cover is not None:
-        from voiceguide.cover import read_cover
-
-        read_cover(options.cover)  # likewise a bad cover image
+    cover = _cover(options, routine.name)  # likewise a bad cover image
     lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
@@ -223,19 +221,20 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         from voiceguide.music import MixedAudio, MusicBed
 
         audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
-    tags = _with_cover(session_tags(routine, plan), options)
+    tags = session_tags(routine, plan)
+    tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
     encode(audio, plan.rate, output, tags, plan.chapters,
            bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
     return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
 
 
-def _with_cover(tags: Tags, options: SessionOptions) -> Tags:
+def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
+    """The cover art's bytes and MIME type: the user's image (read once), a drawn one, or none."""
     from voiceguide.cover import draw_cover, read_cover
 
     if options.cover is not None:
-        data, mime = read_cover(options.cover)
-        return replace(tags, cover=data, cover_mime=mime)
-    return replace(tags, cover=draw_cover(tags.title), cover_mime="image/png") if options.draw_cover else tags
+        return read_cover(options.cover)
+    return (draw_cover(title), "image/png") if options.draw_cover else None
 
 
 def _music_tracks(options: SessionOptions, cache: ClipCache) -> list[Any]:
@@ -313,7 +312,8 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from voiceguide.export import check_writable, usable_cores
+    from voiceguide.export import check_writable
+    from voiceguide.host import usable_cores
 
     options = options or SessionOptions()
     engine = engine or Pyttsx3Engine()

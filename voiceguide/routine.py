@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+import msgspec.structs
 from msgspec import Meta
 
 from voiceguide.errors import RoutineError
@@ -298,21 +298,17 @@ _MODEL_STAMP = hashlib.sha256(Path(__file__).read_bytes() + msgspec.__version__.
 
 def parse_routine_cached(text: str, source: str = "<routine>") -> Routine:
     """parse_routine, remembering valid routines in the cache (invalid ones are never stored)."""
-    from voiceguide.cachedir import default_cache_dir
+    from voiceguide.host import default_cache_dir, recall, remember
 
-    path = default_cache_dir() / "routines" / f"{hashlib.sha256(_MODEL_STAMP + text.encode()).hexdigest()}.json"
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=Routine, strict=True)
-    except (OSError, msgspec.ValidationError, msgspec.DecodeError):
-        pass
+    folder, key = default_cache_dir(), hashlib.sha256(_MODEL_STAMP + text.encode()).hexdigest()
+    known = recall(folder, "routines", key)
+    if known is not None:
+        try:
+            return msgspec.json.decode(known, type=Routine, strict=True)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # stale or damaged: parse again
     routine = parse_routine(text, source)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_bytes(msgspec.json.encode(routine))
-        os.replace(temp, path)
-    except OSError:
-        pass  # only a speed-up
+    remember(folder, "routines", key, msgspec.json.encode(routine))
     return routine
 
 
@@ -336,7 +332,10 @@ def load_routine_file(path: str | Path) -> Routine:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise RoutineError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
-    return parse_routine_cached(text, str(path))
+    routine = parse_routine_cached(text, str(path))
+    if routine.music:  # music is named relative to the routine file
+        routine = msgspec.structs.replace(routine, music=[str(path.parent / name) for name in routine.music])
+    return routine
 
 
 # --- Schema and starter ------------------------------------------------------

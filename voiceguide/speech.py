@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from voiceguide.cachedir import default_cache_dir
 from voiceguide.errors import SpeechError
+from voiceguide.host import NOTE_KINDS, default_cache_dir, usable_cores
 
 CLIP_FORMAT = 1  # bump when clip processing changes, so old cache entries are not reused
 SYNTH_TIMEOUT = 30.0  # seconds one line may take before the engine is assumed hung
@@ -155,8 +155,7 @@ class WorkerEngine:
     command: Sequence[str] = ()
 
     def __init__(self, workers: int | None = None, timeout: float = SYNTH_TIMEOUT) -> None:
-        # One worker per core this process may use (os.cpu_count ignores taskset and CPU sets).
-        self.workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        self.workers = workers or usable_cores()
         self.timeout = timeout
 
     def identity(self) -> str:
@@ -296,7 +295,7 @@ class CommandEngine:
         if not any("{output}" in arg for arg in template):
             raise ValueError("the command must contain {output}, where the program writes its WAV")
         self.template = list(template)
-        self.workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        self.workers = workers or usable_cores()
         self.timeout = timeout
 
     def _program(self) -> Path:
@@ -513,7 +512,7 @@ class ClipCache:
         files = list(self.folder.glob("*/*.clip")) if self.folder.exists() else []
         for f in files:
             f.unlink(missing_ok=True)
-        for folder in ("routines", "levels", "music"):
+        for folder in NOTE_KINDS:
             for f in (self.folder / folder).glob("*.json") if (self.folder / folder).exists() else []:
                 f.unlink(missing_ok=True)
         return len(files)

@@ -7,6 +7,7 @@ in the timeline at exact times and levelled with the speech.
 
 from __future__ import annotations
 
+import functools
 import math
 from array import array
 
@@ -39,10 +40,16 @@ def tone_seconds(name: str) -> float:
     return _SOUNDS[name][0]
 
 
+def tone_samples(text: str, rate: int) -> int:
+    """A tone text's length in samples, without generating it."""
+    return round(_SOUNDS[text.removeprefix(TONE_PREFIX)][0] * rate)
+
+
+@functools.lru_cache(maxsize=16)
 def tone_clip(text: str, rate: int) -> Clip:
     """The generated clip for a tone text: mono 16-bit at ``rate``, 5 ms attack, decaying to silence."""
-    seconds, decay, partials = _SOUNDS[text.removeprefix(TONE_PREFIX)]
-    count = round(seconds * rate)
+    _, decay, partials = _SOUNDS[text.removeprefix(TONE_PREFIX)]
+    count = tone_samples(text, rate)
     attack = round(0.005 * rate)
     total = sum(amplitude for _, amplitude in partials)
     samples = array("h")

@@ -1,0 +1,51 @@
+"""What this machine offers voiceguide: its cache folder, small remembered results, and the cores it may use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Small results kept beside the clips (each in a folder of its own; `cache clear` empties them too).
+NOTE_KINDS = ("routines", "levels", "music")
+
+
+def default_cache_dir() -> Path:
+    """Where clips, remembered routines and measurements are cached: $VOICEGUIDE_CACHE_DIR, else the user's cache."""
+    override = os.environ.get("VOICEGUIDE_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("voiceguide", appauthor=False))
+
+
+def recall(folder: Path | None, kind: str, key: str) -> bytes | None:
+    """A result remembered under ``folder/kind/key.json``, or None (no folder, never stored, unreadable)."""
+    if folder is None:
+        return None
+    try:
+        return (folder / kind / f"{key}.json").read_bytes()
+    except OSError:
+        return None
+
+
+def remember(folder: Path | None, kind: str, key: str, data: bytes) -> None:
+    """Store a result atomically; quietly do nothing if it cannot be written (it only saves time)."""
+    if folder is None:
+        return
+    path = folder / kind / f"{key}.json"
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except OSError:
+        temp.unlink(missing_ok=True)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects taskset and container CPU sets, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
