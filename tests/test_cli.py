@@ -206,7 +206,7 @@ def test_read_only_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_two_renders_sharing_a_cold_cache_both_succeed(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     outs = [tmp_path / "a.mp3", tmp_path / "b.mp3"]
-    processes = [subprocess.Popen(_cli("render", "desk-break", "-o", str(out), "--verify"), env=_env(cache),
+    processes = [subprocess.Popen(_cli("render", "desk-break", "-o", str(out), "--verify", "--json"), env=_env(cache),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for out in outs]
     for process in processes:
         _, stderr = process.communicate(timeout=120)
@@ -217,8 +217,11 @@ def test_two_renders_sharing_a_cold_cache_both_succeed(tmp_path: Path) -> None:
     assert not list(cache.glob("*/.tmp-*"))
     plan = json.loads(runner.invoke(app, ["plan", "desk-break", "--json"], env={"VOICEGUIDE_CACHE_DIR": str(cache)}).stdout)
     assert len(entries) == len({e["text"] for e in plan["events"] if e["kind"] == "speech" and e["role"] != "tone"})
-    for out in outs:  # each render was verified against its own plan; this one is the cache's
-        assert abs(decoded_length(out) / 44100 - plan["duration"]) < 0.1
+    # Each render timed its session from the clips it synthesized (espeak is not bit-exact between cold runs,
+    # so the two may differ by a few milliseconds per line): compare each file with the plan it wrote.
+    for out in outs:
+        own = json.loads(out.with_suffix(".json").read_text())
+        assert abs(decoded_length(out) / 44100 - own["duration"]) <= 0.001
 
 
 # --- Batch renders, the cache command, progress ---------------------------------------
