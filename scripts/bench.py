@@ -84,10 +84,11 @@ def session_audio(flags: list[str]) -> tuple[Any, dict[str, Any]]:
     """The plan and clips a render with these flags uses (speech must already be cached)."""
     from voiceguide.cli import _session_options
     from voiceguide.pipeline import _lengths, _script_options
-    from voiceguide.routine import load_builtin
-    from voiceguide.script import build_script
-    from voiceguide.speech import ClipCache, Pyttsx3Engine
-    from voiceguide.timeline import build_plan
+    from voiceguide.plan.script import build_script
+    from voiceguide.plan.timeline import build_plan
+    from voiceguide.routine.builtin import load_builtin
+    from voiceguide.speech.cache import ClipCache
+    from voiceguide.speech.espeak import Pyttsx3Engine
 
     duration = flags[flags.index("--duration") + 1] if "--duration" in flags else None
     hold = [flags[flags.index("--hold") + 1]] if "--hold" in flags else None
@@ -100,7 +101,7 @@ def session_audio(flags: list[str]) -> tuple[Any, dict[str, Any]]:
 
 def write_raw(flags: list[str], path: Path) -> float:
     """Write the session's PCM to ``path``; return its length in seconds."""
-    from voiceguide.assemble import pcm_chunks
+    from voiceguide.audio.assemble import pcm_chunks
 
     plan, clips = session_audio(flags)
     with open(path, "wb") as raw:
@@ -111,7 +112,8 @@ def write_raw(flags: list[str], path: Path) -> float:
 
 def floor_command(raw: Path, out: Path) -> list[str]:
     """ffmpeg alone, with exactly the encoder settings a render uses (no tags, no chapters)."""
-    from voiceguide.export import DEFAULT_BITRATE, FORMAT_ARGS, ffmpeg_exe
+    from voiceguide.export.formats import DEFAULT_BITRATE, FORMAT_ARGS
+    from voiceguide.ffmpeg import ffmpeg_exe
 
     return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "s16le", "-ar", "44100", "-ac", "1",
             "-i", str(raw), "-ar", "44100", "-ac", "1", "-b:a", DEFAULT_BITRATE, *FORMAT_ARGS["mp3"], str(out)]
@@ -121,7 +123,8 @@ def _peer_child(flags: list[str], out: str) -> None:
     """The peer baseline: stitch the same segments with pydub's `+`, then export (runs in its own process)."""
     import warnings
 
-    from voiceguide.export import DEFAULT_BITRATE, ffmpeg_exe
+    from voiceguide.export.formats import DEFAULT_BITRATE
+    from voiceguide.ffmpeg import ffmpeg_exe
 
     plan, clips = session_audio(flags)
     with warnings.catch_warnings():

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from voiceguide.export import ffmpeg_exe
-from voiceguide.speech import ClipCache, VoiceInfo, VoiceSettings
+from voiceguide.ffmpeg import ffmpeg_exe
+from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.engine import VoiceInfo, VoiceSettings
 
 
 @pytest.fixture(autouse=True)

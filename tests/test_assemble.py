@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from voiceguide.assemble import pcm_chunks
-from voiceguide.routine import parse_routine
-from voiceguide.script import build_script, spoken_texts
-from voiceguide.speech import Clip
-from voiceguide.timeline import RATE, build_plan
+from voiceguide.audio.assemble import pcm_chunks
+from voiceguide.plan.script import build_script, spoken_texts
+from voiceguide.plan.timeline import RATE, build_plan
+from voiceguide.routine.load import parse_routine
+from voiceguide.speech.engine import Clip
 
 ROUTINE = "name: T\ndefaults: {hold: 6, rest: 2}\nstretches:\n  - name: A\n    sides: [l, r]\n  - name: B\n"
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from voiceguide.cli import app, parse_seconds
 from voiceguide.errors import OptionError
-from voiceguide.speech import ClipCache
+from voiceguide.speech.cache import ClipCache
 
 runner = CliRunner()
 
@@ -323,7 +323,7 @@ def test_render_with_music_and_a_routine_that_names_it(tmp_path: Path) -> None:
 def test_cover_option(tmp_path: Path) -> None:
     from mutagen.id3 import ID3
 
-    from voiceguide.cover import draw_cover
+    from voiceguide.export.cover import draw_cover
 
     image = tmp_path / "mine.png"
     image.write_bytes(draw_cover("my own"))

@@ -12,8 +12,12 @@ from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
 from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
-from voiceguide.export import Tags, _split_points, encode, ffmetadata, format_for, probe, verify
-from voiceguide.timeline import Chapter
+from voiceguide.export.encode import encode
+from voiceguide.export.formats import format_for
+from voiceguide.export.mp3 import _split_points
+from voiceguide.export.tags import Tags, ffmetadata
+from voiceguide.export.verify import probe, verify
+from voiceguide.plan.timeline import Chapter
 
 RATE = 44100
 
@@ -190,7 +194,7 @@ def test_format_follows_the_extension_unless_given(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["mp3", "m4a", "ogg", "opus", "flac"])
 def test_cover_art_is_embedded_where_players_look(fmt: str, tmp_path: Path) -> None:
-    from voiceguide.cover import draw_cover
+    from voiceguide.export.cover import draw_cover
 
     image = draw_cover("Psoas release")
     assert image.startswith(b"\x89PNG\r\n\x1a\n") and image != draw_cover("Desk break")  # drawn per title

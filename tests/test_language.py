@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 from voiceguide.cli import app
 from voiceguide.errors import OptionError, PlanError
 from voiceguide.pipeline import SessionOptions, fit_to_duration, plan_session, render_session
-from voiceguide.routine import builtin_names, load_builtin, parse_routine, routine_schema
-from voiceguide.script import ScriptOptions, build_script
-from voiceguide.speech import ClipCache
-from voiceguide.timeline import RATE, build_plan, to_samples
+from voiceguide.plan.script import ScriptOptions, build_script
+from voiceguide.plan.timeline import RATE, build_plan, to_samples
+from voiceguide.routine.builtin import builtin_names, load_builtin
+from voiceguide.routine.load import parse_routine, routine_schema
+from voiceguide.speech.cache import ClipCache
 
 EVERYTHING = """
 name: Everything

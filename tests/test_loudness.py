@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import FakeEngine, decode
 
-from voiceguide.loudness import limit, measure, parse_ebur128, speech_only
+from voiceguide.audio.loudness import limit, measure, parse_ebur128, speech_only
 from voiceguide.pipeline import SessionOptions, plan_session, render_session
-from voiceguide.routine import load_builtin
-from voiceguide.speech import ClipCache
+from voiceguide.routine.builtin import load_builtin
+from voiceguide.speech.cache import ClipCache
 
 RATE = 44100
 
@@ -64,7 +64,7 @@ def test_limiter_keeps_peaks_under_the_ceiling_and_moves_smoothly() -> None:
 
 
 def test_measurement_of_shortened_silences_matches_the_whole_session(fake_engine: FakeEngine, cache: ClipCache) -> None:
-    from voiceguide.assemble import SessionAudio
+    from voiceguide.audio.assemble import SessionAudio
     from voiceguide.pipeline import _lengths
 
     routine = load_builtin("desk-break")

@@ -10,12 +10,12 @@ import pytest
 from conftest import FakeEngine, decode, write_tone
 from mutagen.mp3 import MP3
 
+from voiceguide.audio.loudness import measure
+from voiceguide.audio.music import RELEASE, mix_loudness
 from voiceguide.errors import OptionError
-from voiceguide.loudness import measure
-from voiceguide.music import RELEASE, mix_loudness
 from voiceguide.pipeline import SessionOptions, render_session
-from voiceguide.routine import load_builtin
-from voiceguide.speech import ClipCache
+from voiceguide.routine.builtin import load_builtin
+from voiceguide.speech.cache import ClipCache
 
 RATE = 44100
 MUSIC_HZ = 1000.0  # the bed is a 1 kHz tone; the fake voice speaks 200-600 Hz
@@ -64,7 +64,7 @@ def test_music_is_ducked_under_every_line_and_recovers(tmp_path: Path, bed: Path
 
 
 def test_music_fades_in_and_out(tmp_path: Path, bed: Path, fake_engine: FakeEngine, cache: ClipCache) -> None:
-    from voiceguide.music import FADE_IN, FADE_OUT, MusicBed, measure_track
+    from voiceguide.audio.music import FADE_IN, FADE_OUT, MusicBed, measure_track
 
     out = tmp_path / "s.mp3"
     routine = load_builtin("desk-break")

@@ -10,9 +10,9 @@ import pytest
 from conftest import FakeEngine, decode, decoded_length, onsets, rms
 from mutagen.id3 import ID3
 
+from voiceguide.audio.loudness import level_session
 from voiceguide.errors import OutputError
-from voiceguide.export import read_chapters
-from voiceguide.loudness import level_session
+from voiceguide.export.verify import read_chapters
 from voiceguide.pipeline import (
     BatchItem,
     RenderResult,
@@ -24,9 +24,12 @@ from voiceguide.pipeline import (
     safe_stem,
     voice_settings,
 )
-from voiceguide.routine import load_builtin
-from voiceguide.script import ScriptOptions, build_script, spoken_texts
-from voiceguide.speech import ClipCache, Pyttsx3Engine, VoiceSettings, synthesize
+from voiceguide.plan.script import ScriptOptions, build_script, spoken_texts
+from voiceguide.routine.builtin import load_builtin
+from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.engine import VoiceSettings
+from voiceguide.speech.espeak import Pyttsx3Engine
+from voiceguide.speech.synth import synthesize
 
 RATE = 44100
 
@@ -122,7 +125,7 @@ def test_two_hour_render_duration_matches_plan(tmp_path: Path, fake_engine: Fake
     """A 2+ hour session: the decoded file is as long as the plan, within 50 ms."""
     from conftest import decoded_length
 
-    from voiceguide.routine import parse_routine
+    from voiceguide.routine.load import parse_routine
 
     stretches = "\n".join(f"  - name: S{i}\n    hold: 37.3\n    sides: [l, r]" for i in range(85))
     routine = parse_routine(f"name: Long\ndefaults: {{rest: 7.7}}\nstretches:\n{stretches}\n")

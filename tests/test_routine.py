@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voiceguide.errors import RoutineError
-from voiceguide.routine import builtin_names, load_builtin, load_routine_file, parse_routine, resolve_routine
+from voiceguide.routine.builtin import builtin_names, load_builtin, resolve_routine
+from voiceguide.routine.load import load_routine_file, parse_routine
 
 MINIMAL = "name: Test\nstretches:\n  - name: Lunge\n"
 

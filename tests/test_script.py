@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voiceguide.errors import OptionError, PlanError
-from voiceguide.routine import parse_routine
-from voiceguide.script import (
+from voiceguide.plan.script import (
     COUNT,
     HOLD,
     PREPARE,
@@ -19,6 +18,7 @@ from voiceguide.script import (
     plain_text,
     spoken_texts,
 )
+from voiceguide.routine.load import parse_routine
 
 ROUTINE = """
 name: Test

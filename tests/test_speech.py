@@ -11,16 +11,13 @@ import pytest
 from conftest import FakeEngine, fake_seconds, write_tone
 
 from voiceguide.errors import SpeechError
-from voiceguide.speech import (
-    ClipCache,
-    CommandEngine,
-    Pyttsx3Engine,
-    VoiceSettings,
-    WorkerEngine,
-    installed_version,
-    process_clip,
-    synthesize,
-)
+from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.clip import process_clip
+from voiceguide.speech.command import CommandEngine
+from voiceguide.speech.engine import VoiceSettings, installed_version
+from voiceguide.speech.espeak import Pyttsx3Engine
+from voiceguide.speech.synth import synthesize
+from voiceguide.speech.worker import WorkerEngine
 
 RATE = 44100
 

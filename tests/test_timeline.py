@@ -7,9 +7,9 @@ from itertools import pairwise
 import pytest
 
 from voiceguide.errors import PlanError, RoutineError
-from voiceguide.routine import parse_routine
-from voiceguide.script import build_script
-from voiceguide.timeline import PAUSE_AFTER_LINE, RATE, build_plan, to_samples
+from voiceguide.plan.script import build_script
+from voiceguide.plan.timeline import PAUSE_AFTER_LINE, RATE, build_plan, to_samples
+from voiceguide.routine.load import parse_routine
 
 ROUTINE = """
 name: Test
@@ -134,8 +134,8 @@ def test_spoken_line_longer_than_the_maximum_is_a_routine_error() -> None:
 
 
 def test_tones_sit_exactly_at_hold_starts_and_ends_and_the_bell_closes() -> None:
-    from voiceguide.script import ScriptOptions
-    from voiceguide.tones import HOLD_END, HOLD_START, SESSION_END, tone_seconds, tone_text
+    from voiceguide.plan.script import ScriptOptions
+    from voiceguide.plan.tones import HOLD_END, HOLD_START, SESSION_END, tone_seconds, tone_text
 
     def with_tones(text: str) -> int:
         for name in (HOLD_START, HOLD_END, SESSION_END):

@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "RenderResult": "pipeline", "SessionOptions": "pipeline", "plan_session": "pipeline",
     "render_session": "pipeline", "load_routine_file": "routine", "parse_routine": "routine",
-    "resolve_routine": "routine", "ScriptOptions": "script", "build_script": "script",
-    "Plan": "timeline", "build_plan": "timeline",
+    "resolve_routine": "routine", "ScriptOptions": "plan", "build_script": "plan",
+    "Plan": "plan", "build_plan": "plan",
 }
 
 

@@ -22,7 +22,7 @@ from voiceguide.errors import EXIT_INTERRUPTED, OptionError, VoiceguideError
 
 if TYPE_CHECKING:
     from voiceguide.pipeline import SessionOptions
-    from voiceguide.timeline import Plan
+    from voiceguide.plan.timeline import Plan
 
 app = typer.Typer(
     help="Turn stretch routines into voice-guided audio sessions with exact timing.",
@@ -99,8 +99,8 @@ def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, res
                      volume: float | None = None, pitch: int | None = None, tones: bool | None = None) -> SessionOptions:
     """Turn the shared render/plan flags into library options."""
     from voiceguide.pipeline import SessionOptions
-    from voiceguide.script import ScriptOptions
-    from voiceguide.speech import VoiceSettings
+    from voiceguide.plan.script import ScriptOptions
+    from voiceguide.speech.engine import VoiceSettings
 
     every: float | None = None
     per_stretch: dict[str, float] = {}
@@ -131,7 +131,7 @@ def _engine(command: str | None) -> Any:
         return None
     import shlex
 
-    from voiceguide.speech import CommandEngine
+    from voiceguide.speech.command import CommandEngine
 
     try:
         return CommandEngine(shlex.split(command))
@@ -140,7 +140,7 @@ def _engine(command: str | None) -> Any:
 
 
 def _cache(no_cache: bool = False) -> Any:
-    from voiceguide.speech import ClipCache
+    from voiceguide.speech.cache import ClipCache
 
     return ClipCache(enabled=not no_cache)
 
@@ -200,9 +200,9 @@ def render(
     with _user_errors():
         from dataclasses import replace
 
-        from voiceguide.export import format_for
+        from voiceguide.export.formats import format_for
         from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
-        from voiceguide.routine import expand_routine_args, resolve_routine
+        from voiceguide.routine.builtin import expand_routine_args, resolve_routine
 
         specs = expand_routine_args(routines or ["psoas"])
         if output and len(specs) > 1:
@@ -316,7 +316,7 @@ def cache_command(
 ) -> None:
     """Show or clear the speech cache."""
     with _user_errors():
-        from voiceguide.speech import ClipCache
+        from voiceguide.speech.cache import ClipCache
 
         store = ClipCache()
         if action == "info":
@@ -360,7 +360,7 @@ def plan(
     """Print the timeline (what is said when, the holds, the total) without rendering the session."""
     with _user_errors():
         from voiceguide.pipeline import plan_session
-        from voiceguide.routine import resolve_routine
+        from voiceguide.routine.builtin import resolve_routine
 
         model, _ = resolve_routine(routine)
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
@@ -391,7 +391,7 @@ def format_plan(plan: Plan, estimated: bool = False) -> str:
 
 
 def _cue_text(text: str) -> str:
-    from voiceguide.tones import TONE_PREFIX
+    from voiceguide.plan.tones import TONE_PREFIX
 
     return f"({text.removeprefix(TONE_PREFIX)} chime)" if text.startswith(TONE_PREFIX) else text
 
@@ -400,7 +400,7 @@ def _cue_text(text: str) -> str:
 def list_routines() -> None:
     """List the built-in routines."""
     with _user_errors():
-        from voiceguide.routine import builtin_names, load_builtin
+        from voiceguide.routine.builtin import builtin_names, load_builtin
 
         for name in builtin_names():
             model = load_builtin(name)
@@ -412,7 +412,7 @@ def voices(language: Annotated[str | None, typer.Option("--language", "-l", help
            = None) -> None:
     """List the voices the speech engine offers."""
     with _user_errors():
-        from voiceguide.speech import Pyttsx3Engine
+        from voiceguide.speech.espeak import Pyttsx3Engine
 
         for v in Pyttsx3Engine().voices():
             if language and not any(lang.lower().startswith(language.lower()) for lang in v.languages):
@@ -423,7 +423,7 @@ def voices(language: Annotated[str | None, typer.Option("--language", "-l", help
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to check.")]) -> None:
     """Check routine files; print the first problem in each."""
-    from voiceguide.routine import load_routine_file
+    from voiceguide.routine.load import load_routine_file
 
     failed = 0
     for file in files:
@@ -441,7 +441,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of routine files (for editor validation and completion)."""
-    from voiceguide.routine import routine_schema
+    from voiceguide.routine.load import routine_schema
 
     typer.echo(json.dumps(routine_schema(), indent=2))
 
@@ -453,7 +453,7 @@ def init(
 ) -> None:
     """Write a commented starter routine that renders as is."""
     with _user_errors():
-        from voiceguide.routine import write_starter
+        from voiceguide.routine.builtin import write_starter
 
         typer.echo(f"wrote {write_starter(name, force=force)}")
 

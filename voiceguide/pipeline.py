@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceguide.errors import OptionError, PlanError, VoiceguideError
-from voiceguide.routine import Routine
-from voiceguide.script import ScriptOptions, build_script, spoken_texts
-from voiceguide.speech import Clip, ClipCache, Engine, Pyttsx3Engine, VoiceSettings, cached_lengths, synthesize
-from voiceguide.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, build_plan, to_samples
+from voiceguide.plan.script import ScriptOptions, build_script, spoken_texts
+from voiceguide.plan.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, build_plan, to_samples
+from voiceguide.routine.model import Routine
+from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.engine import Clip, Engine, VoiceSettings
+from voiceguide.speech.espeak import Pyttsx3Engine
+from voiceguide.speech.synth import cached_lengths, synthesize
 
 if TYPE_CHECKING:
-    from voiceguide.export import Tags
+    from voiceguide.export.tags import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
 ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
@@ -89,7 +92,8 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
              need_clips: bool = True) -> tuple[dict[str, int], dict[str, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
     (then cached lines are measured from their headers and only the rest is synthesized)."""
-    from voiceguide.tones import is_tone, tone_clip, tone_samples
+    from voiceguide.audio.tones import tone_clip
+    from voiceguide.plan.tones import is_tone, tone_samples
 
     texts = spoken_texts(build_script(routine, options.script))
     tones = [t for t in texts if is_tone(t)]
@@ -179,9 +183,9 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     (samples, assembled and encoded as one stream) and verification. MP3 is
     encoded on ``jobs`` cores (default: all this process may use).
     """
-    from voiceguide.assemble import SessionAudio
-    from voiceguide.export import check_writable, encode
-    from voiceguide.export import verify as verify_file
+    from voiceguide.audio.assemble import SessionAudio
+    from voiceguide.export.encode import check_writable, encode
+    from voiceguide.export.verify import verify as verify_file
 
     options = options or SessionOptions()
     check_writable(output)  # before any work: a bad path should fail in milliseconds
@@ -207,18 +211,18 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
 
     target = options.loudness if options.loudness is not None else -16.0
     if options.loudness is not None:
-        from voiceguide.loudness import level_session
+        from voiceguide.audio.loudness import level_session
 
         remember = cache.folder if cache.enabled else None
         if tracks:  # the bed adds loudness of its own: aim the voice so that the mix lands on target
-            from voiceguide.music import mix_loudness
+            from voiceguide.audio.music import mix_loudness
 
             target += options.loudness - mix_loudness(plan, options.loudness, options.loudness + options.music_volume)
         clips = level_session(plan, clips, target, remember=remember).clips
     encoded(0)
     audio: Any = SessionAudio(plan, clips)
     if tracks:
-        from voiceguide.music import MixedAudio, MusicBed
+        from voiceguide.audio.music import MixedAudio, MusicBed
 
         audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
     tags = session_tags(routine, plan)
@@ -230,7 +234,7 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
 
 def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
     """The cover art's bytes and MIME type: the user's image (read once), a drawn one, or none."""
-    from voiceguide.cover import draw_cover, read_cover
+    from voiceguide.export.cover import draw_cover, read_cover
 
     if options.cover is not None:
         return read_cover(options.cover)
@@ -241,7 +245,7 @@ def _music_tracks(options: SessionOptions, cache: ClipCache) -> list[Any]:
     """Every music file checked and measured (OptionError, exit 2, for one that cannot be read)."""
     if not options.music:
         return []
-    from voiceguide.music import measure_track
+    from voiceguide.audio.music import measure_track
 
     return [measure_track(Path(path), cache.folder if cache.enabled else None) for path in options.music]
 
@@ -249,8 +253,8 @@ def _music_tracks(options: SessionOptions, cache: ClipCache) -> list[Any]:
 def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, options: SessionOptions,
                   jobs: int | None) -> tuple[Path, ...]:
     """Sidecars beside ``output`` and, with ``split``, one file per stretch and an M3U playlist."""
-    from voiceguide import sidecars
-    from voiceguide.export import encode
+    from voiceguide.export import sidecars
+    from voiceguide.export.encode import encode
 
     plan = audio.voice.plan if hasattr(audio, "voice") else audio.plan
     written: list[Path] = []
@@ -312,7 +316,7 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from voiceguide.export import check_writable
+    from voiceguide.export.encode import check_writable
     from voiceguide.host import usable_cores
 
     options = options or SessionOptions()
@@ -365,7 +369,7 @@ def session_tags(routine: Routine, plan: Plan) -> Tags:
     summary = f"{count} stretch{'es' if count != 1 else ''}, {minutes}:{seconds:02d}"
     import datetime
 
-    from voiceguide.export import Tags  # export pulls in nothing heavy, but keep `plan` lean
+    from voiceguide.export.tags import Tags
 
     return Tags(title=routine.name, comment=summary, year=str(datetime.date.today().year))
 
@@ -389,11 +393,13 @@ def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str = "mp3
 def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *, engine: Engine | None = None,
                  cache: ClipCache | None = None, loudness: float = -16.0) -> float:
     """Speak one line (levelled like a session) to ``output``; return its length in seconds."""
-    from voiceguide.assemble import SessionAudio
-    from voiceguide.export import Tags, check_writable, encode, format_for
-    from voiceguide.loudness import level_session
-    from voiceguide.script import CueScript, Line, Place, SpeechBlock
-    from voiceguide.script import plain_text as clean
+    from voiceguide.audio.assemble import SessionAudio
+    from voiceguide.audio.loudness import level_session
+    from voiceguide.export.encode import check_writable, encode
+    from voiceguide.export.formats import format_for
+    from voiceguide.export.tags import Tags
+    from voiceguide.plan.script import CueScript, Line, Place, SpeechBlock
+    from voiceguide.plan.script import plain_text as clean
 
     line = clean(text)
     if not line:

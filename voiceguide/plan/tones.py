@@ -1,17 +1,6 @@
-"""Synthesized tones: a soft chime when a hold starts, another when it ends, a bell at the end.
-
-Generated from sine partials with smooth attacks and exponential decays, so no
-audio files ship with voiceguide. They are clips like spoken lines: planned
-in the timeline at exact times and levelled with the speech.
-"""
+"""Tones in the plan: which tones exist and how long each lasts (the sound itself is made in voiceguide.audio.tones)."""
 
 from __future__ import annotations
-
-import functools
-import math
-from array import array
-
-from voiceguide.speech import Clip
 
 TONE_PREFIX = "\ue000tone:"  # a private-use character: no routine text can be mistaken for a tone
 HOLD_START, HOLD_END, SESSION_END = "hold-start", "hold-end", "session-end"
@@ -43,19 +32,3 @@ def tone_seconds(name: str) -> float:
 def tone_samples(text: str, rate: int) -> int:
     """A tone text's length in samples, without generating it."""
     return round(_SOUNDS[text.removeprefix(TONE_PREFIX)][0] * rate)
-
-
-@functools.lru_cache(maxsize=16)
-def tone_clip(text: str, rate: int) -> Clip:
-    """The generated clip for a tone text: mono 16-bit at ``rate``, 5 ms attack, decaying to silence."""
-    _, decay, partials = _SOUNDS[text.removeprefix(TONE_PREFIX)]
-    count = tone_samples(text, rate)
-    attack = round(0.005 * rate)
-    total = sum(amplitude for _, amplitude in partials)
-    samples = array("h")
-    for i in range(count):
-        t = i / rate
-        envelope = min(1.0, i / attack) * math.exp(-t / decay) * min(1.0, (count - i) / attack)
-        value = sum(a * math.sin(2 * math.pi * f * t) for f, a in partials) / total
-        samples.append(round(32767 * PEAK * envelope * value))
-    return Clip(samples.tobytes(), rate)

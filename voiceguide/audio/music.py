@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voiceguide.assemble import AudioPart
+from voiceguide.audio.assemble import AudioPart
+from voiceguide.audio.loudness import _audioop
 from voiceguide.errors import OptionError
 from voiceguide.host import recall, remember
-from voiceguide.timeline import Plan
+from voiceguide.plan.timeline import Plan
 
 ATTACK = 0.15  # seconds the music starts going down before a line
 RELEASE = 0.5  # seconds it takes to come back up after one
@@ -42,7 +43,7 @@ class Track:
 
 
 def _ffmpeg() -> str:
-    from voiceguide.export import ffmpeg_exe
+    from voiceguide.ffmpeg import ffmpeg_exe
 
     return ffmpeg_exe()
 
@@ -208,12 +209,6 @@ class MusicBed:
             pending = pending[at:]
             if out:
                 yield b"".join(out)
-
-
-def _audioop():  # type: ignore[no-untyped-def]
-    from voiceguide.loudness import _audioop as load
-
-    return load()
 
 
 class MixedAudio:

@@ -1,6 +1,6 @@
 """A speech worker process: pyttsx3 driving the libespeak-ng shipped by espeakng-loader.
 
-Run as ``python -m voiceguide._espeak_worker``; it reads one JSON request per
+Run as ``python -m voiceguide.speech.espeak_worker``; it reads one JSON request per
 line on stdin and answers one JSON line. It runs in its own process because
 pyttsx3's espeak driver can hang, print to stdout, or call ``exit(1)`` inside
 the library; the parent enforces a timeout and restarts it.

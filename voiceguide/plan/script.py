@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from voiceguide.errors import OptionError, PlanError
-from voiceguide.routine import Routine, Stretch
+from voiceguide.routine.model import Routine, Stretch
 
 # Roles a spoken line can have; the timeline and sidecars carry them along.
 INTRO, TITLE, INSTRUCTIONS, ROUND, SIDE, GET_READY, SWITCH = (
@@ -262,7 +262,7 @@ def _with_tones(blocks: list[Block]) -> tuple[Block, ...]:
     A line planned for the same moment (the "Hold." cue, "Switch sides.",
     "Next up") follows right after its chime.
     """
-    from voiceguide.tones import HOLD_END, HOLD_START, SESSION_END, tone_seconds, tone_text
+    from voiceguide.plan.tones import HOLD_END, HOLD_START, SESSION_END, tone_seconds, tone_text
 
     def chime_then(window: Window, name: str) -> Window:
         after = round(tone_seconds(name) + 0.1, 3)

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from voiceguide.timeline import Event, Plan
+from voiceguide.plan.timeline import Event, Plan
 
 
 def _lrc_time(seconds: float) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from voiceguide.errors import RoutineError
-from voiceguide.routine import MAX_YAML_NODES, Path_, _dotted
+from voiceguide.routine.model import MAX_YAML_NODES, Path_, _dotted
 
 
 class _SafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voiceguide import script as s
 from voiceguide.errors import PlanError
+from voiceguide.plan import script as s
 
 RATE = 44100
 PAUSE_AFTER_LINE = 0.4  # seconds of quiet after each line of a speech block

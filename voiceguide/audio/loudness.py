@@ -25,8 +25,8 @@ from pathlib import Path
 from voiceguide.errors import EncoderError
 from voiceguide.host import recall
 from voiceguide.host import remember as store
-from voiceguide.speech import Clip
-from voiceguide.timeline import Plan
+from voiceguide.plan.timeline import Plan
+from voiceguide.speech.engine import Clip
 
 TARGET_LUFS = -16.0
 # Sample-peak ceiling: leaves room for inter-sample peaks and MP3's overshoot so
@@ -58,7 +58,7 @@ def measure(chunks: Iterator[bytes], rate: int, true_peak: bool = True) -> Loudn
 
     Without ``true_peak`` (the slow part) the peak is reported as -inf.
     """
-    from voiceguide.export import ffmpeg_exe, run_ffmpeg
+    from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
 
     command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
                "-af", f"ebur128=framelog=quiet{':peak=true' if true_peak else ''}", "-f", "null", "-"]

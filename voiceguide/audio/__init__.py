@@ -1,0 +1,6 @@
+"""Stage 4, audio: the session as a PCM stream, levelled, with tones and an optional music bed.
+
+``assemble`` streams clips and silences at their planned samples; ``loudness``
+aims the session at its LUFS target under a true-peak ceiling; ``music`` lays a
+ducked bed under the voice; ``tones`` makes the chimes and the bell.
+"""

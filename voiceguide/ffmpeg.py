@@ -1,0 +1,54 @@
+"""The ffmpeg binary (from the imageio-ffmpeg wheel) and a helper that feeds it PCM.
+
+Used by every stage that decodes, measures or encodes, so it sits below them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from typing import IO
+
+from voiceguide.errors import EncoderError
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to use."""
+    override = os.environ.get("VOICEGUIDE_FFMPEG")
+    if override:
+        return override
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+    raise EncoderError("no ffmpeg found; run: pip install imageio-ffmpeg (or install ffmpeg)")
+
+
+def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> int:
+    """Run ffmpeg with ``chunks`` on its stdin and its messages going to ``log``; return its exit code.
+
+    Interrupted (Ctrl-C, SIGTERM) or failing on our side, ffmpeg is killed, never left running.
+    """
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+    except OSError as exc:
+        raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+    assert process.stdin is not None
+    try:
+        for chunk in chunks:
+            process.stdin.write(chunk)
+        process.stdin.close()
+    except BrokenPipeError:
+        pass  # ffmpeg stopped early; its log says why
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process.wait()
+DISK_FULL_SIGNS = ("No space left on device", "File too large", "Disk quota exceeded")

@@ -1,0 +1,183 @@
+"""Loading routines: safe YAML with line marks into the strict models; every error names file, line and field."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import msgspec.structs
+
+from voiceguide.errors import RoutineError
+from voiceguide.routine.model import _NESTED, MAX_FILE_BYTES, Path_, Routine, _dotted, _Model, _num
+
+
+def _nearest_line(lines: dict[Path_, int], path: Path_) -> int:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+def _fields_at(path: Path_) -> list[str]:
+    """The field names allowed at a path, for 'did you mean' suggestions."""
+    model: type[_Model] | None = Routine
+    for part in path:
+        if isinstance(part, int) or model is None:
+            continue
+        model = _NESTED.get(model, {}).get(part)
+    return list(model.__struct_fields__) if model else []
+
+
+_LOCATION = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH_PART = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\.\.\.\]")
+_BOUND = re.compile(r"^Expected `(?P<kind>\w+)` (?P<op>>=|<=|>|<) (?P<limit>\S+)$")
+_LENGTH = re.compile(r"^Expected `(?P<kind>\w+)` of length (?P<op>>=|<=) (?P<limit>\d+)$")
+_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>\w+)`$")
+_BOUND_WORDS = {">": "greater than", ">=": "at least", "<": "less than", "<=": "at most"}
+_TYPE_WORDS = {"float": "a number of seconds", "int": "a whole number", "str": "text", "bool": "true or false",
+               "array": "a list", "object": "a mapping"}
+
+
+def _split_error(text: str) -> tuple[str, Path_]:
+    """msgspec's 'Expected ... - at `$.a[0].b`' -> (message, ('a', 0, 'b'))."""
+    match = _LOCATION.match(text)
+    assert match is not None  # the pattern matches any text
+    path: list[str | int] = []
+    for name, index in _PATH_PART.findall(match["path"] or ""):
+        if name:
+            path.append(name)
+        elif index:
+            path.append(int(index))
+        # "[...]" is a mapping value: its key is unknown, so the mapping itself is reported
+    message = match["message"]
+    if message.startswith("@"):  # a cross-field check naming its field (_FieldProblem)
+        field, _, message = message[1:].partition(": ")
+        path += field.split(".")
+    return message, tuple(path)
+
+
+def _at(data: Any, path: Path_) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _describe(message: str, path: Path_, data: Any) -> tuple[str, Path_]:
+    """One of our messages for a msgspec error, and the path to report it at."""
+    if found := re.match(r"Object contains unknown field `(.*)`$", message):
+        key = found[1]
+        hint = difflib.get_close_matches(key, _fields_at(path), n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"{_dotted(path)}: unknown key {key!r}{suggestion}", path + (key,)
+    if found := re.match(r"Object missing required field `(.*)`$", message):
+        path += (found[1],)
+        return f"{_dotted(path)}: required", path
+    field = _dotted(path)
+    got = _at(data, path)
+    if isinstance(got, float) and math.isnan(got):
+        return f"{field}: must be a number (got nan)", path
+    if found := _BOUND.match(message):
+        return f"{field}: must be {_BOUND_WORDS[found['op']]} {_num(float(found['limit']))} (got {got!r})", path
+    if found := _LENGTH.match(message):
+        unit = "characters" if found["kind"] == "str" else "item(s)"
+        if found["kind"] == "str" and found["op"] == ">=":
+            return f"{field}: must not be empty", path
+        least = "at least" if found["op"] == ">=" else "at most"
+        return f"{field}: must have {least} {found['limit']} {unit}", path
+    if found := re.match(r"Expected `str` matching regex '(.*)'$", message):
+        return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})", path
+    if found := _TYPE.match(message):
+        wanted = [kind for kind in found["expected"].split(" | ") if kind != "null"]
+        words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in wanted)
+        if wanted == ["float", "object"]:
+            words = "a number of seconds, or a mapping of side to seconds"
+        return f"{field}: must be {words} (got {got!r})", path
+    return f"{field}: {message[:1].lower()}{message[1:]}", path
+
+
+def parse_routine(text: str, source: str = "<routine>") -> Routine:
+    """Validate routine YAML text; raise RoutineError naming source, line and field."""
+    if "\x00" in text:
+        raise RoutineError(f"{source}:1: not a text file (contains NUL bytes)")
+    from voiceguide.routine.yamlsafe import compose, to_python
+
+    node = compose(text, source)
+    if node is None:
+        raise RoutineError(f"{source}:1: the file is empty; a routine needs 'name' and 'stretches'")
+    data, lines = to_python(node, source)
+    if not isinstance(data, dict):
+        raise RoutineError(f"{source}:1: a routine must be a mapping with 'name' and 'stretches'")
+    try:
+        return msgspec.convert(data, Routine, strict=True)
+    except msgspec.ValidationError as exc:
+        message, path = _split_error(str(exc))
+        described, where = _describe(message, path, data)
+        raise RoutineError(f"{source}:{_nearest_line(lines, where)}: {described}") from None
+
+
+# A parsed routine is remembered (as msgspec JSON, validated again on the way back in) under the hash
+# of its text and of this module, so PyYAML is not even imported for a routine seen before.
+_MODEL_STAMP = hashlib.sha256(Path(__file__).with_name("model.py").read_bytes() + Path(__file__).read_bytes()
+                             + msgspec.__version__.encode()).digest()
+
+
+def parse_routine_cached(text: str, source: str = "<routine>") -> Routine:
+    """parse_routine, remembering valid routines in the cache (invalid ones are never stored)."""
+    from voiceguide.host import default_cache_dir, recall, remember
+
+    folder, key = default_cache_dir(), hashlib.sha256(_MODEL_STAMP + text.encode()).hexdigest()
+    known = recall(folder, "routines", key)
+    if known is not None:
+        try:
+            return msgspec.json.decode(known, type=Routine, strict=True)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # stale or damaged: parse again
+    routine = parse_routine(text, source)
+    remember(folder, "routines", key, msgspec.json.encode(routine))
+    return routine
+
+
+def load_routine_file(path: str | Path) -> Routine:
+    """Read and validate a routine file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RoutineError(f"{path}: no such routine file") from None
+    except IsADirectoryError:
+        raise RoutineError(f"{path}: is a directory, not a routine file") from None
+    except OSError as exc:
+        raise RoutineError(f"{path}: cannot read ({exc.strerror})") from None
+    if b"\x00" in raw[:4096]:
+        raise RoutineError(f"{path}:1: not a text file (contains NUL bytes; routines are UTF-8 YAML)")
+    if len(raw) > MAX_FILE_BYTES:
+        raise RoutineError(f"{path}:1: file is larger than {MAX_FILE_BYTES // 1000} kB; not a routine")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RoutineError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+    routine = parse_routine_cached(text, str(path))
+    if routine.music:  # music is named relative to the routine file
+        routine = msgspec.structs.replace(routine, music=[str(path.parent / name) for name in routine.music])
+    return routine
+
+
+# --- Schema and starter ------------------------------------------------------
+
+
+def routine_schema() -> dict[str, Any]:
+    """JSON Schema of a routine file."""
+    generated = msgspec.json.schema(Routine)
+    definitions = generated["$defs"]
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **definitions.pop("Routine")}
+    schema["title"] = "voiceguide routine"
+    schema["$defs"] = definitions
+    return schema

@@ -1,0 +1,173 @@
+"""The routine models: strict, frozen, unknown keys rejected."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+import msgspec.structs
+from msgspec import Meta
+
+MAX_FILE_BYTES = 1_000_000
+MAX_YAML_NODES = 50_000  # bounds alias expansion ("billion laughs")
+MAX_HOLD_SECONDS = 3600.0
+MAX_LINE_CHARS = 1000
+MAX_STRETCHES = 200
+
+Seconds = Annotated[float, Meta(ge=0, le=MAX_HOLD_SECONDS)]
+PositiveSeconds = Annotated[float, Meta(gt=0, le=MAX_HOLD_SECONDS)]
+Text = Annotated[str, Meta(max_length=MAX_LINE_CHARS)]
+SpokenText = Annotated[str, Meta(min_length=1, max_length=MAX_LINE_CHARS)]
+Label = Annotated[str, Meta(min_length=1, max_length=60)]
+Name = Annotated[str, Meta(min_length=1, max_length=120)]
+
+
+def _described(kind: Any, description: str) -> Any:
+    return Annotated[kind, Meta(description=description)]
+
+
+class _Model(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Strict, frozen, unknown keys rejected. NaN never passes: every number has bounds."""
+
+
+class _FieldProblem(ValueError):
+    """A cross-field check failing on one field: the message starts with '@field:' so it can be located."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"@{field}: {message}")
+
+
+class Voice(_Model, kw_only=True):
+    """How lines are spoken; every field is optional and falls back to the engine's default."""
+
+    id: _described(str | None, "Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).") = None
+    language: _described(str | None, "Language code, e.g. 'en-us'; picks a matching voice.") = None
+    rate: Annotated[int, Meta(ge=80, le=450, description="Speaking rate in words per minute.")] | None = None
+    volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
+    pitch: Annotated[int, Meta(ge=0, le=100, description="Voice pitch, 0 to 100 (espeak's default is 50).")] | None = None
+
+
+class Phrases(_Model, kw_only=True):
+    """Every fixed phrase, so a routine can be written in another language."""
+
+    hold: Text = "Hold."
+    get_ready: Text = "Get into position."
+    side: _described(Text, "Announces a side; {side} is its label.") = "{side} side."
+    switch_sides: Text = "Switch sides."
+    halfway: Text = "Halfway."
+    breathe: Text = "Breathe."
+    next_up: _described(Text, "Spoken during the rest; {name} is the next stretch.") = "Next up: {name}."
+    round: _described(Text, "{n} and {total} are filled in.") = "Round {n} of {total}."
+    numbers: _described(list[Text], "Words for the countdown numbers 1, 2, 3...; digits are spoken when empty.") = \
+        msgspec.field(default_factory=list)
+    session_end: Text = "That's the end of the session. Well done."
+
+    def number(self, n: int) -> str:
+        """The spoken word for countdown number ``n``."""
+        return self.numbers[n - 1] if n <= len(self.numbers) else str(n)
+
+
+class Cue(_Model, kw_only=True):
+    """A coaching line spoken during a hold."""
+
+    at: Annotated[float, Meta(ge=-MAX_HOLD_SECONDS, le=MAX_HOLD_SECONDS,
+                              description="Seconds into the hold; negative counts back from its end.")]
+    say: SpokenText
+
+
+class Defaults(_Model, kw_only=True):
+    """Settings every stretch inherits unless it overrides them."""
+
+    hold: _described(PositiveSeconds, "Seconds each hold lasts.") = 30.0
+    rest: _described(Seconds, "Seconds between stretches (and between rounds).") = 5.0
+    prepare: _described(Seconds, "Seconds to get into position before the hold.") = 3.0
+    switch: _described(Seconds, "Seconds to change position between sides.") = 3.0
+    countdown: Annotated[int, Meta(ge=0, le=10, description="Spoken countdown length at the end of a hold; 0 = none.")] = 3
+    halfway: _described(bool, "Say the halfway phrase in the middle of each hold.") = False
+    breathe: _described(PositiveSeconds | None, "Say the breathe phrase every N seconds of a hold.") = None
+    repeat: Annotated[int, Meta(ge=1, le=20, description="Rounds of each stretch (all its sides).")] = 1
+    tones: _described(bool, "Chime when a hold starts and ends, and ring a bell at the end of the session.") = False
+
+
+class Stretch(_Model, kw_only=True):
+    """One stretch: spoken instructions, then a hold per side (per round)."""
+
+    id: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)] | None = None
+    name: Name
+    instructions: Text | None = None
+    sides: Annotated[list[Label], Meta(min_length=1, max_length=8)] | None = None
+    hold: _described(PositiveSeconds | dict[str, float] | None,
+                     "Seconds of each hold, or a mapping of side label to seconds.") = None
+    rest: Seconds | None = None
+    prepare: Seconds | None = None
+    switch: Seconds | None = None
+    countdown: Annotated[int, Meta(ge=0, le=10)] | None = None
+    halfway: bool | None = None
+    breathe: PositiveSeconds | None = None
+    repeat: Annotated[int, Meta(ge=1, le=20)] | None = None
+    cues: Annotated[list[Cue], Meta(max_length=50)] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.sides is not None and len(set(self.sides)) != len(self.sides):
+            raise _FieldProblem("sides", f"side labels must be unique (got {self.sides})")
+        if isinstance(self.hold, dict):
+            for side, seconds in self.hold.items():
+                if not 0 < seconds <= MAX_HOLD_SECONDS:  # also false for NaN
+                    bound = "greater than 0" if not seconds > 0 else f"at most {MAX_HOLD_SECONDS:g}"
+                    raise _FieldProblem(f"hold.{side}", f"must be {bound} (got {_num(seconds)})")
+            if not self.sides:
+                raise _FieldProblem("hold", "a per-side hold needs 'sides'")
+            if set(self.hold) != set(self.sides):
+                raise _FieldProblem("hold", f"per-side hold must name exactly the sides {self.sides} (got {list(self.hold)})")
+
+    @property
+    def key(self) -> str:
+        """The id if given, else the name: how the CLI refers to this stretch."""
+        return self.id or self.name
+
+
+class Routine(_Model, kw_only=True):
+    """A whole session: an introduction, stretches in order, a closing line."""
+
+    name: Name
+    description: Text | None = None
+    intro: _described(Text | None, "Spoken first; defaults to the routine's name.") = None
+    closing: _described(Text | None, "Spoken last, before the session-end phrase.") = None
+    defaults: Defaults = msgspec.field(default_factory=Defaults)
+    voice: Voice = msgspec.field(default_factory=Voice)
+    phrases: Phrases = msgspec.field(default_factory=Phrases)
+    music: _described(Annotated[list[Text], Meta(max_length=20)] | None,
+                      "Background music files (paths relative to the routine file), played in turn.") = None
+    stretches: Annotated[list[Stretch], Meta(min_length=1, max_length=MAX_STRETCHES)]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for stretch in self.stretches:
+            for key in {stretch.name.casefold(), (stretch.id or stretch.name).casefold()}:
+                if key in seen:
+                    raise _FieldProblem("stretches", f"two stretches are called {key!r}; give each a unique name or id")
+                seen.add(key)
+
+
+# Which model each nested field holds, for "did you mean" suggestions.
+_NESTED: dict[type[_Model], dict[str, type[_Model]]] = {
+    Routine: {"defaults": Defaults, "voice": Voice, "phrases": Phrases, "stretches": Stretch},
+    Stretch: {"cues": Cue},
+}
+
+
+# --- YAML with line numbers ---------------------------------------------------
+
+Path_ = tuple[str | int, ...]
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _num(value: object) -> str:
+    """Format a bound without a pointless '.0'."""
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,65 @@
+"""Clip processing with pydub: trim, convert to mono 16-bit at the session rate, level, fade."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+from voiceguide.errors import SpeechError
+from voiceguide.speech.engine import Clip
+
+# --- Clip processing -------------------------------------------------------------
+
+TARGET_RMS_DBFS = -20.0  # level every line to the same loudness
+PEAK_CEILING_DBFS = -1.5
+SILENCE_DBFS = -50.0
+FADE_MS = 5
+
+
+def _pydub():  # type: ignore[no-untyped-def]
+    """Import pydub quietly: it warns at import when no ffmpeg is on PATH, which we never use it for."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # "Couldn't find ffmpeg" (RuntimeWarning) and audioop's deprecation on 3.12 are both noise here.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import pydub
+        import pydub.silence
+    return pydub
+
+
+def read_wav(path: Path) -> tuple[bytes, int, int, int]:
+    """Read a PCM WAV: (frames, rate, channels, sample width)."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.readframes(wav.getnframes()), wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+    except (OSError, EOFError, wave.Error) as exc:
+        raise SpeechError(f"the speech engine wrote an unreadable WAV ({exc})") from None
+
+
+def check_wav(path: Path) -> None:
+    """Raise SpeechError unless ``path`` is a readable PCM WAV with some audio in it."""
+    frames, _, channels, _ = read_wav(path)
+    if not frames or channels < 1:
+        raise SpeechError("the speech engine wrote an empty WAV")
+    if not frames.strip(b"\x00"):
+        raise SpeechError("the speech engine wrote only silence")
+
+
+def process_clip(path: Path, rate: int) -> Clip:
+    """Trim silence, convert to mono 16-bit at ``rate``, level to a common loudness and fade the edges."""
+    pydub = _pydub()
+    frames, source_rate, channels, width = read_wav(path)
+    segment = pydub.AudioSegment(data=frames, sample_width=width, frame_rate=source_rate, channels=channels)
+    segment = segment.set_channels(1).set_sample_width(2)
+    lead = pydub.silence.detect_leading_silence(segment, silence_threshold=SILENCE_DBFS, chunk_size=1)
+    tail = pydub.silence.detect_leading_silence(segment.reverse(), silence_threshold=SILENCE_DBFS, chunk_size=1)
+    if lead >= len(segment):
+        raise SpeechError("the speech engine produced only silence")
+    segment = segment[lead : len(segment) - tail]
+    segment = segment.set_frame_rate(rate)
+    gain = TARGET_RMS_DBFS - segment.dBFS
+    gain = min(gain, PEAK_CEILING_DBFS - segment.max_dBFS)  # never clip
+    segment = segment.apply_gain(gain).fade_in(FADE_MS).fade_out(FADE_MS)
+    return Clip(segment.raw_data, rate)

@@ -1,0 +1,93 @@
+"""What every speech engine offers: voice settings, clips and the Engine protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from voiceguide.errors import SpeechError
+
+CLIP_FORMAT = 1  # bump when clip processing changes, so old cache entries are not reused
+SYNTH_TIMEOUT = 30.0  # seconds one line may take before the engine is assumed hung
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """Which voice speaks and how; None means the engine's default."""
+
+    id: str | None = None
+    language: str | None = None
+    rate: int | None = None
+    volume: float | None = None
+    pitch: int | None = None  # 0-100 where the engine supports it
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A processed spoken line: mono 16-bit PCM at ``rate``."""
+
+    pcm: bytes
+    rate: int
+
+    @property
+    def samples(self) -> int:
+        """Length in samples."""
+        return len(self.pcm) // 2
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """A voice an engine offers."""
+
+    id: str
+    name: str
+    languages: tuple[str, ...]
+
+
+class Engine(Protocol):
+    """A speech engine: writes one WAV file per text."""
+
+    name: str
+
+    def identity(self) -> str:
+        """A string that changes whenever the engine's output could change (for cache keys)."""
+        ...
+
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
+                   on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
+        """Write a WAV for every text into ``folder``; return text -> path. Call ``on_done`` after each line."""
+        ...
+
+    def voices(self) -> list[VoiceInfo]:
+        """The voices on offer."""
+        ...
+
+
+def installed_version(distribution: str) -> str:
+    """A distribution's installed version; SpeechError with the fix if it is not installed.
+
+    Every cache key needs it, so it is read from the ``*.dist-info`` folder name
+    beside the package when there is one (importlib.metadata costs ~30 ms of
+    start-up), and from importlib.metadata otherwise.
+    """
+    import importlib.util
+
+    module = distribution.replace("-", "_")
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.origin:
+        package_dir = Path(spec.origin).parent
+        found = sorted(package_dir.parent.glob(f"{module}-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name[len(module) + 1 : -len(".dist-info")]
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        raise SpeechError(f"speech engine not installed ({distribution}); run: pip install pyttsx3 espeakng-loader") from None
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
