@@ -114,6 +114,13 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
     data, lines = to_python(node, source)
     if not isinstance(data, dict):
         raise RoutineError(f"{source}:1: a routine must be a mapping with 'name' and 'stretches'")
+    if any(isinstance(item, dict) and "use" in item for item in data.get("stretches") or ()):
+        from voiceguide.routine.library import expand_uses
+
+        data, problems = expand_uses(data)
+        if problems:
+            index, message = problems[0]
+            raise RoutineError(f"{source}:{_nearest_line(lines, ('stretches', index, 'use'))}: {message}")
     try:
         return msgspec.convert(data, Routine, strict=True)
     except msgspec.ValidationError as exc:
@@ -124,7 +131,9 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
 
 # A parsed routine is remembered (as msgspec JSON, validated again on the way back in) under the hash
 # of its text and of this module, so PyYAML is not even imported for a routine seen before.
-_MODEL_STAMP = hashlib.sha256(Path(__file__).with_name("model.py").read_bytes() + Path(__file__).read_bytes()
+# The stretch library counts too: a routine that uses it reads differently when it changes.
+_MODEL_STAMP = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))
+                             + b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("catalogue/*.yaml")))
                              + msgspec.__version__.encode()).digest()
 
 

@@ -20,6 +20,7 @@ Text = Annotated[str, Meta(max_length=MAX_LINE_CHARS)]
 SpokenText = Annotated[str, Meta(min_length=1, max_length=MAX_LINE_CHARS)]
 Label = Annotated[str, Meta(min_length=1, max_length=60)]
 Name = Annotated[str, Meta(min_length=1, max_length=120)]
+StretchId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)]
 
 
 def _described(kind: Any, description: str) -> Any:
@@ -92,10 +93,12 @@ class Defaults(_Model, kw_only=True):
 class Stretch(_Model, kw_only=True):
     """One stretch: spoken instructions, then a hold per side (per round)."""
 
-    id: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)] | None = None
+    id: StretchId | None = None
     name: Name
     instructions: Text | None = None
+    caution: _described(Text | None, "Spoken after the instructions: when to take care or skip it.") = None
     sides: Annotated[list[Label], Meta(min_length=1, max_length=8)] | None = None
+    side_label: _described(Text | None, "How each side is announced, e.g. '{side} leg back'; {side} is the side.") = None
     hold: _described(PositiveSeconds | dict[str, float] | None,
                      "Seconds of each hold, or a mapping of side label to seconds.") = None
     rest: Seconds | None = None
@@ -106,10 +109,16 @@ class Stretch(_Model, kw_only=True):
     breathe: PositiveSeconds | None = None
     repeat: Annotated[int, Meta(ge=1, le=20)] | None = None
     cues: Annotated[list[Cue], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    coaching: _described(Annotated[list[SpokenText], Meta(max_length=20)],
+                         "Coaching lines without a time: spread through the hold (library stretches bring theirs).") = \
+        msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.sides is not None and len(set(self.sides)) != len(self.sides):
             raise _FieldProblem("sides", f"side labels must be unique (got {self.sides})")
+        if self.side_label is not None and self.side_label.replace("{side}", "").count("{") + \
+                self.side_label.replace("{side}", "").count("}"):
+            raise _FieldProblem("side_label", f"the only placeholder is {{side}} (got {self.side_label!r})")
         if isinstance(self.hold, dict):
             for side, seconds in self.hold.items():
                 if not 0 < seconds <= MAX_HOLD_SECONDS:  # also false for NaN
