@@ -458,6 +458,53 @@ def init(
         typer.echo(f"wrote {write_starter(name, force=force)}")
 
 
+@app.command()
+def stretches(
+    stretch: Annotated[str | None, typer.Argument(help="Show this library stretch in full.")] = None,
+    area: Annotated[str | None, typer.Option("--area", help="Only stretches for this body area.")] = None,
+    level: Annotated[str | None, typer.Option("--level", help="Only stretches up to this level.")] = None,
+) -> None:
+    """List the stretch library (routines use its stretches with `- use: ID`), or show one stretch."""
+    with _user_errors():
+        from voiceguide.routine.library import entries, find
+
+        if stretch is not None:
+            typer.echo(_describe_entry(find(stretch)))
+            return
+        for entry in entries(area, level):
+            sides = "sides" if entry.sides else "     "
+            typer.echo(f"{entry.id:<28} {entry.name:<34} {entry.hold:>4g}s {sides} {entry.level:<12} {', '.join(entry.areas)}")
+
+
+def _describe_entry(entry: Any) -> str:
+    lines = [f"{entry.name} ({entry.id})", f"areas: {', '.join(entry.areas)}; level: {entry.level}; {entry.kind}; "
+             f"suggested hold {entry.hold:g} s"]
+    if entry.sides:
+        lines.append(f"sides: {', '.join(entry.sides)}, announced as \"{entry.side_label}\"")
+    lines += ["", entry.instructions, "", "coaching:", *(f"  - {cue}" for cue in entry.cues)]
+    if entry.caution:
+        lines += ["", f"caution: {entry.caution}"]
+    return "\n".join(lines)
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Session name; writes NAME.yaml (or the path given).")],
+    area: Annotated[list[str], typer.Option("--area", help="Body area to work (repeatable), e.g. hips, hamstrings, "
+                                            "full-body (see `stretches`).", metavar="AREA")],
+    minutes: Annotated[float, typer.Option("--minutes", help="Target length in minutes.")] = 10.0,
+    level: Annotated[str | None, typer.Option("--level", help="beginner, intermediate or advanced.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Compose a session from the stretch library and write it as an editable routine file."""
+    with _user_errors():
+        from voiceguide.compose import NewSession, write_new_session
+
+        title = Path(name).stem.replace("-", " ").replace("_", " ").strip().capitalize() or name
+        path, routine = write_new_session(NewSession(title, tuple(area), minutes, level), name, force=force)
+        typer.echo(f"wrote {path}: {len(routine.stretches)} stretches; render it with: voiceguide render {path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

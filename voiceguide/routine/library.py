@@ -92,12 +92,18 @@ def find(stretch_id: str) -> Entry:
     raise RoutineError(f"no stretch {stretch_id!r} in the library{hint}")
 
 
-def entries(area: str | None = None, level: str | None = None) -> list[Entry]:
-    """Library entries, optionally only those for ``area`` and at most ``level``."""
-    if area is not None and area not in AREAS:
+def check_area(area: str) -> None:
+    """RoutineError naming the close matches unless ``area`` is one of AREAS."""
+    if area not in AREAS:
         close = difflib.get_close_matches(area, AREAS, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise RoutineError(f"--area: unknown area {area!r} ({hint}areas: {', '.join(AREAS)})")
+
+
+def entries(area: str | None = None, level: str | None = None) -> list[Entry]:
+    """Library entries, optionally only those for ``area`` and at most ``level``."""
+    if area is not None:
+        check_area(area)
     if level is not None and level not in LEVELS:
         raise RoutineError(f"--level: unknown level {level!r} (levels: {', '.join(LEVELS)})")
     top = LEVELS.index(level) if level else len(LEVELS)
