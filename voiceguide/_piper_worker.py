@@ -185,7 +185,7 @@ class Speaker:
 
         self._check_voice(voice)
         config = self.synth_config(voice)
-        pause = np.zeros(int(round(self.sample_rate * SENTENCE_PAUSE_S)), dtype=np.float32)
+        pause = np.zeros(round(self.sample_rate * SENTENCE_PAUSE_S), dtype=np.float32)
         parts: list[Any] = []
         for chunk in self.voice.synthesize(text, syn_config=config):
             if parts:
