@@ -145,7 +145,7 @@ class Speaker:
         options.log_severity_level = 3  # errors only, and stderr is not our protocol channel
         # PiperVoice.load() makes its own session with default (all-core) threading, so build it here.
         session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-        self.voice = PiperVoice(session=session, config=PiperConfig.from_dict(self.config_dict), download_dir=model.parent)
+        self.voice = PiperVoice(session=session, config=PiperConfig.from_dict(self.config_dict))
         self.model = model
         self.sample_rate = int(self.voice.config.sample_rate)
         self.model_sha256 = _sha256(model)
