@@ -137,6 +137,8 @@ class Speaker:
             raise RuntimeError(f"voice config not found: {config_path}")
         with open(config_path, encoding="utf-8") as handle:
             self.config_dict = json.load(handle)
+        if hasattr(onnxruntime, "disable_telemetry_events"):  # belt and braces: the env variable already did it
+            onnxruntime.disable_telemetry_events()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
