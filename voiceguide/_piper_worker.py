@@ -77,7 +77,10 @@ RATE_TABLE: tuple[tuple[float, float], ...] = (
 MIN_SCALE, MAX_SCALE = 0.5, 2.5  # beyond the table we extrapolate from its end segments, then clamp
 
 SENTENCE_PAUSE_S = 0.35  # silence put between the sentences of one line (Piper itself adds none)
-PEAK = 0.89  # about -1 dBFS: each line is peak-normalized as a whole, then scaled by voice.volume
+# About -1 dBFS. Each sentence is peak-normalized by Piper (its default, as its CLI sounds: raw
+# sentence peaks differ, e.g. 0.27 and 0.50 in "Breathe in. Breathe out."), the line is scaled to
+# PEAK and then by voice.volume (0-1). The parent's clip processing levels every line afterwards anyway.
+PEAK = 0.89
 PITCH_ERROR = "pitch is not available with the piper engine"
 
 
@@ -183,10 +186,10 @@ class Speaker:
         from piper import SynthesisConfig
 
         return SynthesisConfig(length_scale=length_scale_for(voice.get("rate")), noise_scale=0.0, noise_w_scale=0.0,
-                               normalize_audio=False, volume=1.0)
+                               normalize_audio=True, volume=1.0)
 
     def pcm(self, text: str, voice: dict[str, Any]) -> bytes:
-        """16-bit mono PCM for ``text``: sentences joined by SENTENCE_PAUSE_S, peak-normalized, times volume."""
+        """16-bit mono PCM for ``text``: sentences (each peak-normalized) joined by SENTENCE_PAUSE_S, at PEAK times volume."""
         import numpy as np
 
         self._check_voice(voice)

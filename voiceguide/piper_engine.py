@@ -110,6 +110,7 @@ class PiperEngine(WorkerEngine):
             "scale_limits": [worker_module.MIN_SCALE, worker_module.MAX_SCALE],
             "sentence_pause_s": worker_module.SENTENCE_PAUSE_S,
             "peak": worker_module.PEAK,
+            "sentence_peak_normalize": True,
             "speakable": SPEAKABLE_VERSION,
         }
 
