@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 # Small results kept beside the clips (each in a folder of its own; `cache clear` empties them too).
-NOTE_KINDS = ("routines", "levels", "music")
+NOTE_KINDS = ("routines", "levels", "music", "models")
 
 
 def default_cache_dir() -> Path:

