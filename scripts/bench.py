@@ -41,6 +41,7 @@ every run included, as JSON (bench-results.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -212,10 +213,8 @@ def measure(command: list[str], env: dict[str, str], *, cores: int = 0, limit_s:
 
         def stop(reason: str) -> None:
             state["killed"] = reason
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # the group this measurement started
-            except ProcessLookupError:
-                pass
 
         def watch() -> None:
             while not done.is_set():
@@ -236,10 +235,8 @@ def measure(command: list[str], env: dict[str, str], *, cores: int = 0, limit_s:
         watcher.join()
         process.returncode = os.waitstatus_to_exitcode(status)
         if state["killed"]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # anything of the group still running
-            except ProcessLookupError:
-                pass
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
