@@ -560,9 +560,14 @@ def report(results: dict[str, Any]) -> str:
                   f"2 cores {b['2 cores']['median']:.2f} s ({b['cores2_vs_1']:.2f}x).",
                   "(-j2 gains little over -j1 because -j1 already encodes each render on every core; pinning the whole "
                   "command to 1 vs 2 cores (CPU affinity) shows how it scales with cores)"]
+    measured = [r for s in results["sessions"].values() for f in s.values() if isinstance(f, dict) and "runs" in f
+                for r in f["runs"]] + [r for f in results["startup"].values() for r in f["runs"]]
+    others = sorted(r["other_cores"] for r in measured)
     lines += ["", f"machine: load average {results['load_start'][0]:.2f} at the start, {results['load_end'][0]:.2f} at the "
               f"end; all processes busy {results['machine_busy_cores']:.2f} cores on average over the run "
-              f"(steal {results['machine_steal_cores']:.2f})",
+              f"(steal {results['machine_steal_cores']:.2f}); other processes during the {len(others)} measurements: "
+              f"median {statistics.median(others):.2f} cores, max {others[-1]:.2f}"
+              f"{' -- a NOISY run: compare ratios, not seconds' if statistics.median(others) > 0.1 else ''}",
               "", "| target | measured (medians) | at maxima | limit | met |", "| --- | --- | --- | --- | --- |"]
     for row in results["targets"]:
         value = "-" if row["measured"] is None else f"{row['measured']:.3f}"
