@@ -27,7 +27,8 @@ run count:
   (scripts/bench_peer.py); capped in time and memory at 2 hours.
 - memory: the summed RSS of the process and all its descendants (speech
   workers, ffmpeg), sampled from /proc every 20 ms; the largest single
-  process (ru_maxrss from wait4) is kept too.
+  process is kept too (sampled as well: ru_maxrss would include the moment
+  between fork and exec, when the child is a copy of this script).
 - start-up: ``voiceguide --help`` and ``voiceguide plan psoas`` (warm cache).
 - batch (full runs only): four routines at once, -j1 vs -j2, and pinned to 1
   vs 2 cores.
@@ -162,12 +163,12 @@ class ProcessTree:
         self.parents: dict[int, int] = {}
         self.page = os.sysconf("SC_PAGE_SIZE")
 
-    def sample(self) -> tuple[int, int]:
-        """(bytes resident, processes) of the tree right now."""
+    def sample(self) -> tuple[int, int, int]:
+        """(bytes resident, processes, bytes resident of the largest one) of the tree right now."""
         try:
             pids = {int(name) for name in os.listdir("/proc") if name.isdigit()}
         except OSError:
-            return 0, 0
+            return 0, 0, 0
         for gone in self.parents.keys() - pids:
             del self.parents[gone]
         for pid in pids - self.parents.keys():
@@ -179,17 +180,19 @@ class ProcessTree:
         children: dict[int, list[int]] = {}
         for pid, parent in self.parents.items():
             children.setdefault(parent, []).append(pid)
-        total, count, stack = 0, 0, [self.root]
+        total, count, largest, stack = 0, 0, 0, [self.root]
         while stack:
             pid = stack.pop()
             try:
                 with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
-                    total += int(statm.read().split()[1]) * self.page
+                    rss = int(statm.read().split()[1]) * self.page
+                total += rss
+                largest = max(largest, rss)
                 count += 1
             except (OSError, ValueError, IndexError):
                 pass
             stack.extend(children.get(pid, ()))
-        return total, count
+        return total, count, largest
 
 
 def measure(command: list[str], env: dict[str, str], *, cores: int = 0, limit_s: float = 0.0,
@@ -208,7 +211,7 @@ def measure(command: list[str], env: dict[str, str], *, cores: int = 0, limit_s:
                                    start_new_session=True,
                                    preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         tree = ProcessTree(process.pid)
-        state: dict[str, Any] = {"peak": 0, "procs": 0, "killed": None}
+        state: dict[str, Any] = {"peak": 0, "procs": 0, "single": 0, "killed": None}
         done = threading.Event()
 
         def stop(reason: str) -> None:
@@ -218,8 +221,9 @@ def measure(command: list[str], env: dict[str, str], *, cores: int = 0, limit_s:
 
         def watch() -> None:
             while not done.is_set():
-                rss, count = tree.sample()
+                rss, count, largest = tree.sample()
                 state["peak"] = max(state["peak"], rss)
+                state["single"] = max(state["single"], largest)
                 state["procs"] = max(state["procs"], count)
                 if limit_mb and rss > limit_mb * 2**20 and not state["killed"]:
                     stop(f">{limit_mb:g} MB")
@@ -243,7 +247,7 @@ def measure(command: list[str], env: dict[str, str], *, cores: int = 0, limit_s:
     busy1, steal1 = _cpu_stat()
     cpu = usage.ru_utime + usage.ru_stime
     others = max(0.0, (busy1 - busy0) - cpu - (_own_cpu() - own0))
-    result = {"wall": wall, "rss_mb": state["peak"] / 2**20, "single_mb": usage.ru_maxrss / 1024,
+    result = {"wall": wall, "rss_mb": state["peak"] / 2**20, "single_mb": state["single"] / 2**20,
               "procs": state["procs"], "cpu_s": cpu, "other_cores": others / wall, "steal_cores": (steal1 - steal0) / wall,
               "load_before": load0, "load_after": os.getloadavg()[0], "code": process.returncode,
               "killed": state["killed"], "stdout": stdout[-2000:]}
@@ -507,7 +511,7 @@ def report(results: dict[str, Any]) -> str:
              "warm  = `voiceguide render FILE -q -o OUT`, clip cache and session gain primed; cold = an empty cache "
              "folder per run (speech synthesized, loudness measured).",
              "RSS   = summed resident set of the process and all its descendants, sampled every 20 ms "
-             "(pages shared between processes counted in each); 'single' = the largest one process (ru_maxrss).",
+             "(pages shared between processes counted in each); 'single' = the largest one process (also sampled).",
              "others = CPU the rest of the machine used meanwhile, in cores (from /proc/stat); > 0.1 means a noisy run.",
              ""]
     lines.append("| session | audio | speech | unique lines | floor s | warm s (x floor) | cold s (x floor) | "
