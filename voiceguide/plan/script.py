@@ -9,12 +9,12 @@ timeline turns blocks into exact times once speech durations are known.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from voiceguide.errors import OptionError, PlanError
 from voiceguide.routine.model import Routine, Stretch
+from voiceguide.routine.text import plain_text
 
 # Roles a spoken line can have; the timeline and sidecars carry them along.
 INTRO, TITLE, INSTRUCTIONS, ROUND, SIDE, GET_READY, SWITCH = (
@@ -38,18 +38,6 @@ class Line:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", plain_text(self.text))
-
-
-def plain_text(text: str) -> str:
-    """What the speech engine is given: printable text on one line, nothing it could read as markup.
-
-    Control and invisible format characters (NUL, escapes, bidi overrides,
-    zero-width joiners) become spaces and runs of whitespace collapse, so a
-    line is spoken (and shown in sidecars) exactly as it reads.
-    """
-    if not text.isprintable():  # the common case skips the per-character scan
-        text = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def _split_error(text: str) -> tuple[str, Path_]:
     message = match["message"]
     if message.startswith("@"):  # a cross-field check naming its field (_FieldProblem)
         field, _, message = message[1:].partition(": ")
-        path += field.split(".")
+        path += tuple(int(part) if part.isdigit() else part for part in field.split("."))
     return message, tuple(path)
 
 
@@ -124,8 +124,8 @@ def parse_routine(text: str, source: str = "<routine>") -> Routine:
 
 # A parsed routine is remembered (as msgspec JSON, validated again on the way back in) under the hash
 # of its text and of this module, so PyYAML is not even imported for a routine seen before.
-_MODEL_STAMP = hashlib.sha256(Path(__file__).with_name("model.py").read_bytes() + Path(__file__).read_bytes()
-                             + msgspec.__version__.encode()).digest()
+_MODEL_STAMP = hashlib.sha256(b"".join(Path(__file__).with_name(name).read_bytes() for name in ("model.py", "text.py"))
+                             + Path(__file__).read_bytes() + msgspec.__version__.encode()).digest()
 
 
 def parse_routine_cached(text: str, source: str = "<routine>") -> Routine:

@@ -8,6 +8,8 @@ import msgspec
 import msgspec.structs
 from msgspec import Meta
 
+from voiceguide.routine.text import label_problem, spoken_problem, template_problem
+
 MAX_FILE_BYTES = 1_000_000
 MAX_YAML_NODES = 50_000  # bounds alias expansion ("billion laughs")
 MAX_HOLD_SECONDS = 3600.0
@@ -37,6 +39,13 @@ class _FieldProblem(ValueError):
         super().__init__(f"@{field}: {message}")
 
 
+def _check(field: str, text: str | None, problem: Any) -> None:
+    """Raise a _FieldProblem on ``field`` if ``problem(text)`` finds one."""
+    found = problem(text) if text is not None else None
+    if found:
+        raise _FieldProblem(field, found)
+
+
 class Voice(_Model, kw_only=True):
     """How lines are spoken; every field is optional and falls back to the engine's default."""
 
@@ -45,6 +54,10 @@ class Voice(_Model, kw_only=True):
     rate: Annotated[int, Meta(ge=80, le=450, description="Speaking rate in words per minute.")] | None = None
     volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
     pitch: Annotated[int, Meta(ge=0, le=100, description="Voice pitch, 0 to 100 (espeak's default is 50).")] | None = None
+
+
+# The placeholders each phrase template may use (the others are said as written).
+TEMPLATES: dict[str, tuple[str, ...]] = {"side": ("side",), "next_up": ("name",), "round": ("n", "total")}
 
 
 class Phrases(_Model, kw_only=True):
@@ -62,6 +75,17 @@ class Phrases(_Model, kw_only=True):
         msgspec.field(default_factory=list)
     session_end: Text = "That's the end of the session. Well done."
 
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name in TEMPLATES:
+                _check(name, value, lambda text, name=name: template_problem(text, TEMPLATES[name]))
+            elif isinstance(value, str):
+                _check(name, value, spoken_problem)
+        for index, word in enumerate(self.numbers, 1):
+            _check(f"numbers.{index - 1}", word, lambda text, n=index: spoken_problem(text) or (
+                None if text else f"the word for {n} must not be empty"))
+
     def number(self, n: int) -> str:
         """The spoken word for countdown number ``n``."""
         return self.numbers[n - 1] if n <= len(self.numbers) else str(n)
@@ -73,6 +97,9 @@ class Cue(_Model, kw_only=True):
     at: Annotated[float, Meta(ge=-MAX_HOLD_SECONDS, le=MAX_HOLD_SECONDS,
                               description="Seconds into the hold; negative counts back from its end.")]
     say: SpokenText
+
+    def __post_init__(self) -> None:
+        _check("say", self.say, spoken_problem)
 
 
 class Defaults(_Model, kw_only=True):
@@ -108,6 +135,10 @@ class Stretch(_Model, kw_only=True):
     cues: Annotated[list[Cue], Meta(max_length=50)] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
+        _check("name", self.name, label_problem)
+        _check("instructions", self.instructions, spoken_problem)
+        for index, side in enumerate(self.sides or []):
+            _check(f"sides.{index}", side, label_problem)
         if self.sides is not None and len(set(self.sides)) != len(self.sides):
             raise _FieldProblem("sides", f"side labels must be unique (got {self.sides})")
         if isinstance(self.hold, dict):
@@ -141,6 +172,9 @@ class Routine(_Model, kw_only=True):
     stretches: Annotated[list[Stretch], Meta(min_length=1, max_length=MAX_STRETCHES)]
 
     def __post_init__(self) -> None:
+        _check("name", self.name, label_problem)
+        _check("intro", self.intro, spoken_problem)
+        _check("closing", self.closing, spoken_problem)
         seen: set[str] = set()
         for stretch in self.stretches:
             for key in {stretch.name.casefold(), (stretch.id or stretch.name).casefold()}:
