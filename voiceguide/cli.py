@@ -122,7 +122,7 @@ def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, res
                            rest=parse_seconds(rest, "--rest") if rest is not None else None,
                            countdown=countdown, halfway=halfway, side_order=sides, tones=tones)
     return SessionOptions(script=script, voice=voice_settings,
-                          duration=parse_seconds(duration, "--duration") if duration else None)
+                          duration=parse_seconds(duration, "--duration") if duration is not None else None)
 
 
 def _engine(command: str | None) -> Any:
@@ -182,7 +182,8 @@ def render(
                                             "(default: from -o's extension, else mp3).")] = None,
     bitrate: Annotated[str | None, typer.Option("--bitrate", help="Bit rate of lossy formats, e.g. 96k "
                                                 "(default 64k for voice, 128k with music).")] = None,
-    loudness: Annotated[float, typer.Option("--loudness", help="Integrated loudness in LUFS (EBU R128).")] = -16.0,
+    loudness: Annotated[float | None, typer.Option("--loudness", help="Integrated loudness in LUFS (EBU R128), "
+                                                   "-40 to -5 (default -16).")] = None,
     lrc: Annotated[bool, typer.Option("--lrc", help="Also write NAME.lrc: every spoken line at its time.")] = False,
     vtt: Annotated[bool, typer.Option("--vtt", help="Also write NAME.vtt (WebVTT captions).")] = False,
     plan_json: Annotated[bool, typer.Option("--json", help="Also write NAME.json, the plan.")] = False,
@@ -190,8 +191,10 @@ def render(
     split: Annotated[bool, typer.Option("--split", help="One file per stretch plus an .m3u playlist.")] = False,
     music: Annotated[list[Path] | None, typer.Option("--music", help="Background music (any format ffmpeg reads); "
                                                      "repeat to play several in turn. Ducked under every line.")] = None,
-    music_volume: Annotated[float, typer.Option("--music-volume", help="dB the music plays under the voice.")] = -18.0,
-    duck: Annotated[float, typer.Option("--duck", help="dB the music dips further while a line is spoken.")] = 12.0,
+    music_volume: Annotated[float, typer.Option("--music-volume", help="dB the music plays under the voice, "
+                                                           "-60 to 0.")] = -18.0,
+    duck: Annotated[float, typer.Option("--duck", help="dB the music dips further while a line "
+                                          "is spoken, 0 to 40.")] = 12.0,
     cover: Annotated[Path | None, typer.Option("--cover", help="Cover art to embed (PNG or JPEG); default: a drawn one.")]
     = None,
     no_cover: Annotated[bool, typer.Option("--no-cover", help="Embed no cover art.")] = False,
@@ -210,8 +213,9 @@ def render(
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
                                    pitch, tones)
         chosen = format_for(output or Path("session.mp3"), fmt)
-        options = replace(options, fmt=chosen, bitrate=bitrate, loudness=loudness, music=tuple(music or ()),
-                          music_volume=music_volume, duck=duck, cover=cover, draw_cover=not no_cover)
+        level = {} if loudness is None else {"loudness": loudness}  # None: the library's default
+        options = replace(options, fmt=chosen, bitrate=bitrate, music=tuple(music or ()), music_volume=music_volume,
+                          duck=duck, cover=cover, draw_cover=not no_cover, **level)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
         checked = ", verified" if verify else ""

@@ -9,11 +9,11 @@ timeline turns blocks into exact times once speech durations are known.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from voiceguide.errors import OptionError, PlanError
-from voiceguide.routine.model import Routine, Stretch
+from voiceguide.plan.options import ScriptOptions
+from voiceguide.routine.model import MAX_HOLD_SECONDS, Routine, Stretch
 from voiceguide.routine.text import plain_text
 
 # Roles a spoken line can have; the timeline and sidecars carry them along.
@@ -25,8 +25,6 @@ START, HALFWAY, BREATHE, COUNT, COACHING, NEXT_UP, CLOSING = (
 TONE = "tone"
 
 HOLD, REST, PREPARE, SWITCH_GAP = "hold", "rest", "prepare", "switch"
-
-SIDE_ORDERS = ("as-written", "reversed", "right-first", "left-first")
 
 
 @dataclass(frozen=True)
@@ -83,21 +81,6 @@ Block = SpeechBlock | Window
 
 
 @dataclass(frozen=True)
-class ScriptOptions:
-    """Adjustments a user makes without editing the routine (CLI flags and library callers)."""
-
-    hold: float | None = None  # every hold, in seconds
-    holds: Mapping[str, float] = field(default_factory=dict)  # stretch name or id -> seconds
-    hold_scale: float = 1.0
-    rest: float | None = None
-    countdown: int | None = None
-    halfway: bool | None = None
-    side_order: str = "as-written"
-    hold_floor: float = 0.0  # no hold is scaled below this (used when fitting a target duration)
-    tones: bool | None = None  # chimes at hold start and end, a bell at the end; None: as the routine says
-
-
-@dataclass(frozen=True)
 class CueScript:
     """The routine as a sequence of blocks."""
 
@@ -105,23 +88,20 @@ class CueScript:
     blocks: tuple[Block, ...]
 
 
-def _check_options(routine: Routine, options: ScriptOptions) -> None:
+def check_script(routine: Routine, options: ScriptOptions) -> None:
+    """What the options mean for this routine: stretch names that exist, and holds within the limit once scaled."""
     keys = {s.key.casefold(): s for s in routine.stretches} | {s.name.casefold(): s for s in routine.stretches}
     for name in options.holds:
         if name.casefold() not in keys:
             names = ", ".join(repr(s.key) for s in routine.stretches)
             raise OptionError(f"--hold: no stretch called {name!r} in {routine.name!r} (stretches: {names})")
-    for name, seconds in [("--hold", options.hold), *((f"--hold {k}", v) for k, v in options.holds.items())]:
-        if seconds is not None and not 0 < seconds <= 3600:
-            raise OptionError(f"{name}: must be more than 0 and at most 3600 seconds (got {seconds:g})")
-    if not 0 < options.hold_scale <= 100:
-        raise OptionError(f"--hold-scale: must be more than 0 (got {options.hold_scale:g})")
-    if options.rest is not None and not 0 <= options.rest <= 3600:
-        raise OptionError(f"--rest: must be between 0 and 3600 seconds (got {options.rest:g})")
-    if options.countdown is not None and not 0 <= options.countdown <= 10:
-        raise OptionError(f"--countdown: must be between 0 and 10 (got {options.countdown})")
-    if options.side_order not in SIDE_ORDERS:
-        raise OptionError(f"--sides: must be one of {', '.join(SIDE_ORDERS)} (got {options.side_order!r})")
+    for stretch in routine.stretches:
+        for side in stretch.sides or [None]:
+            seconds = hold_seconds(routine, stretch, side, options)
+            if not 0 < seconds <= MAX_HOLD_SECONDS:
+                what = f"{stretch.name} ({side})" if side else stretch.name
+                raise OptionError(f"--hold-scale: {options.hold_scale:g} makes the hold of {what!r} {seconds:g} s; "
+                                  f"holds must be more than 0 and at most {MAX_HOLD_SECONDS:g} s")
 
 
 def hold_seconds(routine: Routine, stretch: Stretch, side: str | None, options: ScriptOptions) -> float:
@@ -140,6 +120,13 @@ def hold_seconds(routine: Routine, stretch: Stretch, side: str | None, options: 
         base = routine.defaults.hold
     # Round to the millisecond so scaled holds stay readable and exact in samples.
     return round(max(base * options.hold_scale, min(base, options.hold_floor)), 3)
+
+
+def longest_hold(routine: Routine, options: ScriptOptions) -> float:
+    """The longest hold before scaling (what bounds the scale a routine can take)."""
+    unscaled = replace(options, hold_scale=1.0, hold_floor=0.0)
+    return max(hold_seconds(routine, stretch, side, unscaled)
+               for stretch in routine.stretches for side in stretch.sides or [None])
 
 
 def ordered_sides(sides: list[str] | None, order: str) -> list[str | None]:
@@ -194,7 +181,7 @@ def _setting(stretch: Stretch, routine: Routine, name: str) -> float:
 def build_script(routine: Routine, options: ScriptOptions | None = None) -> CueScript:
     """Turn a validated routine into the ordered blocks of a session."""
     options = options or ScriptOptions()
-    _check_options(routine, options)
+    check_script(routine, options)
     phrases = routine.phrases
     blocks: list[Block] = [SpeechBlock((Line(routine.intro or routine.name, INTRO),), Place("Introduction"))]
 

@@ -15,6 +15,7 @@ MAX_YAML_NODES = 50_000  # bounds alias expansion ("billion laughs")
 MAX_HOLD_SECONDS = 3600.0
 MAX_LINE_CHARS = 1000
 MAX_STRETCHES = 200
+MIN_RATE, MAX_RATE = 80, 450  # speaking rate, words per minute
 
 Seconds = Annotated[float, Meta(ge=0, le=MAX_HOLD_SECONDS)]
 PositiveSeconds = Annotated[float, Meta(gt=0, le=MAX_HOLD_SECONDS)]
@@ -51,7 +52,7 @@ class Voice(_Model, kw_only=True):
 
     id: _described(str | None, "Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).") = None
     language: _described(str | None, "Language code, e.g. 'en-us'; picks a matching voice.") = None
-    rate: Annotated[int, Meta(ge=80, le=450, description="Speaking rate in words per minute.")] | None = None
+    rate: Annotated[int, Meta(ge=MIN_RATE, le=MAX_RATE, description="Speaking rate in words per minute.")] | None = None
     volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
     pitch: Annotated[int, Meta(ge=0, le=100, description="Voice pitch, 0 to 100 (espeak's default is 50).")] | None = None
 
