@@ -386,7 +386,7 @@ def format_plan(plan: Plan, estimated: bool = False) -> str:
         inside = [e for e in plan.events if chapter.start <= e.start < chapter.end]
         holds = [e for e in inside if e.kind == "hold"]
         hold_text = " + ".join(f"{(h.end - h.start) / plan.rate:g}s" for h in holds)
-        cues = [f"{_cue_text(e.text or '')}@{(e.start - h.start) / plan.rate:g}" for h in holds for e in inside
+        cues = [f"{_cue_text(e)}@{(e.start - h.start) / plan.rate:g}" for h in holds for e in inside
                 if e.kind == "speech" and h.start <= e.start < h.end]
         rows.append(f"{_clock(plan.seconds(chapter.start)):>8}  {chapter.title:<40} {hold_text:>6}  {' '.join(cues)}")
     rows.append(f"total {_clock(plan.duration)}, {sum(1 for _ in plan.speech())} spoken lines")
@@ -394,10 +394,8 @@ def format_plan(plan: Plan, estimated: bool = False) -> str:
     return "\n".join(rows)
 
 
-def _cue_text(text: str) -> str:
-    from voiceguide.plan.tones import TONE_PREFIX
-
-    return f"({text.removeprefix(TONE_PREFIX)} chime)" if text.startswith(TONE_PREFIX) else text
+def _cue_text(event: Any) -> str:
+    return f"({event.label} chime)" if event.role == "tone" else event.label or ""
 
 
 @app.command("list")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from voiceguide.audio.loudness import TARGET_LUFS
 from voiceguide.errors import OptionError, VoiceguideError
+from voiceguide.plan.blocks import Say
 from voiceguide.plan.fitting import fit_to_duration
 from voiceguide.plan.options import check_number
 from voiceguide.plan.script import ScriptOptions, build_script, check_script, spoken_texts
@@ -187,18 +188,18 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
 
 def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
              estimate: bool, progress: Progress | None = None,
-             need_clips: bool = True) -> tuple[dict[str, int], dict[str, Clip]]:
+             need_clips: bool = True) -> tuple[dict[Say, int], dict[Say, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
     (then cached lines are measured from their headers and only the rest is synthesized)."""
     from voiceguide.audio.tones import tone_clip
-    from voiceguide.plan.tones import is_tone, tone_samples
+    from voiceguide.plan.tones import Tone, tone_samples
 
-    texts = spoken_texts(build_script(routine, options.script))
-    tones = [t for t in texts if is_tone(t)]
-    texts = [t for t in texts if not is_tone(t)]
+    heard = spoken_texts(build_script(routine, options.script))
+    tones = [t for t in heard if isinstance(t, Tone)]
+    texts = [t for t in heard if isinstance(t, str)]
     voice = voice_settings(routine, options.voice)
     if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
-        lengths = cached_lengths(texts, voice, engine, cache, RATE)
+        lengths: dict[Say, int] = dict(cached_lengths(texts, voice, engine, cache, RATE))
         missing = [t for t in texts if t not in lengths]
         if estimate:
             lengths |= {t: estimate_length(t, voice) for t in missing}
@@ -206,11 +207,12 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
             lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
         return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
     report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
-    clips = synthesize(texts, voice, engine, cache, RATE, progress=report) | {t: tone_clip(t, RATE) for t in tones}
+    clips: dict[Say, Clip] = {**synthesize(texts, voice, engine, cache, RATE, progress=report),
+                              **{t: tone_clip(t, RATE) for t in tones}}
     return {t: clip.samples for t, clip in clips.items()}, clips
 
 
-def _script_options(routine: Routine, options: SessionOptions, lengths: dict[str, int]) -> ScriptOptions:
+def _script_options(routine: Routine, options: SessionOptions, lengths: dict[Say, int]) -> ScriptOptions:
     if options.duration is None:
         return options.script
     return fit_to_duration(routine, options.script, options.duration, lengths)
@@ -475,8 +477,8 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     from voiceguide.export.encode import check_writable, encode
     from voiceguide.export.formats import format_for
     from voiceguide.export.tags import Tags
-    from voiceguide.plan.script import CueScript, Line, Place, SpeechBlock
-    from voiceguide.plan.script import plain_text as clean
+    from voiceguide.plan.blocks import CueScript, Line, Place, Role, SpeechBlock
+    from voiceguide.routine.text import plain_text as clean
 
     if not isinstance(text, str):
         raise OptionError(f"preview: the line must be text (got {type(text).__name__})")
@@ -489,7 +491,7 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     check_writable(output)
     check_voice(voice, engine)
     clips = synthesize([line], voice, engine, cache, RATE)
-    script = CueScript("preview", (SpeechBlock((Line(line, "preview"),), Place("Preview")),))
+    script = CueScript("preview", (SpeechBlock((Line(line, Role.PREVIEW),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
     levelled = level_session(plan, clips, loudness).clips
     encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=format_for(output, None))

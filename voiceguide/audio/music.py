@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from voiceguide.audio.assemble import AudioPart
@@ -54,6 +55,8 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
         stat = path.stat()
     except OSError as exc:
         raise OptionError(f"--music: {path}: {exc.strerror or 'cannot be read'}") from None
+    if not S_ISREG(stat.st_mode):  # a FIFO or a device would hang ffmpeg or never end
+        raise OptionError(f"--music: {path}: not a regular file (a folder, pipe or device)")
     key = hashlib.sha256(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns]).encode()).hexdigest()
     known = recall(cache_folder, "music", key)
     if known is not None:
