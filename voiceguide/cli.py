@@ -423,19 +423,19 @@ def voices(language: Annotated[str | None, typer.Option("--language", "-l", help
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to check.")]) -> None:
-    """Check routine files; print the first problem in each."""
-    from voiceguide.routine.load import load_routine_file
+def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to check.", metavar="FILE...")]) -> None:
+    """Check routine files as `plan` does (cues and countdowns fit, limits, voice), without synthesizing speech."""
+    from voiceguide.pipeline import check_routine
 
     failed = 0
     for file in files:
         try:
-            model = load_routine_file(file)
+            plan = check_routine(file)
         except VoiceguideError as error:
             typer.echo(f"error: {error}", err=True)
             failed = error.exit_code
         else:
-            typer.echo(f"{file}: ok ({model.name}, {len(model.stretches)} stretches)")
+            typer.echo(f"{file}: ok ({plan.routine}, {_clock(plan.duration)} estimated)")
     if failed:
         raise typer.Exit(failed)
 

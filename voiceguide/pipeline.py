@@ -199,17 +199,24 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
     texts = [t for t in heard if isinstance(t, str)]
     voice = voice_settings(routine, options.voice)
     if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
-        lengths: dict[Say, int] = dict(cached_lengths(texts, voice, engine, cache, RATE))
-        missing = [t for t in texts if t not in lengths]
-        if estimate:
-            lengths |= {t: estimate_length(t, voice) for t in missing}
-        elif missing:
-            lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
+        lengths: dict[Say, int] = {**_speech_lengths(texts, voice, engine, cache, estimate)}
         return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
     report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
     clips: dict[Say, Clip] = {**synthesize(texts, voice, engine, cache, RATE, progress=report),
                               **{t: tone_clip(t, RATE) for t in tones}}
     return {t: clip.samples for t, clip in clips.items()}, clips
+
+
+def _speech_lengths(texts: list[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
+                    estimate: bool) -> dict[str, int]:
+    """Lengths without the clips: cached lines from their headers, the rest estimated or synthesized into the cache."""
+    lengths = cached_lengths(texts, voice, engine, cache, RATE)
+    missing = [t for t in texts if t not in lengths]
+    if estimate:
+        return lengths | {t: estimate_length(t, voice) for t in missing}
+    if missing:
+        return lengths | {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
+    return lengths
 
 
 def _script_options(routine: Routine, options: SessionOptions, lengths: dict[Say, int]) -> ScriptOptions:
@@ -229,6 +236,14 @@ def plan_session(routine: Routine | str | Path, options: SessionOptions | None =
     check_script(routine, options.script)
     lengths, _ = _lengths(routine, options, engine, cache, estimate, need_clips=False)
     return build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
+
+
+def check_routine(routine: Routine | str | Path, options: SessionOptions | None = None, *,
+                  engine: Engine | None = None, cache: ClipCache | None = None) -> Plan:
+    """Every check a render makes before writing, with estimated lengths for lines not yet in the cache
+    and nothing synthesized: the routine loads, its voice exists, every cue and countdown fits, the limits hold.
+    Returns the estimated plan; raises the error the render would."""
+    return plan_session(routine, options, engine=engine, cache=cache, estimate=True)
 
 
 def render_session(routine: Routine | str | Path, output: str | Path, options: SessionOptions | None = None, *,

@@ -81,27 +81,30 @@ def _describe(message: str, path: Path_, data: Any) -> tuple[str, Path_]:
     if found := re.match(r"Object missing required field `(.*)`$", message):
         path += (found[1],)
         return f"{_dotted(path)}: required", path
-    field = _dotted(path)
-    got = _at(data, path)
+    return _describe_value(message, _dotted(path), _at(data, path)), path
+
+
+def _describe_value(message: str, field: str, got: Any) -> str:
+    """Our message for a value msgspec refused (a bound, a length, a pattern or a type)."""
     if isinstance(got, float) and math.isnan(got):
-        return f"{field}: must be a number (got nan)", path
+        return f"{field}: must be a number (got nan)"
     if found := _BOUND.match(message):
-        return f"{field}: must be {_BOUND_WORDS[found['op']]} {_num(float(found['limit']))} (got {got!r})", path
+        return f"{field}: must be {_BOUND_WORDS[found['op']]} {_num(float(found['limit']))} (got {got!r})"
     if found := _LENGTH.match(message):
         unit = "characters" if found["kind"] == "str" else "item(s)"
         if found["kind"] == "str" and found["op"] == ">=":
-            return f"{field}: must not be empty", path
+            return f"{field}: must not be empty"
         least = "at least" if found["op"] == ">=" else "at most"
-        return f"{field}: must have {least} {found['limit']} {unit}", path
+        return f"{field}: must have {least} {found['limit']} {unit}"
     if found := re.match(r"Expected `str` matching regex '(.*)'$", message):
-        return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})", path
+        return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})"
     if found := _TYPE.match(message):
         wanted = [kind for kind in found["expected"].split(" | ") if kind != "null"]
         words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in wanted)
         if wanted == ["float", "object"]:
             words = "a number of seconds, or a mapping of side to seconds"
-        return f"{field}: must be {words} (got {got!r})", path
-    return f"{field}: {message[:1].lower()}{message[1:]}", path
+        return f"{field}: must be {words} (got {got!r})"
+    return f"{field}: {message[:1].lower()}{message[1:]}"
 
 
 def parse_routine(text: str, source: str = "<routine>") -> Routine:
