@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from voiceguide.errors import EXIT_INTERRUPTED, OptionError, VoiceguideError
+from voiceguide.routine import DEFAULT_ROUTINE
 
 if TYPE_CHECKING:
     from voiceguide.pipeline import SessionOptions
@@ -154,7 +155,7 @@ def _clock(seconds: float) -> str:
 @app.command()
 def render(
     routines: Annotated[list[str] | None, typer.Argument(
-        help="Routine YAML files, folders of them, or built-in names (default: psoas).")] = None,
+        help=f"Routine YAML files, folders of them, or built-in names (default: {DEFAULT_ROUTINE}).")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, for one routine "
                                                 "(default: output/NAME.mp3).")] = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for outputs named after each routine.")]
@@ -207,7 +208,7 @@ def render(
         from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
         from voiceguide.routine.builtin import expand_routine_args, resolve_routine
 
-        specs = expand_routine_args(routines or ["psoas"])
+        specs = expand_routine_args(routines or [DEFAULT_ROUTINE])
         if output and len(specs) > 1:
             raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
@@ -343,7 +344,7 @@ def _hold_summary(plan: Plan) -> str:
 
 @app.command()
 def plan(
-    routine: RoutineArg = "psoas",
+    routine: RoutineArg = DEFAULT_ROUTINE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     estimate: Annotated[bool, typer.Option("--estimate", help="Don't synthesize speech to measure it; "
                                            "estimate lines not yet in the cache.")] = False,

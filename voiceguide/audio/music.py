@@ -26,7 +26,7 @@ from voiceguide.audio.assemble import AudioPart
 from voiceguide.audio.loudness import _audioop
 from voiceguide.errors import OptionError
 from voiceguide.host import recall, remember
-from voiceguide.plan.timeline import Plan
+from voiceguide.plan.timeline import RATE, Plan
 
 ATTACK = 0.15  # seconds the music starts going down before a line
 RELEASE = 0.5  # seconds it takes to come back up after one
@@ -65,7 +65,7 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
             return Track(path, float(data["seconds"]), float(data["loudness"]))
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
-    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", "44100",
+    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", str(RATE),
                "-af", f"atrim=end={MEASURE_SECONDS},ebur128=framelog=quiet", "-f", "null", "-"]
     done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", done.stderr)

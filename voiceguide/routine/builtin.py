@@ -55,7 +55,6 @@ def write_starter(name: str, force: bool = False) -> Path:
 
 # --- Built-in routines --------------------------------------------------------
 
-DEFAULT_ROUTINE = "psoas"
 ROUTINES_DIR = Path(__file__).with_name("builtins")  # package data (importlib.resources costs ~5 ms of start-up)
 
 
