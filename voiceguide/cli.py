@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from voiceguide.pipeline import SessionOptions
     from voiceguide.plan.timeline import Plan
 
+def _no_argument_type(self: Any, ctx: Any) -> None:
+    """The argument's metavar and help say what to give; typer would add its Python type (<list[str]>)."""
+    return None
+
+
+typer.core.TyperArgument.display_type_rich = _no_argument_type  # type: ignore[method-assign]
+
 app = typer.Typer(
     help="Turn stretch routines into voice-guided audio sessions with exact timing.",
     no_args_is_help=True,
@@ -33,29 +40,47 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: importing rich costs ~130 ms of start-up
 )
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from voiceguide import __version__
+
+        typer.echo(f"voiceguide {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Turn stretch routines into voice-guided audio sessions with exact timing."""
+
+
 RoutineArg = Annotated[str, typer.Argument(help="A routine YAML file, or the name of a built-in routine.")]
 HoldOpt = Annotated[
     list[str] | None,
-    typer.Option("--hold", help="Hold length in seconds for every stretch (45), or for one: 'Runner's stretch=60' "
-                 "or 'runners=60'. Repeatable."),
+    typer.Option("--hold", metavar="SECONDS|STRETCH=SECONDS",
+                 help="Hold length in seconds for every stretch (45), or for one: \"Runner's stretch=60\" "
+                 "or runners=60. Repeatable."),
 ]
-VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Voice id or language, e.g. en-us (see `voices`).")]
-RateOpt = Annotated[int | None, typer.Option("--rate", help="Speaking rate in words per minute.")]
+VoiceOpt = Annotated[str | None, typer.Option("--voice", metavar="VOICE",
+                                              help="Voice id or language, e.g. en-us (see `voices`).")]
+RateOpt = Annotated[int | None, typer.Option("--rate", metavar="WPM", help="Speaking rate in words per minute.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Synthesize every line afresh; don't read or write the cache.")]
-VolumeOpt = Annotated[float | None, typer.Option("--volume", help="Speech engine volume, 0 to 1.")]
-PitchOpt = Annotated[int | None, typer.Option("--pitch", min=0, max=100, help="Voice pitch, 0 to 100 (default 50).")]
-EngineOpt = Annotated[str | None, typer.Option("--engine-command", help="Speak with another TTS program: its "
+VolumeOpt = Annotated[float | None, typer.Option("--volume", metavar="0-1", help="Speech engine volume, 0 to 1.")]
+PitchOpt = Annotated[int | None, typer.Option("--pitch", metavar="0-100",
+                                              min=0, max=100, help="Voice pitch, 0 to 100 (default 50).")]
+EngineOpt = Annotated[str | None, typer.Option("--engine-command", metavar="COMMAND", help="Speak with another TTS program: its "
                                                "command line, with {output} for the WAV to write and {text} for the "
                                                "line (else the line goes to its stdin).")]
-ScaleOpt = Annotated[float, typer.Option("--hold-scale", help="Multiply every hold, e.g. 1.5.")]
-RestOpt = Annotated[str | None, typer.Option("--rest", help="Seconds of rest between stretches.")]
-CountdownOpt = Annotated[int | None, typer.Option("--countdown", help="Length of the spoken countdown; 0 = none.")]
+ScaleOpt = Annotated[float, typer.Option("--hold-scale", metavar="FACTOR", help="Multiply every hold, e.g. 1.5.")]
+RestOpt = Annotated[str | None, typer.Option("--rest", metavar="SECONDS", help="Seconds of rest between stretches.")]
+CountdownOpt = Annotated[int | None, typer.Option("--countdown", metavar="N", help="Length of the spoken countdown; 0 = none.")]
 HalfwayOpt = Annotated[bool | None, typer.Option("--halfway/--no-halfway", help="Say (or don't) the halfway cue.")]
-DurationOpt = Annotated[str | None, typer.Option("--duration", help="Fit the session to this length (20m, 1m30s) "
+DurationOpt = Annotated[str | None, typer.Option("--duration", metavar="TIME", help="Fit the session to this length (20m, 1m30s) "
                                                  "by scaling holds; holds never go below 10 s.")]
 TonesOpt = Annotated[bool | None, typer.Option("--tones/--no-tones", help="Chime at each hold's start and end and "
                                                "ring a bell at the end (default: as the routine says).")]
-SidesOpt = Annotated[str, typer.Option("--sides", help="Side order: as-written, reversed, right-first, left-first.")]
+SidesOpt = Annotated[str, typer.Option("--sides", metavar="ORDER",
+                                       help="Side order: as-written, reversed, right-first, left-first.")]
 
 
 def _fail(error: VoiceguideError) -> NoReturn:
@@ -156,11 +181,12 @@ def _clock(seconds: float) -> str:
 def render(
     routines: Annotated[list[str] | None, typer.Argument(
         help=f"Routine YAML files, folders of them, or built-in names (default: {DEFAULT_ROUTINE}).")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, for one routine "
+    output: Annotated[Path | None, typer.Option("-o", "--output", metavar="FILE", help="Output file, for one routine "
                                                 "(default: output/NAME.mp3).")] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for outputs named after each routine.")]
+    output_dir: Annotated[Path, typer.Option("--output-dir", metavar="FOLDER",
+                                             help="Folder for outputs named after each routine.")]
     = Path("output"),
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Renders at once (default: one per core).")]
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", metavar="N", min=1, help="Renders at once (default: one per core).")]
     = None,
     hold: HoldOpt = None,
     hold_scale: ScaleOpt = 1.0,
@@ -179,24 +205,26 @@ def render(
     verify: Annotated[bool, typer.Option("--verify", help="Decode the written file and check its duration and "
                                          "chapters against the plan before replacing anything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="mp3, m4a, ogg, opus, flac or wav "
+    fmt: Annotated[str | None, typer.Option("--format", "-f", metavar="FORMAT", help="mp3, m4a, ogg, opus, flac or wav "
                                             "(default: from -o's extension, else mp3).")] = None,
-    bitrate: Annotated[str | None, typer.Option("--bitrate", help="Bit rate of lossy formats, e.g. 96k "
+    bitrate: Annotated[str | None, typer.Option("--bitrate", metavar="RATE", help="Bit rate of lossy formats, e.g. 96k "
                                                 "(default 64k for voice, 128k with music).")] = None,
-    loudness: Annotated[float | None, typer.Option("--loudness", help="Integrated loudness in LUFS (EBU R128), "
+    loudness: Annotated[float | None, typer.Option("--loudness", metavar="LUFS", help="Integrated loudness in LUFS (EBU R128), "
                                                    "-40 to -5 (default -16).")] = None,
     lrc: Annotated[bool, typer.Option("--lrc", help="Also write NAME.lrc: every spoken line at its time.")] = False,
     vtt: Annotated[bool, typer.Option("--vtt", help="Also write NAME.vtt (WebVTT captions).")] = False,
     plan_json: Annotated[bool, typer.Option("--json", help="Also write NAME.json, the plan.")] = False,
     sidecars: Annotated[bool, typer.Option("--sidecars", help="All three: --lrc --vtt --json.")] = False,
     split: Annotated[bool, typer.Option("--split", help="One file per stretch plus an .m3u playlist.")] = False,
-    music: Annotated[list[Path] | None, typer.Option("--music", help="Background music (any format ffmpeg reads); "
+    music: Annotated[list[Path] | None, typer.Option("--music", metavar="FILE",
+                                                     help="Background music (any format ffmpeg reads); "
                                                      "repeat to play several in turn. Ducked under every line.")] = None,
-    music_volume: Annotated[float, typer.Option("--music-volume", help="dB the music plays under the voice, "
+    music_volume: Annotated[float, typer.Option("--music-volume", metavar="DB", help="dB the music plays under the voice, "
                                                            "-60 to 0.")] = -18.0,
-    duck: Annotated[float, typer.Option("--duck", help="dB the music dips further while a line "
+    duck: Annotated[float, typer.Option("--duck", metavar="DB", help="dB the music dips further while a line "
                                           "is spoken, 0 to 40.")] = 12.0,
-    cover: Annotated[Path | None, typer.Option("--cover", help="Cover art to embed (PNG or JPEG); default: a drawn one.")]
+    cover: Annotated[Path | None, typer.Option("--cover", metavar="IMAGE",
+                                               help="Cover art to embed (PNG or JPEG); default: a drawn one.")]
     = None,
     no_cover: Annotated[bool, typer.Option("--no-cover", help="Embed no cover art.")] = False,
 ) -> None:
@@ -298,7 +326,7 @@ class _Progress:
 @app.command()
 def preview(
     text: Annotated[str, typer.Argument(help="The line to speak.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it (format from the extension).")]
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE", help="Where to write it (format from the extension).")]
     = Path("output/preview.mp3"),
     voice: VoiceOpt = None,
     rate: RateOpt = None,
@@ -411,7 +439,8 @@ def list_routines() -> None:
 
 
 @app.command()
-def voices(language: Annotated[str | None, typer.Option("--language", "-l", help="Only voices for this language.")]
+def voices(language: Annotated[str | None, typer.Option("--language", "-l", metavar="LANGUAGE",
+                                                        help="Only voices for this language.")]
            = None) -> None:
     """List the voices the speech engine offers."""
     with _user_errors():

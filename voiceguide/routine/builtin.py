@@ -13,7 +13,7 @@ STARTER = """\
 # Every key is documented in the README; `voiceguide schema` gives editors a schema.
 name: {name}
 description: A short routine to start from.
-intro: Welcome. Two stretches, each held for thirty seconds.
+intro: Welcome. Two stretches, the first held for thirty seconds on each side, the second for twenty.
 
 defaults:
   hold: 30          # seconds of each hold
