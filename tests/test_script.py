@@ -84,5 +84,5 @@ def test_side_orders() -> None:
 
 def test_spoken_text_is_plain_printable_text() -> None:
     assert plain_text("Hold\x1b[31m\u202e still\u200b.\n\tBreathe.\x00") == "Hold [31m still . Breathe."
-    routine = parse_routine("name: t\nintro: \"Welcome\\u0007 back\\r\\nfriend\"\nstretches: [{name: a}]\n")
+    routine = parse_routine("name: t\nintro: \"Welcome\\u200b back\\r\\nfriend\"\nstretches: [{name: a}]\n")
     assert "Welcome back friend" in spoken_texts(build_script(routine, ScriptOptions()))

@@ -135,24 +135,21 @@ def test_spoken_line_longer_than_the_maximum_is_a_routine_error() -> None:
 
 def test_tones_sit_exactly_at_hold_starts_and_ends_and_the_bell_closes() -> None:
     from voiceguide.plan.script import ScriptOptions
-    from voiceguide.plan.tones import HOLD_END, HOLD_START, SESSION_END, tone_seconds, tone_text
+    from voiceguide.plan.tones import Tone, tone_seconds
 
-    def with_tones(text: str) -> int:
-        for name in (HOLD_START, HOLD_END, SESSION_END):
-            if text == tone_text(name):
-                return to_samples(tone_seconds(name))
-        return length(text)
+    def with_tones(text: str | Tone) -> int:
+        return to_samples(tone_seconds(text)) if isinstance(text, Tone) else length(text)
 
     plan = build_plan(build_script(parse_routine(ROUTINE), ScriptOptions(tones=True)), with_tones)
     starts = {e.start: e for e in plan.events if e.kind == "speech"}
     holds = [e for e in plan.events if e.kind == "hold"]
     assert len(holds) == 3
     for hold in holds:
-        assert starts[hold.start].text == tone_text(HOLD_START)
-        assert starts[hold.end].text == tone_text(HOLD_END)  # the very sample the hold ends
+        assert starts[hold.start].text is Tone.HOLD_START
+        assert starts[hold.end].text is Tone.HOLD_END  # the very sample the hold ends
         hold_line = next(e for e in plan.speech() if e.text == "Hold." and hold.start <= e.start < hold.end)
-        assert hold_line.start == hold.start + to_samples(tone_seconds(HOLD_START) + 0.1)
+        assert hold_line.start == hold.start + to_samples(tone_seconds(Tone.HOLD_START) + 0.1)
     last = list(plan.speech())[-1]
-    assert last.text == tone_text(SESSION_END) and last.end + to_samples(PAUSE_AFTER_LINE) >= plan.total - 1
+    assert last.text is Tone.SESSION_END and last.end + to_samples(PAUSE_AFTER_LINE) >= plan.total - 1
     without = build_plan(build_script(parse_routine(ROUTINE)), length)
     assert not any(e.role == "tone" for e in without.events)

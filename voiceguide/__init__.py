@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # CLI's --help stay fast: the pipeline loads only when needed.
 _EXPORTS = {
     "RenderResult": "pipeline", "SessionOptions": "pipeline", "plan_session": "pipeline",
-    "render_session": "pipeline", "load_routine_file": "routine", "parse_routine": "routine",
+    "render_session": "pipeline", "check_routine": "pipeline", "load_routine_file": "routine", "parse_routine": "routine",
     "resolve_routine": "routine", "ScriptOptions": "plan", "build_script": "plan",
     "Plan": "plan", "build_plan": "plan",
 }
@@ -31,6 +31,6 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "Plan", "RenderResult", "ScriptOptions", "SessionOptions", "__version__", "build_plan", "build_script",
+    "Plan", "RenderResult", "ScriptOptions", "SessionOptions", "__version__", "build_plan", "build_script", "check_routine",
     "load_routine_file", "parse_routine", "plan_session", "render_session", "resolve_routine",
 ]

@@ -19,10 +19,18 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from voiceguide.errors import EXIT_INTERRUPTED, OptionError, VoiceguideError
+from voiceguide.routine import DEFAULT_ROUTINE
 
 if TYPE_CHECKING:
     from voiceguide.pipeline import SessionOptions
     from voiceguide.plan.timeline import Plan
+
+def _no_argument_type(self: Any, ctx: Any) -> None:
+    """The argument's metavar and help say what to give; typer would add its Python type (<list[str]>)."""
+    return None
+
+
+typer.core.TyperArgument.display_type_rich = _no_argument_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     help="Turn stretch routines into voice-guided audio sessions with exact timing.",
@@ -32,29 +40,47 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: importing rich costs ~130 ms of start-up
 )
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from voiceguide import __version__
+
+        typer.echo(f"voiceguide {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Turn stretch routines into voice-guided audio sessions with exact timing."""
+
+
 RoutineArg = Annotated[str, typer.Argument(help="A routine YAML file, or the name of a built-in routine.")]
 HoldOpt = Annotated[
     list[str] | None,
-    typer.Option("--hold", help="Hold length in seconds for every stretch (45), or for one: 'Runner's stretch=60' "
-                 "or 'runners=60'. Repeatable."),
+    typer.Option("--hold", metavar="SECONDS|STRETCH=SECONDS",
+                 help="Hold length in seconds for every stretch (45), or for one: \"Runner's stretch=60\" "
+                 "or runners=60. Repeatable."),
 ]
-VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Voice id or language, e.g. en-us (see `voices`).")]
-RateOpt = Annotated[int | None, typer.Option("--rate", help="Speaking rate in words per minute.")]
+VoiceOpt = Annotated[str | None, typer.Option("--voice", metavar="VOICE",
+                                              help="Voice id or language, e.g. en-us (see `voices`).")]
+RateOpt = Annotated[int | None, typer.Option("--rate", metavar="WPM", help="Speaking rate in words per minute.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Synthesize every line afresh; don't read or write the cache.")]
-VolumeOpt = Annotated[float | None, typer.Option("--volume", help="Speech engine volume, 0 to 1.")]
-PitchOpt = Annotated[int | None, typer.Option("--pitch", min=0, max=100, help="Voice pitch, 0 to 100 (default 50).")]
-EngineOpt = Annotated[str | None, typer.Option("--engine-command", help="Speak with another TTS program: its "
+VolumeOpt = Annotated[float | None, typer.Option("--volume", metavar="0-1", help="Speech engine volume, 0 to 1.")]
+PitchOpt = Annotated[int | None, typer.Option("--pitch", metavar="0-100",
+                                              min=0, max=100, help="Voice pitch, 0 to 100 (default 50).")]
+EngineOpt = Annotated[str | None, typer.Option("--engine-command", metavar="COMMAND", help="Speak with another TTS program: its "
                                                "command line, with {output} for the WAV to write and {text} for the "
                                                "line (else the line goes to its stdin).")]
-ScaleOpt = Annotated[float, typer.Option("--hold-scale", help="Multiply every hold, e.g. 1.5.")]
-RestOpt = Annotated[str | None, typer.Option("--rest", help="Seconds of rest between stretches.")]
-CountdownOpt = Annotated[int | None, typer.Option("--countdown", help="Length of the spoken countdown; 0 = none.")]
+ScaleOpt = Annotated[float, typer.Option("--hold-scale", metavar="FACTOR", help="Multiply every hold, e.g. 1.5.")]
+RestOpt = Annotated[str | None, typer.Option("--rest", metavar="SECONDS", help="Seconds of rest between stretches.")]
+CountdownOpt = Annotated[int | None, typer.Option("--countdown", metavar="N", help="Length of the spoken countdown; 0 = none.")]
 HalfwayOpt = Annotated[bool | None, typer.Option("--halfway/--no-halfway", help="Say (or don't) the halfway cue.")]
-DurationOpt = Annotated[str | None, typer.Option("--duration", help="Fit the session to this length (20m, 1m30s) "
+DurationOpt = Annotated[str | None, typer.Option("--duration", metavar="TIME", help="Fit the session to this length (20m, 1m30s) "
                                                  "by scaling holds; holds never go below 10 s.")]
 TonesOpt = Annotated[bool | None, typer.Option("--tones/--no-tones", help="Chime at each hold's start and end and "
                                                "ring a bell at the end (default: as the routine says).")]
-SidesOpt = Annotated[str, typer.Option("--sides", help="Side order: as-written, reversed, right-first, left-first.")]
+SidesOpt = Annotated[str, typer.Option("--sides", metavar="ORDER",
+                                       help="Side order: as-written, reversed, right-first, left-first.")]
 
 
 def _fail(error: VoiceguideError) -> NoReturn:
@@ -122,7 +148,7 @@ def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, res
                            rest=parse_seconds(rest, "--rest") if rest is not None else None,
                            countdown=countdown, halfway=halfway, side_order=sides, tones=tones)
     return SessionOptions(script=script, voice=voice_settings,
-                          duration=parse_seconds(duration, "--duration") if duration else None)
+                          duration=parse_seconds(duration, "--duration") if duration is not None else None)
 
 
 def _engine(command: str | None) -> Any:
@@ -154,12 +180,13 @@ def _clock(seconds: float) -> str:
 @app.command()
 def render(
     routines: Annotated[list[str] | None, typer.Argument(
-        help="Routine YAML files, folders of them, or built-in names (default: psoas).")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, for one routine "
+        help=f"Routine YAML files, folders of them, or built-in names (default: {DEFAULT_ROUTINE}).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", metavar="FILE", help="Output file, for one routine "
                                                 "(default: output/NAME.mp3).")] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Folder for outputs named after each routine.")]
+    output_dir: Annotated[Path, typer.Option("--output-dir", metavar="FOLDER",
+                                             help="Folder for outputs named after each routine.")]
     = Path("output"),
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Renders at once (default: one per core).")]
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", metavar="N", min=1, help="Renders at once (default: one per core).")]
     = None,
     hold: HoldOpt = None,
     hold_scale: ScaleOpt = 1.0,
@@ -178,21 +205,26 @@ def render(
     verify: Annotated[bool, typer.Option("--verify", help="Decode the written file and check its duration and "
                                          "chapters against the plan before replacing anything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="mp3, m4a, ogg, opus, flac or wav "
+    fmt: Annotated[str | None, typer.Option("--format", "-f", metavar="FORMAT", help="mp3, m4a, ogg, opus, flac or wav "
                                             "(default: from -o's extension, else mp3).")] = None,
-    bitrate: Annotated[str | None, typer.Option("--bitrate", help="Bit rate of lossy formats, e.g. 96k "
+    bitrate: Annotated[str | None, typer.Option("--bitrate", metavar="RATE", help="Bit rate of lossy formats, e.g. 96k "
                                                 "(default 64k for voice, 128k with music).")] = None,
-    loudness: Annotated[float, typer.Option("--loudness", help="Integrated loudness in LUFS (EBU R128).")] = -16.0,
+    loudness: Annotated[float | None, typer.Option("--loudness", metavar="LUFS", help="Integrated loudness in LUFS (EBU R128), "
+                                                   "-40 to -5 (default -16).")] = None,
     lrc: Annotated[bool, typer.Option("--lrc", help="Also write NAME.lrc: every spoken line at its time.")] = False,
     vtt: Annotated[bool, typer.Option("--vtt", help="Also write NAME.vtt (WebVTT captions).")] = False,
     plan_json: Annotated[bool, typer.Option("--json", help="Also write NAME.json, the plan.")] = False,
     sidecars: Annotated[bool, typer.Option("--sidecars", help="All three: --lrc --vtt --json.")] = False,
     split: Annotated[bool, typer.Option("--split", help="One file per stretch plus an .m3u playlist.")] = False,
-    music: Annotated[list[Path] | None, typer.Option("--music", help="Background music (any format ffmpeg reads); "
+    music: Annotated[list[Path] | None, typer.Option("--music", metavar="FILE",
+                                                     help="Background music (any format ffmpeg reads); "
                                                      "repeat to play several in turn. Ducked under every line.")] = None,
-    music_volume: Annotated[float, typer.Option("--music-volume", help="dB the music plays under the voice.")] = -18.0,
-    duck: Annotated[float, typer.Option("--duck", help="dB the music dips further while a line is spoken.")] = 12.0,
-    cover: Annotated[Path | None, typer.Option("--cover", help="Cover art to embed (PNG or JPEG); default: a drawn one.")]
+    music_volume: Annotated[float, typer.Option("--music-volume", metavar="DB", help="dB the music plays under the voice, "
+                                                           "-60 to 0.")] = -18.0,
+    duck: Annotated[float, typer.Option("--duck", metavar="DB", help="dB the music dips further while a line "
+                                          "is spoken, 0 to 40.")] = 12.0,
+    cover: Annotated[Path | None, typer.Option("--cover", metavar="IMAGE",
+                                               help="Cover art to embed (PNG or JPEG); default: a drawn one.")]
     = None,
     no_cover: Annotated[bool, typer.Option("--no-cover", help="Embed no cover art.")] = False,
 ) -> None:
@@ -204,14 +236,15 @@ def render(
         from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
         from voiceguide.routine.builtin import expand_routine_args, resolve_routine
 
-        specs = expand_routine_args(routines or ["psoas"])
+        specs = expand_routine_args(routines or [DEFAULT_ROUTINE])
         if output and len(specs) > 1:
             raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
                                    pitch, tones)
         chosen = format_for(output or Path("session.mp3"), fmt)
-        options = replace(options, fmt=chosen, bitrate=bitrate, loudness=loudness, music=tuple(music or ()),
-                          music_volume=music_volume, duck=duck, cover=cover, draw_cover=not no_cover)
+        level = {} if loudness is None else {"loudness": loudness}  # None: the library's default
+        options = replace(options, fmt=chosen, bitrate=bitrate, music=tuple(music or ()), music_volume=music_volume,
+                          duck=duck, cover=cover, draw_cover=not no_cover, **level)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
         checked = ", verified" if verify else ""
@@ -293,7 +326,7 @@ class _Progress:
 @app.command()
 def preview(
     text: Annotated[str, typer.Argument(help="The line to speak.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it (format from the extension).")]
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE", help="Where to write it (format from the extension).")]
     = Path("output/preview.mp3"),
     voice: VoiceOpt = None,
     rate: RateOpt = None,
@@ -339,7 +372,7 @@ def _hold_summary(plan: Plan) -> str:
 
 @app.command()
 def plan(
-    routine: RoutineArg = "psoas",
+    routine: RoutineArg = DEFAULT_ROUTINE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     estimate: Annotated[bool, typer.Option("--estimate", help="Don't synthesize speech to measure it; "
                                            "estimate lines not yet in the cache.")] = False,
@@ -382,7 +415,7 @@ def format_plan(plan: Plan, estimated: bool = False) -> str:
         inside = [e for e in plan.events if chapter.start <= e.start < chapter.end]
         holds = [e for e in inside if e.kind == "hold"]
         hold_text = " + ".join(f"{(h.end - h.start) / plan.rate:g}s" for h in holds)
-        cues = [f"{_cue_text(e.text or '')}@{(e.start - h.start) / plan.rate:g}" for h in holds for e in inside
+        cues = [f"{_cue_text(e)}@{(e.start - h.start) / plan.rate:g}" for h in holds for e in inside
                 if e.kind == "speech" and h.start <= e.start < h.end]
         rows.append(f"{_clock(plan.seconds(chapter.start)):>8}  {chapter.title:<40} {hold_text:>6}  {' '.join(cues)}")
     rows.append(f"total {_clock(plan.duration)}, {sum(1 for _ in plan.speech())} spoken lines")
@@ -390,10 +423,8 @@ def format_plan(plan: Plan, estimated: bool = False) -> str:
     return "\n".join(rows)
 
 
-def _cue_text(text: str) -> str:
-    from voiceguide.plan.tones import TONE_PREFIX
-
-    return f"({text.removeprefix(TONE_PREFIX)} chime)" if text.startswith(TONE_PREFIX) else text
+def _cue_text(event: Any) -> str:
+    return f"({event.label} chime)" if event.role == "tone" else event.label or ""
 
 
 @app.command("list")
@@ -408,7 +439,8 @@ def list_routines() -> None:
 
 
 @app.command()
-def voices(language: Annotated[str | None, typer.Option("--language", "-l", help="Only voices for this language.")]
+def voices(language: Annotated[str | None, typer.Option("--language", "-l", metavar="LANGUAGE",
+                                                        help="Only voices for this language.")]
            = None) -> None:
     """List the voices the speech engine offers."""
     with _user_errors():
@@ -421,19 +453,19 @@ def voices(language: Annotated[str | None, typer.Option("--language", "-l", help
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to check.")]) -> None:
-    """Check routine files; print the first problem in each."""
-    from voiceguide.routine.load import load_routine_file
+def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to check.", metavar="FILE...")]) -> None:
+    """Check routine files as `plan` does (cues and countdowns fit, limits, voice), without synthesizing speech."""
+    from voiceguide.pipeline import check_routine
 
     failed = 0
     for file in files:
         try:
-            model = load_routine_file(file)
+            plan = check_routine(file)
         except VoiceguideError as error:
             typer.echo(f"error: {error}", err=True)
             failed = error.exit_code
         else:
-            typer.echo(f"{file}: ok ({model.name}, {len(model.stretches)} stretches)")
+            typer.echo(f"{file}: ok ({plan.routine}, {_clock(plan.duration)} estimated)")
     if failed:
         raise typer.Exit(failed)
 

@@ -6,7 +6,6 @@ message and exits with the code below (documented in the README).
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_INPUT = 2  # the routine, the plan or the command line is wrong
 EXIT_SPEECH = 3  # the speech engine failed
 EXIT_OUTPUT = 4  # encoding or writing the output failed
@@ -60,8 +59,3 @@ class VerifyError(VoiceguideError):
 
     exit_code = EXIT_OUTPUT
 
-
-class RenderInterrupted(VoiceguideError):
-    """The render was interrupted (Ctrl-C or SIGTERM) and nothing was written."""
-
-    exit_code = EXIT_INTERRUPTED

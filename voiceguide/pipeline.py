@@ -11,10 +11,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voiceguide.errors import OptionError, PlanError, VoiceguideError
-from voiceguide.plan.script import ScriptOptions, build_script, spoken_texts
+from voiceguide.audio.loudness import TARGET_LUFS
+from voiceguide.errors import OptionError, VoiceguideError
+from voiceguide.plan.blocks import Say
+from voiceguide.plan.fitting import fit_to_duration
+from voiceguide.plan.options import check_number
+from voiceguide.plan.script import ScriptOptions, build_script, check_script, spoken_texts
 from voiceguide.plan.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, build_plan, to_samples
-from voiceguide.routine.model import Routine
+from voiceguide.routine.model import MAX_RATE, MIN_RATE, Routine
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings
 from voiceguide.speech.espeak import Pyttsx3Engine
@@ -25,28 +29,97 @@ if TYPE_CHECKING:
 
 DEFAULT_OUTPUT_DIR = Path("output")
 ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
-HOLD_FLOOR = 10.0  # --duration never scales a hold below this many seconds
 
 # Progress: progress(stage, done, total) with one of these stages.
 Progress = Callable[[str, int, int], None]
 SYNTHESIS, ENCODING, VERIFY = "synthesis", "encoding", "verify"
 
 
+# The ranges a session's levels may take (README, "Options"); outside them a render is silent or distorted.
+LOUDNESS_RANGE = (-40.0, -5.0)  # integrated LUFS
+MUSIC_VOLUME_RANGE = (-60.0, 0.0)  # dB under the voice
+DUCK_RANGE = (0.0, 40.0)  # dB
+
+
 @dataclass(frozen=True)
 class SessionOptions:
-    """Everything a user can change about a session without editing the routine."""
+    """Everything a user can change about a session without editing the routine.
+
+    Checked when built: a wrong type or a value out of range raises OptionError
+    (exit 2) naming the option. Paths may be given as ``str`` or ``Path``.
+    """
 
     script: ScriptOptions = field(default_factory=ScriptOptions)
     voice: VoiceSettings = field(default_factory=VoiceSettings)  # fields set here override the routine's
     bitrate: str | None = None  # None: 64k for voice alone, 128k with music
     duration: float | None = None  # fit the session to this many seconds by scaling holds
-    loudness: float | None = -16.0  # integrated LUFS of the output; None leaves the clips as levelled one by one
+    loudness: float | None = TARGET_LUFS  # integrated LUFS of the output; None leaves the clips as levelled one by one
     fmt: str = "mp3"
     music: tuple[Path, ...] = ()  # background music files, played in turn and looped (default: the routine's)
     music_volume: float = -18.0  # dB the bed plays under the voice when nobody speaks
     duck: float = 12.0  # dB further down while a line is spoken
     cover: Path | None = None  # cover art (PNG or JPEG); None draws one from the title
     draw_cover: bool = True  # with no cover given, draw a simple one
+
+    def __post_init__(self) -> None:
+        _check_type("script", self.script, ScriptOptions)
+        _check_type("voice", self.voice, VoiceSettings)
+        if self.voice.rate is not None:
+            check_number("--rate", self.voice.rate, MIN_RATE, MAX_RATE, whole=True, unit=" words per minute")
+        if self.bitrate is not None and not isinstance(self.bitrate, str):
+            raise OptionError(f"--bitrate: must be text like '96k' (got {self.bitrate!r})")
+        if self.duration is not None:
+            check_number("--duration", self.duration, 60.0, MAX_SESSION_SECONDS, unit=" seconds")
+        if self.loudness is not None:
+            check_number("--loudness", self.loudness, *LOUDNESS_RANGE, unit=" LUFS")
+        if not isinstance(self.fmt, str):
+            raise OptionError(f"--format: must be text like 'mp3' (got {self.fmt!r})")
+        if isinstance(self.music, (str, Path)) or not isinstance(self.music, (tuple, list)):
+            raise OptionError(f"--music: must be a list of files (got {self.music!r})")
+        object.__setattr__(self, "music", tuple(_path("--music", item) for item in self.music))
+        check_number("--music-volume", self.music_volume, *MUSIC_VOLUME_RANGE, unit=" dB")
+        check_number("--duck", self.duck, *DUCK_RANGE, unit=" dB")
+        if self.cover is not None:
+            object.__setattr__(self, "cover", _path("--cover", self.cover))
+        if not isinstance(self.draw_cover, bool):
+            raise OptionError(f"draw_cover: must be true or false (got {self.draw_cover!r})")
+
+
+def _check_type(option: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise OptionError(f"{option}: must be a {kind.__name__} (got {type(value).__name__} {value!r})")
+
+
+def as_routine(value: Routine | str | Path) -> Routine:
+    """A Routine as given, or loaded from a routine file path or a built-in routine's name."""
+    if isinstance(value, Routine):
+        return value
+    if isinstance(value, (str, Path)):
+        from voiceguide.routine.builtin import resolve_routine
+
+        return resolve_routine(value)[0]
+    raise OptionError(f"routine: must be a Routine, a routine file path or a built-in name (got {type(value).__name__})")
+
+
+def _arguments(options: Any, engine: Any, cache: Any) -> tuple[SessionOptions, Engine, ClipCache]:
+    """The library call's options, engine and cache with their defaults; OptionError for a wrong kind of value."""
+    options = SessionOptions() if options is None else options
+    _check_type("options", options, SessionOptions)
+    engine = Pyttsx3Engine() if engine is None else engine
+    if not all(callable(getattr(engine, name, None)) for name in ("synthesize", "voices", "identity")):
+        raise OptionError(f"engine: must be a speech engine (synthesize, voices, identity), got {type(engine).__name__}")
+    cache = ClipCache() if cache is None else cache
+    _check_type("cache", cache, ClipCache)
+    return options, engine, cache
+
+
+def _path(option: str, value: Any) -> Path:
+    """A path given as ``str`` or ``Path``; OptionError for anything else or an empty name."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value.strip() and "\x00" not in value:
+        return Path(value)
+    raise OptionError(f"{option}: must be a file path (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -80,6 +153,32 @@ def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
     )
 
 
+_OFFERED: dict[str, list[str]] = {}  # engine identity -> its voice ids and languages (listing starts a worker)
+
+
+def check_voice(voice: VoiceSettings, engine: Engine) -> None:
+    """OptionError, before any work, for a voice id or language the engine does not have, with the closest it has.
+
+    An engine that cannot list its voices (an --engine-command program) decides for itself.
+    """
+    if not (voice.id or voice.language):
+        return
+    key = f"{type(engine).__name__}:{engine.identity()}"
+    if key not in _OFFERED:
+        offered = engine.voices()
+        _OFFERED[key] = [v.id for v in offered] + sorted({lang.lower() for v in offered for lang in v.languages})
+    names = _OFFERED[key]
+    wanted = voice.id or voice.language or ""
+    known = names if voice.id else [name.lower().rsplit("/", 1)[-1] for name in names]
+    if not names or (wanted if voice.id else wanted.lower()) in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise OptionError(f"voice: {engine.name} has no voice {wanted!r}{hint} (see `voiceguide voices`)")
+
+
 def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
     """A rough length in samples for a line that has not been synthesized yet."""
     words = max(1, len(re.findall(r"\w+", text)))
@@ -89,89 +188,65 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
 
 def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
              estimate: bool, progress: Progress | None = None,
-             need_clips: bool = True) -> tuple[dict[str, int], dict[str, Clip]]:
+             need_clips: bool = True) -> tuple[dict[Say, int], dict[Say, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
     (then cached lines are measured from their headers and only the rest is synthesized)."""
     from voiceguide.audio.tones import tone_clip
-    from voiceguide.plan.tones import is_tone, tone_samples
+    from voiceguide.plan.tones import Tone, tone_samples
 
-    texts = spoken_texts(build_script(routine, options.script))
-    tones = [t for t in texts if is_tone(t)]
-    texts = [t for t in texts if not is_tone(t)]
+    heard = spoken_texts(build_script(routine, options.script))
+    tones = [t for t in heard if isinstance(t, Tone)]
+    texts = [t for t in heard if isinstance(t, str)]
     voice = voice_settings(routine, options.voice)
     if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
-        lengths = cached_lengths(texts, voice, engine, cache, RATE)
-        missing = [t for t in texts if t not in lengths]
-        if estimate:
-            lengths |= {t: estimate_length(t, voice) for t in missing}
-        elif missing:
-            lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
+        lengths: dict[Say, int] = {**_speech_lengths(texts, voice, engine, cache, estimate)}
         return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
     report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
-    clips = synthesize(texts, voice, engine, cache, RATE, progress=report) | {t: tone_clip(t, RATE) for t in tones}
+    clips: dict[Say, Clip] = {**synthesize(texts, voice, engine, cache, RATE, progress=report),
+                              **{t: tone_clip(t, RATE) for t in tones}}
     return {t: clip.samples for t, clip in clips.items()}, clips
 
 
-def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, lengths: dict[str, int]) -> ScriptOptions:
-    """Scale every hold (never below HOLD_FLOOR seconds) so the session lasts ``target`` seconds."""
-    if not 60 <= target <= MAX_SESSION_SECONDS:
-        raise OptionError(f"--duration: must be between 1 minute and {MAX_SESSION_SECONDS // 3600} hours")
-
-    def total(scale: float) -> float | None:
-        trial = replace(options, hold_scale=scale, hold_floor=HOLD_FLOOR)
-        try:
-            return build_plan(build_script(routine, trial), lengths).duration
-        except PlanError:
-            return None  # cues no longer fit: too short
-
-    low, high = 0.001, 100.0
-    longest = total(high)
-    if longest is None or longest < target:
-        raise OptionError(f"--duration: {_clock(target)} is longer than this routine can reasonably last "
-                          f"(at most {_clock(longest or 0)} with holds scaled 100x)")
-    shortest = total(low)
-    if shortest is None:
-        # Holds at the floor are too short for some cue: find the smallest scale where all fit.
-        for _ in range(50):
-            mid = (low + high) / 2
-            low, high = (mid, high) if total(mid) is None else (low, mid)
-        low, high = high, 100.0
-        shortest = total(low)
-    shortest = shortest or 0.0
-    if shortest > target:
-        raise OptionError(f"--duration: {_clock(target)} is too short; this routine needs at least "
-                          f"{_clock(shortest)} (holds never go below {HOLD_FLOOR:g} s and every cue must still fit)")
-    for _ in range(60):
-        mid = (low + high) / 2
-        length = total(mid)
-        if length is not None and length > target:
-            high = mid
-        else:
-            low = mid
-    return replace(options, hold_scale=round(high, 6), hold_floor=HOLD_FLOOR)
+def _speech_lengths(texts: list[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
+                    estimate: bool) -> dict[str, int]:
+    """Lengths without the clips: cached lines from their headers, the rest estimated or synthesized into the cache."""
+    lengths = cached_lengths(texts, voice, engine, cache, RATE)
+    missing = [t for t in texts if t not in lengths]
+    if estimate:
+        return lengths | {t: estimate_length(t, voice) for t in missing}
+    if missing:
+        return lengths | {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
+    return lengths
 
 
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}:{rest:02d}"
-
-
-def _script_options(routine: Routine, options: SessionOptions, lengths: dict[str, int]) -> ScriptOptions:
+def _script_options(routine: Routine, options: SessionOptions, lengths: dict[Say, int]) -> ScriptOptions:
     if options.duration is None:
         return options.script
     return fit_to_duration(routine, options.script, options.duration, lengths)
 
 
-def plan_session(routine: Routine, options: SessionOptions | None = None, *, engine: Engine | None = None,
-                 cache: ClipCache | None = None, estimate: bool = False) -> Plan:
+def plan_session(routine: Routine | str | Path, options: SessionOptions | None = None, *,
+                 engine: Engine | None = None, cache: ClipCache | None = None, estimate: bool = False) -> Plan:
     """Plan a session. Exact by default (speech is synthesized into the cache to measure it);
-    with ``estimate`` nothing is synthesized and uncached lines get estimated lengths."""
-    options = options or SessionOptions()
-    lengths, _ = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate, need_clips=False)
+    with ``estimate`` nothing is synthesized and uncached lines get estimated lengths.
+    ``routine`` is a Routine, a routine file's path or a built-in routine's name."""
+    routine = as_routine(routine)
+    options, engine, cache = _arguments(options, engine, cache)
+    check_voice(voice_settings(routine, options.voice), engine)
+    check_script(routine, options.script)
+    lengths, _ = _lengths(routine, options, engine, cache, estimate, need_clips=False)
     return build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
 
-def render_session(routine: Routine, output: Path, options: SessionOptions | None = None, *,
+def check_routine(routine: Routine | str | Path, options: SessionOptions | None = None, *,
+                  engine: Engine | None = None, cache: ClipCache | None = None) -> Plan:
+    """Every check a render makes before writing, with estimated lengths for lines not yet in the cache
+    and nothing synthesized: the routine loads, its voice exists, every cue and countdown fits, the limits hold.
+    Returns the estimated plan; raises the error the render would."""
+    return plan_session(routine, options, engine=engine, cache=cache, estimate=True)
+
+
+def render_session(routine: Routine | str | Path, output: str | Path, options: SessionOptions | None = None, *,
                    engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
                    progress: Progress | None = None, jobs: int | None = None,
                    extras: Sidecars | None = None) -> RenderResult:
@@ -181,21 +256,25 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     checked against the plan before it replaces anything (VerifyError if not).
     ``progress(stage, done, total)`` hears about synthesis (lines), encoding
     (samples, assembled and encoded as one stream) and verification. MP3 is
-    encoded on ``jobs`` cores (default: all this process may use).
+    encoded on ``jobs`` cores (default: all this process may use). ``routine``
+    is a Routine, a routine file's path or a built-in routine's name.
     """
     from voiceguide.audio.assemble import SessionAudio
     from voiceguide.export.encode import check_writable, encode
     from voiceguide.export.verify import verify as verify_file
 
-    options = options or SessionOptions()
+    routine, output = as_routine(routine), _path("output", output)
+    options, engine, cache = _arguments(options, engine, cache)
+    _check_call(progress, jobs, extras)
     check_writable(output)  # before any work: a bad path should fail in milliseconds
-    cache = cache or ClipCache()
+    check_voice(voice_settings(routine, options.voice), engine)
+    check_script(routine, options.script)
     if not options.music and routine.music:
         options = replace(options, music=tuple(Path(name) for name in routine.music))
     options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
-    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
+    lengths, clips = _lengths(routine, options, engine, cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
     def check(temp: Path) -> None:
@@ -209,7 +288,7 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         if progress:
             progress(ENCODING, samples, plan.total)
 
-    target = options.loudness if options.loudness is not None else -16.0
+    target = options.loudness if options.loudness is not None else TARGET_LUFS
     if options.loudness is not None:
         from voiceguide.audio.loudness import level_session
 
@@ -230,6 +309,15 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     encode(audio, plan.rate, output, tags, plan.chapters,
            bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
     return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
+
+
+def _check_call(progress: Any, jobs: Any, extras: Any) -> None:
+    if progress is not None and not callable(progress):
+        raise OptionError(f"progress: must be a function progress(stage, done, total) (got {progress!r})")
+    if jobs is not None:
+        check_number("--jobs", jobs, 1, 1024, whole=True)
+    if extras is not None:
+        _check_type("extras", extras, Sidecars)
 
 
 def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
@@ -301,6 +389,10 @@ class BatchItem:
     routine: Routine
     output: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "routine", as_routine(self.routine))
+        object.__setattr__(self, "output", _path("output", self.output))
+
 
 def render_many(items: Sequence[BatchItem], options: SessionOptions | None = None, *, jobs: int | None = None,
                 engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
@@ -319,11 +411,13 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     from voiceguide.export.encode import check_writable
     from voiceguide.host import usable_cores
 
-    options = options or SessionOptions()
-    engine = engine or Pyttsx3Engine()
-    cache = cache or ClipCache()
+    options, engine, cache = _arguments(options, engine, cache)
+    _check_call(done, jobs, extras)
     for item in items:
+        _check_type("items", item, BatchItem)
         check_writable(item.output)
+        check_voice(voice_settings(item.routine, options.voice), engine)
+        check_script(item.routine, options.script)
     for item in items:  # warm the cache: the renders then only read clips
         _lengths(item.routine, options, engine, cache, estimate=False)
     workers = max(1, min(jobs or usable_cores(), len(items)))
@@ -390,24 +484,29 @@ def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str = "mp3
     return folder / f"{safe_stem(base)}.{fmt}"
 
 
-def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *, engine: Engine | None = None,
-                 cache: ClipCache | None = None, loudness: float = -16.0) -> float:
+def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = None, *, engine: Engine | None = None,
+                 cache: ClipCache | None = None, loudness: float = TARGET_LUFS) -> float:
     """Speak one line (levelled like a session) to ``output``; return its length in seconds."""
     from voiceguide.audio.assemble import SessionAudio
     from voiceguide.audio.loudness import level_session
     from voiceguide.export.encode import check_writable, encode
     from voiceguide.export.formats import format_for
     from voiceguide.export.tags import Tags
-    from voiceguide.plan.script import CueScript, Line, Place, SpeechBlock
-    from voiceguide.plan.script import plain_text as clean
+    from voiceguide.plan.blocks import CueScript, Line, Place, Role, SpeechBlock
+    from voiceguide.routine.text import plain_text as clean
 
+    if not isinstance(text, str):
+        raise OptionError(f"preview: the line must be text (got {type(text).__name__})")
     line = clean(text)
     if not line:
         raise OptionError("preview: nothing to say")
-    check_writable(output)
+    output = _path("output", output)
     voice = voice or VoiceSettings()
-    clips = synthesize([line], voice, engine or Pyttsx3Engine(), cache or ClipCache(), RATE)
-    script = CueScript("preview", (SpeechBlock((Line(line, "preview"),), Place("Preview")),))
+    _, engine, cache = _arguments(SessionOptions(voice=voice, loudness=loudness), engine, cache)  # checks them all
+    check_writable(output)
+    check_voice(voice, engine)
+    clips = synthesize([line], voice, engine, cache, RATE)
+    script = CueScript("preview", (SpeechBlock((Line(line, Role.PREVIEW),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
     levelled = level_session(plan, clips, loudness).clips
     encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=format_for(output, None))

@@ -12,11 +12,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voiceguide.plan.timeline import Plan
+from voiceguide.plan.timeline import RATE, Plan
 from voiceguide.speech.engine import Clip
 
 BYTES_PER_SAMPLE = 2  # mono 16-bit
-_ZEROS = bytes(44100 * BYTES_PER_SAMPLE)  # one second at 44.1 kHz, shared by every gap
+_ZEROS = bytes(RATE * BYTES_PER_SAMPLE)  # one second of silence, shared by every gap
 
 
 def _silence(samples: int) -> Iterator[bytes]:

@@ -125,7 +125,7 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
     second). With ``remember`` (a folder) the gain found for exactly this
     speech and arrangement is kept, so re-rendering the session measures once.
     """
-    used = sorted({event.text or "" for event in plan.speech()})
+    used = list(dict.fromkeys(event.text or "" for event in plan.speech()))  # words and tones: not sortable together
     if not used:
         return Levelled(dict(clips), 0.0, Loudness(-math.inf, -math.inf))
     signature = _signature(plan, clips, target)

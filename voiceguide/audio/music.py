@@ -19,13 +19,14 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from voiceguide.audio.assemble import AudioPart
 from voiceguide.audio.loudness import _audioop
 from voiceguide.errors import OptionError
 from voiceguide.host import recall, remember
-from voiceguide.plan.timeline import Plan
+from voiceguide.plan.timeline import RATE, Plan
 
 ATTACK = 0.15  # seconds the music starts going down before a line
 RELEASE = 0.5  # seconds it takes to come back up after one
@@ -54,6 +55,8 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
         stat = path.stat()
     except OSError as exc:
         raise OptionError(f"--music: {path}: {exc.strerror or 'cannot be read'}") from None
+    if not S_ISREG(stat.st_mode):  # a FIFO or a device would hang ffmpeg or never end
+        raise OptionError(f"--music: {path}: not a regular file (a folder, pipe or device)")
     key = hashlib.sha256(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns]).encode()).hexdigest()
     known = recall(cache_folder, "music", key)
     if known is not None:
@@ -62,7 +65,7 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
             return Track(path, float(data["seconds"]), float(data["loudness"]))
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
-    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", "44100",
+    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", str(RATE),
                "-af", f"atrim=end={MEASURE_SECONDS},ebur128=framelog=quiet", "-f", "null", "-"]
     done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", done.stderr)

@@ -6,15 +6,15 @@ import functools
 import math
 from array import array
 
-from voiceguide.plan.tones import _SOUNDS, PEAK, TONE_PREFIX, tone_samples
+from voiceguide.plan.tones import PEAK, RECIPES, Tone, tone_samples
 from voiceguide.speech.engine import Clip
 
 
 @functools.lru_cache(maxsize=16)
-def tone_clip(text: str, rate: int) -> Clip:
-    """The generated clip for a tone text: mono 16-bit at ``rate``, 5 ms attack, decaying to silence."""
-    _, decay, partials = _SOUNDS[text.removeprefix(TONE_PREFIX)]
-    count = tone_samples(text, rate)
+def tone_clip(tone: Tone, rate: int) -> Clip:
+    """The generated clip for a tone: mono 16-bit at ``rate``, 5 ms attack, decaying to silence."""
+    _, decay, partials = RECIPES[tone]
+    count = tone_samples(tone, rate)
     attack = round(0.005 * rate)
     total = sum(amplitude for _, amplitude in partials)
     samples = array("h")

@@ -5,8 +5,11 @@ of time are fixed; ``timeline`` places every line at an exact sample once the
 lines' lengths are known; ``tones`` says which tones exist and how long they last.
 """
 
-from voiceguide.plan.script import CueScript, Line, ScriptOptions, build_script, spoken_texts
+from voiceguide.plan.blocks import CueScript, Kind, Line, Role
+from voiceguide.plan.options import ScriptOptions
+from voiceguide.plan.script import build_script, spoken_texts
 from voiceguide.plan.timeline import RATE, Chapter, Event, Plan, build_plan, to_samples
+from voiceguide.plan.tones import Tone
 
-__all__ = ["RATE", "Chapter", "CueScript", "Event", "Line", "Plan", "ScriptOptions", "build_plan", "build_script",
-           "spoken_texts", "to_samples"]
+__all__ = ["RATE", "Chapter", "CueScript", "Event", "Kind", "Line", "Plan", "Role", "ScriptOptions", "Tone", "build_plan",
+           "build_script", "spoken_texts", "to_samples"]

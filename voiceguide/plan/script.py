@@ -9,131 +9,43 @@ timeline turns blocks into exact times once speech durations are known.
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from voiceguide.errors import OptionError, PlanError
-from voiceguide.routine.model import Routine, Stretch
+from voiceguide.plan.blocks import Block, CueScript, Kind, Line, Place, Role, Say, SpeechBlock, TimedLine, Window
+from voiceguide.plan.options import ScriptOptions
+from voiceguide.plan.tones import Tone, tone_seconds
+from voiceguide.routine.model import MAX_HOLD_SECONDS, Routine, Stretch
+from voiceguide.routine.text import plain_text
 
-# Roles a spoken line can have; the timeline and sidecars carry them along.
+__all__ = ["Block", "CueScript", "Kind", "Line", "Place", "Role", "Say", "ScriptOptions", "SpeechBlock", "TimedLine",
+           "Tone", "Window", "build_script", "check_script", "hold_seconds", "longest_hold", "ordered_sides",
+           "plain_text", "spoken_texts"]
+
+MAX_SPOKEN_LINES = 5000
+
+# The roles and kinds by their old names (Role.COUNT and Kind.HOLD are the same values).
 INTRO, TITLE, INSTRUCTIONS, ROUND, SIDE, GET_READY, SWITCH = (
-    "intro", "title", "instructions", "round", "side", "get_ready", "switch")
-START, HALFWAY, BREATHE, COUNT, COACHING, NEXT_UP, CLOSING = (
-    "start", "halfway", "breathe", "count", "coaching", "next_up", "closing")
-
-TONE = "tone"
-
-HOLD, REST, PREPARE, SWITCH_GAP = "hold", "rest", "prepare", "switch"
-
-SIDE_ORDERS = ("as-written", "reversed", "right-first", "left-first")
+    Role.INTRO, Role.TITLE, Role.INSTRUCTIONS, Role.ROUND, Role.SIDE, Role.GET_READY, Role.SWITCH)
+START, HALFWAY, BREATHE, COUNT, COACHING, NEXT_UP, CLOSING, TONE = (
+    Role.START, Role.HALFWAY, Role.BREATHE, Role.COUNT, Role.COACHING, Role.NEXT_UP, Role.CLOSING, Role.TONE)
+HOLD, REST, PREPARE, SWITCH_GAP = Kind.HOLD, Kind.REST, Kind.PREPARE, Kind.SWITCH
 
 
-@dataclass(frozen=True)
-class Line:
-    """One spoken line and why it is said."""
-
-    text: str
-    role: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text", plain_text(self.text))
-
-
-def plain_text(text: str) -> str:
-    """What the speech engine is given: printable text on one line, nothing it could read as markup.
-
-    Control and invisible format characters (NUL, escapes, bidi overrides,
-    zero-width joiners) become spaces and runs of whitespace collapse, so a
-    line is spoken (and shown in sidecars) exactly as it reads.
-    """
-    if not text.isprintable():  # the common case skips the per-character scan
-        text = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
-    return " ".join(text.split())
-
-
-@dataclass(frozen=True)
-class Place:
-    """Where a block belongs: which stretch, side and round (all None for intro and closing)."""
-
-    chapter: str
-    stretch: str | None = None
-    side: str | None = None
-    round: int | None = None
-
-
-@dataclass(frozen=True)
-class SpeechBlock:
-    """Lines said one after another; the block lasts as long as they take."""
-
-    lines: tuple[Line, ...]
-    place: Place
-
-
-@dataclass(frozen=True)
-class TimedLine:
-    """A line said at a fixed offset into a window; optional lines are dropped if they don't fit."""
-
-    at: float
-    line: Line
-    required: bool = True
-    # How many seconds the line may take at most (a countdown number has one second).
-    slot: float | None = None
-
-
-@dataclass(frozen=True)
-class Window:
-    """A fixed stretch of time (a hold, rest or gap) with lines at offsets inside it."""
-
-    kind: str
-    seconds: float
-    cues: tuple[TimedLine, ...]
-    place: Place
-
-
-Block = SpeechBlock | Window
-
-
-@dataclass(frozen=True)
-class ScriptOptions:
-    """Adjustments a user makes without editing the routine (CLI flags and library callers)."""
-
-    hold: float | None = None  # every hold, in seconds
-    holds: Mapping[str, float] = field(default_factory=dict)  # stretch name or id -> seconds
-    hold_scale: float = 1.0
-    rest: float | None = None
-    countdown: int | None = None
-    halfway: bool | None = None
-    side_order: str = "as-written"
-    hold_floor: float = 0.0  # no hold is scaled below this (used when fitting a target duration)
-    tones: bool | None = None  # chimes at hold start and end, a bell at the end; None: as the routine says
-
-
-@dataclass(frozen=True)
-class CueScript:
-    """The routine as a sequence of blocks."""
-
-    routine: str
-    blocks: tuple[Block, ...]
-
-
-def _check_options(routine: Routine, options: ScriptOptions) -> None:
+def check_script(routine: Routine, options: ScriptOptions) -> None:
+    """What the options mean for this routine: stretch names that exist, and holds within the limit once scaled."""
     keys = {s.key.casefold(): s for s in routine.stretches} | {s.name.casefold(): s for s in routine.stretches}
     for name in options.holds:
         if name.casefold() not in keys:
             names = ", ".join(repr(s.key) for s in routine.stretches)
             raise OptionError(f"--hold: no stretch called {name!r} in {routine.name!r} (stretches: {names})")
-    for name, seconds in [("--hold", options.hold), *((f"--hold {k}", v) for k, v in options.holds.items())]:
-        if seconds is not None and not 0 < seconds <= 3600:
-            raise OptionError(f"{name}: must be more than 0 and at most 3600 seconds (got {seconds:g})")
-    if not 0 < options.hold_scale <= 100:
-        raise OptionError(f"--hold-scale: must be more than 0 (got {options.hold_scale:g})")
-    if options.rest is not None and not 0 <= options.rest <= 3600:
-        raise OptionError(f"--rest: must be between 0 and 3600 seconds (got {options.rest:g})")
-    if options.countdown is not None and not 0 <= options.countdown <= 10:
-        raise OptionError(f"--countdown: must be between 0 and 10 (got {options.countdown})")
-    if options.side_order not in SIDE_ORDERS:
-        raise OptionError(f"--sides: must be one of {', '.join(SIDE_ORDERS)} (got {options.side_order!r})")
+    for stretch in routine.stretches:
+        for side in stretch.sides or [None]:
+            seconds = hold_seconds(routine, stretch, side, options)
+            if not 0 < seconds <= MAX_HOLD_SECONDS:
+                what = f"{stretch.name} ({side})" if side else stretch.name
+                raise OptionError(f"--hold-scale: {options.hold_scale:g} makes the hold of {what!r} {seconds:g} s; "
+                                  f"holds must be more than 0 and at most {MAX_HOLD_SECONDS:g} s")
 
 
 def hold_seconds(routine: Routine, stretch: Stretch, side: str | None, options: ScriptOptions) -> float:
@@ -152,6 +64,13 @@ def hold_seconds(routine: Routine, stretch: Stretch, side: str | None, options: 
         base = routine.defaults.hold
     # Round to the millisecond so scaled holds stay readable and exact in samples.
     return round(max(base * options.hold_scale, min(base, options.hold_floor)), 3)
+
+
+def longest_hold(routine: Routine, options: ScriptOptions) -> float:
+    """The longest hold before scaling (what bounds the scale a routine can take)."""
+    unscaled = replace(options, hold_scale=1.0, hold_floor=0.0)
+    return max(hold_seconds(routine, stretch, side, unscaled)
+               for stretch in routine.stretches for side in stretch.sides or [None])
 
 
 def ordered_sides(sides: list[str] | None, order: str) -> list[str | None]:
@@ -177,23 +96,23 @@ def _hold_cues(routine: Routine, stretch: Stretch, seconds: float, countdown: in
     breathe = stretch.breathe if stretch.breathe is not None else routine.defaults.breathe
     cues: list[TimedLine] = []
     if phrases.hold:
-        cues.append(TimedLine(0.0, Line(phrases.hold, START)))
+        cues.append(TimedLine(0.0, Line(phrases.hold, Role.START)))
     if countdown > seconds:
         raise PlanError(f"{where}: a countdown of {countdown} is longer than the {seconds:g} s hold; "
                         "shorten the countdown or lengthen the hold")
     for n in range(countdown, 0, -1):
-        cues.append(TimedLine(seconds - n, Line(phrases.number(n), COUNT), slot=1.0))
+        cues.append(TimedLine(seconds - n, Line(phrases.number(n), Role.COUNT), slot=1.0))
     for cue in stretch.cues:
         at = cue.at if cue.at >= 0 else seconds + cue.at
         if not 0 <= at < seconds:
             raise PlanError(f"{where}: coaching cue {cue.say!r} at {cue.at:g} s is outside the {seconds:g} s hold")
-        cues.append(TimedLine(at, Line(cue.say, COACHING)))
+        cues.append(TimedLine(at, Line(cue.say, Role.COACHING)))
     if halfway and phrases.halfway:
-        cues.append(TimedLine(seconds / 2, Line(phrases.halfway, HALFWAY), required=False))
+        cues.append(TimedLine(seconds / 2, Line(phrases.halfway, Role.HALFWAY), required=False))
     if breathe and phrases.breathe:
         at = breathe
         while at < seconds - countdown - 1:
-            cues.append(TimedLine(at, Line(phrases.breathe, BREATHE), required=False))
+            cues.append(TimedLine(at, Line(phrases.breathe, Role.BREATHE), required=False))
             at += breathe
     return tuple(sorted(cues, key=lambda c: c.at))
 
@@ -203,57 +122,96 @@ def _setting(stretch: Stretch, routine: Routine, name: str) -> float:
     return getattr(routine.defaults, name) if value is None else value
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """One side of one round of a stretch, with the settings that apply to it."""
+
+    stretch: Stretch
+    side: str | None
+    round: int
+    rounds: int
+    first_side: bool  # the first side of its round
+    after_rest: bool  # comes after another stretch or round (so a rest comes first)
+    place: Place
+
+
 def build_script(routine: Routine, options: ScriptOptions | None = None) -> CueScript:
-    """Turn a validated routine into the ordered blocks of a session."""
+    """Turn a validated routine into the ordered blocks of a session.
+
+    Raises OptionError for options this routine cannot take and PlanError for
+    what cannot be timed (a countdown longer than its hold, a cue outside it,
+    more spoken lines than MAX_SPOKEN_LINES), all before anything is synthesized.
+    """
     options = options or ScriptOptions()
-    _check_options(routine, options)
-    phrases = routine.phrases
-    blocks: list[Block] = [SpeechBlock((Line(routine.intro or routine.name, INTRO),), Place("Introduction"))]
-
+    check_script(routine, options)
+    blocks: list[Block] = [SpeechBlock((Line(routine.intro or routine.name, Role.INTRO),), Place("Introduction"))]
     for index, stretch in enumerate(routine.stretches):
-        rounds = stretch.repeat or routine.defaults.repeat
-        rest = options.rest if options.rest is not None else _setting(stretch, routine, "rest")
-        countdown = options.countdown if options.countdown is not None else int(_setting(stretch, routine, "countdown"))
-        halfway = bool(_setting(stretch, routine, "halfway")) if options.halfway is None else options.halfway
-        sides = ordered_sides(stretch.sides, options.side_order)
-        for round_ in range(1, rounds + 1):
-            for side_index, side in enumerate(sides):
-                place = Place(_chapter_title(stretch, side, round_, rounds), stretch.name, side, round_)
-                where = place.chapter
-                first_of_round = side_index == 0
-                # Rest before every stretch but the first, and between rounds, with a preview of what comes.
-                if first_of_round and (index > 0 or round_ > 1) and rest > 0:
-                    preview = phrases.next_up.format(name=stretch.name) if round_ == 1 else ""
-                    cues = (TimedLine(0.0, Line(preview, NEXT_UP)),) if preview else ()
-                    blocks.append(Window(REST, rest, cues, place))
-                lines: list[Line] = []
-                if first_of_round and round_ == 1:
-                    lines.append(Line(stretch.name + ".", TITLE))
-                    if stretch.instructions:
-                        lines.append(Line(stretch.instructions, INSTRUCTIONS))
-                if first_of_round and rounds > 1 and phrases.round:
-                    lines.append(Line(phrases.round.format(n=round_, total=rounds), ROUND))
-                if not first_of_round and phrases.switch_sides:
-                    lines.append(Line(phrases.switch_sides, SWITCH))
-                if side is not None and phrases.side:
-                    lines.append(Line(phrases.side.format(side=side[:1].upper() + side[1:]), SIDE))
-                if first_of_round and phrases.get_ready:
-                    lines.append(Line(phrases.get_ready, GET_READY))
-                if lines:
-                    blocks.append(SpeechBlock(tuple(lines), place))
-                gap_kind = PREPARE if first_of_round else SWITCH_GAP
-                gap = _setting(stretch, routine, "prepare" if first_of_round else "switch")
-                if gap > 0:
-                    blocks.append(Window(gap_kind, gap, (), place))
-                seconds = hold_seconds(routine, stretch, side, options)
-                cues = _hold_cues(routine, stretch, seconds, countdown, halfway, where)
-                blocks.append(Window(HOLD, seconds, cues, place))
-
-    closing = tuple(Line(text, CLOSING) for text in (routine.closing, phrases.session_end) if text)
+        for turn in _turns(stretch, index, routine, options):
+            blocks += _turn_blocks(routine, turn, options)
+    closing = tuple(Line(text, Role.CLOSING) for text in (routine.closing, routine.phrases.session_end) if text)
     if closing:
         blocks.append(SpeechBlock(closing, Place("Closing")))
     tones = routine.defaults.tones if options.tones is None else options.tones
-    return CueScript(routine.name, _with_tones(blocks) if tones else tuple(blocks))
+    script = CueScript(routine.name, _with_tones(blocks) if tones else tuple(blocks))
+    _check_line_count(script)
+    return script
+
+
+def _turns(stretch: Stretch, index: int, routine: Routine, options: ScriptOptions) -> list[_Turn]:
+    """Every side of every round of a stretch, in the order they are held."""
+    rounds = stretch.repeat or routine.defaults.repeat
+    sides = ordered_sides(stretch.sides, options.side_order)
+    return [_Turn(stretch, side, round_, rounds, first_side=number == 0, after_rest=index > 0 or round_ > 1,
+                  place=Place(_chapter_title(stretch, side, round_, rounds), stretch.name, side, round_))
+            for round_ in range(1, rounds + 1) for number, side in enumerate(sides)]
+
+
+def _turn_blocks(routine: Routine, turn: _Turn, options: ScriptOptions) -> list[Block]:
+    """A rest (before a new stretch or round), the spoken lead-in, the gap to get ready, and the hold."""
+    blocks: list[Block] = []
+    rest = options.rest if options.rest is not None else _setting(turn.stretch, routine, "rest")
+    if turn.first_side and turn.after_rest and rest > 0:  # with a preview of what comes
+        preview = routine.phrases.next_up.format(name=turn.stretch.name) if turn.round == 1 else ""
+        cues = (TimedLine(0.0, Line(preview, Role.NEXT_UP)),) if preview else ()
+        blocks.append(Window(Kind.REST, rest, cues, turn.place))
+    lines = _lead_in(routine, turn)
+    if lines:
+        blocks.append(SpeechBlock(tuple(lines), turn.place))
+    gap = _setting(turn.stretch, routine, "prepare" if turn.first_side else "switch")
+    if gap > 0:
+        blocks.append(Window(Kind.PREPARE if turn.first_side else Kind.SWITCH, gap, (), turn.place))
+    seconds = hold_seconds(routine, turn.stretch, turn.side, options)
+    countdown = options.countdown if options.countdown is not None else int(_setting(turn.stretch, routine, "countdown"))
+    halfway = bool(_setting(turn.stretch, routine, "halfway")) if options.halfway is None else options.halfway
+    cues = _hold_cues(routine, turn.stretch, seconds, countdown, halfway, turn.place.chapter)
+    blocks.append(Window(Kind.HOLD, seconds, cues, turn.place))
+    return blocks
+
+
+def _lead_in(routine: Routine, turn: _Turn) -> list[Line]:
+    """What is said before a side's hold: the name and instructions (once), the round, the side, get ready."""
+    phrases, stretch, lines = routine.phrases, turn.stretch, []
+    if turn.first_side and turn.round == 1:
+        lines.append(Line(stretch.name + ".", Role.TITLE))
+        if stretch.instructions:
+            lines.append(Line(stretch.instructions, Role.INSTRUCTIONS))
+    if turn.first_side and turn.rounds > 1 and phrases.round:
+        lines.append(Line(phrases.round.format(n=turn.round, total=turn.rounds), Role.ROUND))
+    if not turn.first_side and phrases.switch_sides:
+        lines.append(Line(phrases.switch_sides, Role.SWITCH))
+    if turn.side is not None and phrases.side:
+        lines.append(Line(phrases.side.format(side=turn.side[:1].upper() + turn.side[1:]), Role.SIDE))
+    if turn.first_side and phrases.get_ready:
+        lines.append(Line(phrases.get_ready, Role.GET_READY))
+    return lines
+
+
+def _check_line_count(script: CueScript) -> None:
+    """PlanError if the script has more required lines than a session may speak (before any synthesis)."""
+    count = sum(len(block.lines) if isinstance(block, SpeechBlock) else sum(1 for c in block.cues if c.required)
+                for block in script.blocks)
+    if count > MAX_SPOKEN_LINES:
+        raise PlanError(f"{script.routine}: {count} spoken lines; the maximum is {MAX_SPOKEN_LINES}")
 
 
 def _with_tones(blocks: list[Block]) -> tuple[Block, ...]:
@@ -262,28 +220,27 @@ def _with_tones(blocks: list[Block]) -> tuple[Block, ...]:
     A line planned for the same moment (the "Hold." cue, "Switch sides.",
     "Next up") follows right after its chime.
     """
-    from voiceguide.plan.tones import HOLD_END, HOLD_START, SESSION_END, tone_seconds, tone_text
 
-    def chime_then(window: Window, name: str) -> Window:
-        after = round(tone_seconds(name) + 0.1, 3)
-        moved = tuple(replace(c, at=after) if c.at < after and c.line.role != COUNT else c for c in window.cues)
-        return replace(window, cues=(TimedLine(0.0, Line(tone_text(name), TONE)), *moved))
+    def chime_then(window: Window, tone: Tone) -> Window:
+        after = round(tone_seconds(tone) + 0.1, 3)
+        moved = tuple(replace(c, at=after) if c.at < after and c.line.role != Role.COUNT else c for c in window.cues)
+        return replace(window, cues=(TimedLine(0.0, Line(tone, Role.TONE)), *moved))
 
     out: list[Block] = []
     after_hold = False
     for block in blocks:
         if after_hold and isinstance(block, SpeechBlock):
-            block = replace(block, lines=(Line(tone_text(HOLD_END), TONE), *block.lines))
+            block = replace(block, lines=(Line(Tone.HOLD_END, Role.TONE), *block.lines))
         elif after_hold and isinstance(block, Window):
-            block = chime_then(block, HOLD_END)
-        if isinstance(block, Window) and block.kind == HOLD:
-            block = chime_then(block, HOLD_START)
-        after_hold = isinstance(block, Window) and block.kind == HOLD
+            block = chime_then(block, Tone.HOLD_END)
+        if isinstance(block, Window) and block.kind == Kind.HOLD:
+            block = chime_then(block, Tone.HOLD_START)
+        after_hold = isinstance(block, Window) and block.kind == Kind.HOLD
         out.append(block)
     if after_hold:
-        out.append(SpeechBlock((Line(tone_text(HOLD_END), TONE),), out[-1].place))
+        out.append(SpeechBlock((Line(Tone.HOLD_END, Role.TONE),), out[-1].place))
     last = out[-1]
-    bell = Line(tone_text(SESSION_END), TONE)
+    bell = Line(Tone.SESSION_END, Role.TONE)
     if isinstance(last, SpeechBlock):
         out[-1] = replace(last, lines=(*last.lines, bell))
     else:
@@ -291,9 +248,9 @@ def _with_tones(blocks: list[Block]) -> tuple[Block, ...]:
     return tuple(out)
 
 
-def spoken_texts(script: CueScript) -> list[str]:
-    """Every distinct text the script speaks, in first-use order (what synthesis must produce)."""
-    seen: dict[str, None] = {}
+def spoken_texts(script: CueScript) -> list[Say]:
+    """Every distinct text (and tone) the script makes heard, in first-use order."""
+    seen: dict[Say, None] = {}
     for block in script.blocks:
         lines = block.lines if isinstance(block, SpeechBlock) else tuple(c.line for c in block.cues)
         for line in lines:

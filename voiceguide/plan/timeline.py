@@ -14,15 +14,17 @@ from typing import Any
 
 from voiceguide.errors import PlanError
 from voiceguide.plan import script as s
+from voiceguide.plan.blocks import Kind, Role, Say
+from voiceguide.plan.script import MAX_SPOKEN_LINES
+from voiceguide.plan.tones import Tone
 
 RATE = 44100
 PAUSE_AFTER_LINE = 0.4  # seconds of quiet after each line of a speech block
 MAX_SESSION_SECONDS = 6 * 3600
-MAX_SPOKEN_LINES = 5000
 
 _ROLE_NAMES = {
-    s.START: "hold cue", s.COUNT: "countdown number", s.COACHING: "coaching cue", s.HALFWAY: "halfway cue",
-    s.BREATHE: "breathing cue", s.NEXT_UP: "next-up preview",
+    Role.START: "hold cue", Role.COUNT: "countdown number", Role.COACHING: "coaching cue", Role.HALFWAY: "halfway cue",
+    Role.BREATHE: "breathing cue", Role.NEXT_UP: "next-up preview", Role.TONE: "tone",
 }
 
 
@@ -32,10 +34,15 @@ class Event:
 
     start: int
     end: int
-    kind: str  # "speech", or a window kind: "hold", "rest", "prepare", "switch"
+    kind: Kind  # speech, or a window: hold, rest, prepare, switch
     place: s.Place
-    text: str | None = None
-    role: str | None = None
+    text: Say | None = None  # the words spoken, or the tone heard
+    role: Role | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The text as shown: the words, or a tone's name."""
+        return self.text.value if isinstance(self.text, Tone) else self.text
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Plan:
 
     def speech(self) -> Iterator[Event]:
         """The spoken lines, in time order."""
-        return (e for e in self.events if e.kind == "speech")
+        return (e for e in self.events if e.kind == Kind.SPEECH)
 
     def seconds(self, samples: int) -> float:
         """Convert a sample position to seconds (rounded to the microsecond)."""
@@ -79,8 +86,8 @@ class Plan:
             "sample_rate": self.rate,
             "events": [
                 {
-                    "start": self.seconds(e.start), "end": self.seconds(e.end), "kind": e.kind,
-                    "text": e.text, "role": e.role, "stretch": e.place.stretch, "side": e.place.side,
+                    "start": self.seconds(e.start), "end": self.seconds(e.end), "kind": e.kind.value,
+                    "text": e.label, "role": e.role and e.role.value, "stretch": e.place.stretch, "side": e.place.side,
                     "round": e.place.round,
                 }
                 for e in self.events
@@ -98,10 +105,11 @@ def to_samples(seconds: float, rate: int = RATE) -> int:
 
 
 def _describe(line: s.Line) -> str:
-    return f"{_ROLE_NAMES.get(line.role, 'line')} {line.text!r}"
+    text = line.text.value if isinstance(line.text, Tone) else line.text
+    return f"{_ROLE_NAMES.get(line.role, 'line')} {text!r}"
 
 
-def _place_window(window: s.Window, start: int, length: Callable[[str], int], rate: int,
+def _place_window(window: s.Window, start: int, length: Callable[[Say], int], rate: int,
                   dropped: list[str]) -> list[Event]:
     end = start + to_samples(window.seconds, rate)
     where = window.place.chapter
@@ -134,11 +142,15 @@ def _place_window(window: s.Window, start: int, length: Callable[[str], int], ra
         else:
             dropped.append(problem)
     events = [Event(start, end, window.kind, window.place)]
-    events += [Event(a, b, "speech", window.place, c.line.text, c.line.role) for a, b, c in sorted(placed)]
+    events += [Event(a, b, Kind.SPEECH, window.place, c.line.text, c.line.role) for a, b, c in sorted(placed, key=_first)]
     return events
 
 
-def build_plan(script: s.CueScript, lengths: Mapping[str, int] | Callable[[str], int], rate: int = RATE) -> Plan:
+def _first(placed: tuple[int, int, s.TimedLine]) -> tuple[int, int]:
+    return placed[0], placed[1]
+
+
+def build_plan(script: s.CueScript, lengths: Mapping[Say, int] | Callable[[Say], int], rate: int = RATE) -> Plan:
     """Time every block of a cue script; ``lengths`` gives each spoken text's length in samples."""
     length = lengths if callable(lengths) else lengths.__getitem__
     pause = to_samples(PAUSE_AFTER_LINE, rate)
@@ -149,7 +161,7 @@ def build_plan(script: s.CueScript, lengths: Mapping[str, int] | Callable[[str],
         if isinstance(block, s.SpeechBlock):
             for line in block.lines:
                 end = cursor + length(line.text)
-                events.append(Event(cursor, end, "speech", block.place, line.text, line.role))
+                events.append(Event(cursor, end, Kind.SPEECH, block.place, line.text, line.role))
                 cursor = end + pause
         else:
             window_events = _place_window(block, cursor, length, rate, dropped)
@@ -158,10 +170,10 @@ def build_plan(script: s.CueScript, lengths: Mapping[str, int] | Callable[[str],
     if cursor > MAX_SESSION_SECONDS * rate:
         raise PlanError(f"{script.routine}: the session would last {cursor / rate / 3600:.1f} hours; "
                         f"the maximum is {MAX_SESSION_SECONDS // 3600} hours")
-    spoken = sum(1 for e in events if e.kind == "speech")
+    spoken = sum(1 for e in events if e.kind == Kind.SPEECH)
     if spoken > MAX_SPOKEN_LINES:
         raise PlanError(f"{script.routine}: {spoken} spoken lines; the maximum is {MAX_SPOKEN_LINES}")
-    events.sort(key=lambda e: (e.start, e.kind == "speech"))
+    events.sort(key=lambda e: (e.start, e.kind == Kind.SPEECH))
     return Plan(script.routine, rate, cursor, tuple(events), _chapters(events, cursor), tuple(dropped))
 
 

@@ -1,23 +1,30 @@
 """Stage 1, the routine: YAML read safely into strict frozen models; built-in routines.
 
 ``model`` holds the structs, ``load`` turns text and files into them (every
-error names file, line and field), ``builtin`` finds the routines shipped as
-package data.
+error names file, line and field), ``text`` says what routine text may
+contain, ``builtin`` finds the routines shipped as package data. Names are
+imported on first use (PEP 562) so the CLI's ``--help`` does not load msgspec.
 """
 
-from voiceguide.routine.builtin import (
-    DEFAULT_ROUTINE,
-    builtin_names,
-    expand_routine_args,
-    load_builtin,
-    resolve_routine,
-    write_starter,
-)
-from voiceguide.routine.load import load_routine_file, parse_routine, parse_routine_cached, routine_schema
-from voiceguide.routine.model import Cue, Defaults, Phrases, Routine, Stretch, Voice
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_ROUTINE", "Cue", "Defaults", "Phrases", "Routine", "Stretch", "Voice", "builtin_names",
-    "expand_routine_args", "load_builtin", "load_routine_file", "parse_routine", "parse_routine_cached",
-    "resolve_routine", "routine_schema", "write_starter",
-]
+DEFAULT_ROUTINE = "psoas"  # what `render` and `plan` use when no routine is named
+
+_EXPORTS = {
+    "builtin_names": "builtin", "expand_routine_args": "builtin", "load_builtin": "builtin",
+    "resolve_routine": "builtin", "write_starter": "builtin", "load_routine_file": "load", "parse_routine": "load",
+    "parse_routine_cached": "load", "routine_schema": "load", "Cue": "model", "Defaults": "model", "Phrases": "model",
+    "Routine": "model", "Stretch": "model", "Voice": "model",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voiceguide.routine' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"voiceguide.routine.{module}"), name)
+
+
+__all__ = ["DEFAULT_ROUTINE", *sorted(_EXPORTS)]

@@ -13,7 +13,7 @@ STARTER = """\
 # Every key is documented in the README; `voiceguide schema` gives editors a schema.
 name: {name}
 description: A short routine to start from.
-intro: Welcome. Two stretches, each held for thirty seconds.
+intro: Welcome. Two stretches, the first held for thirty seconds on each side, the second for twenty.
 
 defaults:
   hold: 30          # seconds of each hold
@@ -55,7 +55,6 @@ def write_starter(name: str, force: bool = False) -> Path:
 
 # --- Built-in routines --------------------------------------------------------
 
-DEFAULT_ROUTINE = "psoas"
 ROUTINES_DIR = Path(__file__).with_name("builtins")  # package data (importlib.resources costs ~5 ms of start-up)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,7 @@ def _split_error(text: str) -> tuple[str, Path_]:
     message = match["message"]
     if message.startswith("@"):  # a cross-field check naming its field (_FieldProblem)
         field, _, message = message[1:].partition(": ")
-        path += field.split(".")
+        path += tuple(int(part) if part.isdigit() else part for part in field.split("."))
     return message, tuple(path)
 
 
@@ -79,27 +81,30 @@ def _describe(message: str, path: Path_, data: Any) -> tuple[str, Path_]:
     if found := re.match(r"Object missing required field `(.*)`$", message):
         path += (found[1],)
         return f"{_dotted(path)}: required", path
-    field = _dotted(path)
-    got = _at(data, path)
+    return _describe_value(message, _dotted(path), _at(data, path)), path
+
+
+def _describe_value(message: str, field: str, got: Any) -> str:
+    """Our message for a value msgspec refused (a bound, a length, a pattern or a type)."""
     if isinstance(got, float) and math.isnan(got):
-        return f"{field}: must be a number (got nan)", path
+        return f"{field}: must be a number (got nan)"
     if found := _BOUND.match(message):
-        return f"{field}: must be {_BOUND_WORDS[found['op']]} {_num(float(found['limit']))} (got {got!r})", path
+        return f"{field}: must be {_BOUND_WORDS[found['op']]} {_num(float(found['limit']))} (got {got!r})"
     if found := _LENGTH.match(message):
         unit = "characters" if found["kind"] == "str" else "item(s)"
         if found["kind"] == "str" and found["op"] == ">=":
-            return f"{field}: must not be empty", path
+            return f"{field}: must not be empty"
         least = "at least" if found["op"] == ">=" else "at most"
-        return f"{field}: must have {least} {found['limit']} {unit}", path
+        return f"{field}: must have {least} {found['limit']} {unit}"
     if found := re.match(r"Expected `str` matching regex '(.*)'$", message):
-        return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})", path
+        return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})"
     if found := _TYPE.match(message):
         wanted = [kind for kind in found["expected"].split(" | ") if kind != "null"]
         words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in wanted)
         if wanted == ["float", "object"]:
             words = "a number of seconds, or a mapping of side to seconds"
-        return f"{field}: must be {words} (got {got!r})", path
-    return f"{field}: {message[:1].lower()}{message[1:]}", path
+        return f"{field}: must be {words} (got {got!r})"
+    return f"{field}: {message[:1].lower()}{message[1:]}"
 
 
 def parse_routine(text: str, source: str = "<routine>") -> Routine:
@@ -154,20 +159,13 @@ def parse_routine_cached(text: str, source: str = "<routine>") -> Routine:
 
 
 def load_routine_file(path: str | Path) -> Routine:
-    """Read and validate a routine file."""
+    """Read and validate a routine file (a regular file of at most MAX_FILE_BYTES; never a FIFO or a device)."""
+    if not isinstance(path, (str, Path)):
+        raise RoutineError(f"routine: must be a file path (got {type(path).__name__})")
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RoutineError(f"{path}: no such routine file") from None
-    except IsADirectoryError:
-        raise RoutineError(f"{path}: is a directory, not a routine file") from None
-    except OSError as exc:
-        raise RoutineError(f"{path}: cannot read ({exc.strerror})") from None
+    raw = _read_bounded(path)
     if b"\x00" in raw[:4096]:
         raise RoutineError(f"{path}:1: not a text file (contains NUL bytes; routines are UTF-8 YAML)")
-    if len(raw) > MAX_FILE_BYTES:
-        raise RoutineError(f"{path}:1: file is larger than {MAX_FILE_BYTES // 1000} kB; not a routine")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -177,6 +175,37 @@ def load_routine_file(path: str | Path) -> Routine:
     if routine.music:  # music is named relative to the routine file
         routine = msgspec.structs.replace(routine, music=[str(path.parent / name) for name in routine.music])
     return routine
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of a routine file, checked before reading: a regular file, not too large.
+
+    Opened without blocking (a FIFO would otherwise wait for a writer forever) and
+    checked on the open descriptor, so nothing can be swapped in between.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise RoutineError(f"{path}: no such routine file") from None
+    except IsADirectoryError:
+        raise RoutineError(f"{path}: is a directory, not a routine file") from None
+    except OSError as exc:
+        raise RoutineError(f"{path}: cannot read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise RoutineError(f"{path}: is a directory, not a routine file")
+        if not stat.S_ISREG(info.st_mode):
+            raise RoutineError(f"{path}: not a regular file (a pipe or a device); routines are YAML files")
+        if info.st_size > MAX_FILE_BYTES:
+            raise RoutineError(f"{path}:1: file is larger than {MAX_FILE_BYTES // 1000} kB; not a routine")
+        try:
+            raw = file.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows while we read
+        except OSError as exc:
+            raise RoutineError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise RoutineError(f"{path}:1: file is larger than {MAX_FILE_BYTES // 1000} kB; not a routine")
+    return raw
 
 
 # --- Schema and starter ------------------------------------------------------

@@ -8,11 +8,14 @@ import msgspec
 import msgspec.structs
 from msgspec import Meta
 
+from voiceguide.routine.text import label_problem, spoken_problem, template_problem
+
 MAX_FILE_BYTES = 1_000_000
 MAX_YAML_NODES = 50_000  # bounds alias expansion ("billion laughs")
 MAX_HOLD_SECONDS = 3600.0
 MAX_LINE_CHARS = 1000
 MAX_STRETCHES = 200
+MIN_RATE, MAX_RATE = 80, 450  # speaking rate, words per minute
 
 Seconds = Annotated[float, Meta(ge=0, le=MAX_HOLD_SECONDS)]
 PositiveSeconds = Annotated[float, Meta(gt=0, le=MAX_HOLD_SECONDS)]
@@ -38,14 +41,25 @@ class _FieldProblem(ValueError):
         super().__init__(f"@{field}: {message}")
 
 
+def _check(field: str, text: str | None, problem: Any) -> None:
+    """Raise a _FieldProblem on ``field`` if ``problem(text)`` finds one."""
+    found = problem(text) if text is not None else None
+    if found:
+        raise _FieldProblem(field, found)
+
+
 class Voice(_Model, kw_only=True):
     """How lines are spoken; every field is optional and falls back to the engine's default."""
 
     id: _described(str | None, "Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).") = None
     language: _described(str | None, "Language code, e.g. 'en-us'; picks a matching voice.") = None
-    rate: Annotated[int, Meta(ge=80, le=450, description="Speaking rate in words per minute.")] | None = None
+    rate: Annotated[int, Meta(ge=MIN_RATE, le=MAX_RATE, description="Speaking rate in words per minute.")] | None = None
     volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
     pitch: Annotated[int, Meta(ge=0, le=100, description="Voice pitch, 0 to 100 (espeak's default is 50).")] | None = None
+
+
+# The placeholders each phrase template may use (the others are said as written).
+TEMPLATES: dict[str, tuple[str, ...]] = {"side": ("side",), "next_up": ("name",), "round": ("n", "total")}
 
 
 class Phrases(_Model, kw_only=True):
@@ -63,6 +77,17 @@ class Phrases(_Model, kw_only=True):
         msgspec.field(default_factory=list)
     session_end: Text = "That's the end of the session. Well done."
 
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name in TEMPLATES:
+                _check(name, value, lambda text, name=name: template_problem(text, TEMPLATES[name]))
+            elif isinstance(value, str):
+                _check(name, value, spoken_problem)
+        for index, word in enumerate(self.numbers, 1):
+            _check(f"numbers.{index - 1}", word, lambda text, n=index: spoken_problem(text) or (
+                None if text else f"the word for {n} must not be empty"))
+
     def number(self, n: int) -> str:
         """The spoken word for countdown number ``n``."""
         return self.numbers[n - 1] if n <= len(self.numbers) else str(n)
@@ -74,6 +99,9 @@ class Cue(_Model, kw_only=True):
     at: Annotated[float, Meta(ge=-MAX_HOLD_SECONDS, le=MAX_HOLD_SECONDS,
                               description="Seconds into the hold; negative counts back from its end.")]
     say: SpokenText
+
+    def __post_init__(self) -> None:
+        _check("say", self.say, spoken_problem)
 
 
 class Defaults(_Model, kw_only=True):
@@ -114,11 +142,18 @@ class Stretch(_Model, kw_only=True):
         msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
+        _check("name", self.name, label_problem)
+        _check("instructions", self.instructions, spoken_problem)
+        _check("caution", self.caution, spoken_problem)
+        for index, line in enumerate(self.coaching):
+            _check(f"coaching.{index}", line, spoken_problem)
+        _check("side_label", self.side_label, label_problem)
+        for index, side in enumerate(self.sides or []):
+            _check(f"sides.{index}", side, label_problem)
         if self.sides is not None and len(set(self.sides)) != len(self.sides):
             raise _FieldProblem("sides", f"side labels must be unique (got {self.sides})")
-        if self.side_label is not None and self.side_label.replace("{side}", "").count("{") + \
-                self.side_label.replace("{side}", "").count("}"):
-            raise _FieldProblem("side_label", f"the only placeholder is {{side}} (got {self.side_label!r})")
+        if self.side_label is not None and (problem := template_problem(self.side_label, ("side",))):
+            raise _FieldProblem("side_label", problem)
         if isinstance(self.hold, dict):
             for side, seconds in self.hold.items():
                 if not 0 < seconds <= MAX_HOLD_SECONDS:  # also false for NaN
@@ -150,6 +185,9 @@ class Routine(_Model, kw_only=True):
     stretches: Annotated[list[Stretch], Meta(min_length=1, max_length=MAX_STRETCHES)]
 
     def __post_init__(self) -> None:
+        _check("name", self.name, label_problem)
+        _check("intro", self.intro, spoken_problem)
+        _check("closing", self.closing, spoken_problem)
         seen: set[str] = set()
         for stretch in self.stretches:
             for key in {stretch.name.casefold(), (stretch.id or stretch.name).casefold()}:
