@@ -58,7 +58,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from voiceguide import SessionOptions, build_plan, build_script, resolve_routine
+from voiceguide import SessionOptions, resolve_routine
 
 # --- library internals used by the benchmark -------------------------------------------
 # (everything beyond `voiceguide` top-level names and the CLI; re-point these when modules move)
@@ -68,7 +68,7 @@ from voiceguide.export.formats import DEFAULT_BITRATE, parse_bitrate
 from voiceguide.export.mp3 import LAME_QUALITY
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.host import usable_cores
-from voiceguide.pipeline import _lengths, _script_options  # a render's lengths, clips and script options
+from voiceguide.pipeline import session_clips  # a render's plan and clips
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.espeak import Pyttsx3Engine
 
@@ -281,8 +281,7 @@ def prepare(spec: str, cache_dir: Path, raw: Path, clip_dir: Path, rendered_plan
         raise SystemExit(f"{spec}: the benchmark expects voice-only routines")
     options = SessionOptions()
     cache = ClipCache(folder=cache_dir)
-    lengths, clips = _lengths(routine, options, Pyttsx3Engine(), cache, estimate=False)
-    plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
+    plan, clips = session_clips(routine, options, Pyttsx3Engine(), cache)
     if json.loads(json.dumps(plan.to_dict())) != json.loads(rendered_plan.read_text(encoding="utf-8")):
         raise SystemExit(f"{spec}: the benchmark's plan differs from the render's; the floor would encode other PCM")
     levelled = level_session(plan, clips, options.loudness, remember=cache.folder).clips

@@ -34,8 +34,8 @@ def test_plan_json_is_pure_json_with_the_documented_shape() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     holds = [e for e in data["events"] if e["kind"] == "hold"]
-    assert len(holds) == 6 and all(e["end"] - e["start"] == pytest.approx(45) for e in holds)
-    assert data["chapters"][1]["title"] == "Runner's stretch (left)"
+    assert len(holds) == 7 and all(e["end"] - e["start"] == pytest.approx(45) for e in holds)
+    assert data["chapters"][1]["title"] == "Table stretch (left)"
     assert data["duration"] == data["chapters"][-1]["end"]
 
 

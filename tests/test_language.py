@@ -67,8 +67,11 @@ def test_sides_rounds_and_per_side_holds() -> None:
     said = [e.text for e in plan.speech()]
     assert said.count("Round 2 of 2.") == 1 and said.count("Other side.") == 4
     assert "Coming up: Fold." in said and "That's the end of the session. Well done." not in said
-    # Rest between rounds (6 s) and between stretches (6 s); switch gaps of 4 s, none for Fold.
-    assert [(e.end - e.start) / RATE for e in plan.events if e.kind == "rest"] == [6, 6]
+    # A quiet rest between rounds (6 s); before Fold the rest carries its name and instructions (at least 6 s);
+    # switch gaps of 4 s, none for Fold.
+    rests = [e for e in plan.events if e.kind == "rest"]
+    assert next((e.end - e.start) / RATE for e in rests) == 6 and (rests[1].end - rests[1].start) / RATE >= 6
+    assert next(e.text for e in plan.speech() if e.start == rests[1].start) == "Coming up: Fold."
     assert [(e.end - e.start) / RATE for e in plan.events if e.kind == "switch"] == [4] * 4
 
 
@@ -89,7 +92,8 @@ def test_command_line_style_overrides() -> None:
     plan = plan_of(options=ScriptOptions(hold_scale=1.5, rest=2, countdown=2, halfway=False, side_order="reversed"))
     assert [(e.place.side, (e.end - e.start) / RATE) for e in holds(plan)][:3] == [
         ("middle", 22.5), ("back", 24), ("front", 21)]
-    assert [(e.end - e.start) / RATE for e in plan.events if e.kind == "rest"] == [2, 2]
+    rests = [(e.end - e.start) / RATE for e in plan.events if e.kind == "rest"]
+    assert rests[0] == 2 and rests[1] >= 2  # between rounds, then the rest that introduces the next stretch
     assert not any(e.role == "halfway" for e in plan.speech())
     assert sum(1 for e in plan.speech() if e.role == "count") == 7 * 2
 
@@ -113,7 +117,7 @@ def test_fit_to_duration_scales_holds_exactly() -> None:
     routine = parse_routine(EVERYTHING)
     table = {e.text: e.end - e.start for e in build_plan(build_script(routine), length).speech() if e.text}
     options = fit_to_duration(routine, ScriptOptions(), 600, table)
-    plan = build_plan(build_script(routine, options), table)
+    plan = build_plan(build_script(routine, options), length)  # the fitted holds' paced lines are new text
     assert abs(plan.duration - 600) < 0.05
     with pytest.raises(OptionError, match="too short"):
         fit_to_duration(routine, ScriptOptions(), 100, table)
@@ -167,7 +171,8 @@ def test_cli_flags_reach_the_plan() -> None:
     hold_events = [e for e in data["events"] if e["kind"] == "hold"]
     assert [e["side"] for e in hold_events[:2]] == ["right", "left"]
     assert all(e["end"] - e["start"] == pytest.approx(45) for e in hold_events)
-    assert [e["end"] - e["start"] for e in data["events"] if e["kind"] == "rest"] == pytest.approx([12, 12])
+    rests = [e for e in data["events"] if e["kind"] == "rest"]
+    assert len(rests) == 2 and all(e["end"] - e["start"] >= 12 - 1e-6 for e in rests)
     assert sum(1 for e in data["events"] if e["role"] == "count") == 30
     assert sum(1 for e in data["events"] if e["role"] == "halfway") == 6
 

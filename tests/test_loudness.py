@@ -65,11 +65,11 @@ def test_limiter_keeps_peaks_under_the_ceiling_and_moves_smoothly() -> None:
 
 def test_measurement_of_shortened_silences_matches_the_whole_session(fake_engine: FakeEngine, cache: ClipCache) -> None:
     from voiceguide.audio.assemble import SessionAudio
-    from voiceguide.pipeline import _lengths
+    from voiceguide.pipeline import session_clips
 
     routine = load_builtin("desk-break")
     plan = plan_session(routine, engine=fake_engine, cache=cache)
-    _, clips = _lengths(routine, SessionOptions(), fake_engine, cache, estimate=False)  # speech and tones
+    _, clips = session_clips(routine, SessionOptions(), fake_engine, cache)  # speech and tones
     whole = measure(SessionAudio(plan, clips).chunks(), RATE, true_peak=False).integrated
     short = measure(speech_only(plan, clips), RATE, true_peak=False).integrated
     assert abs(whole - short) <= 0.1

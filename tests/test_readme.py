@@ -92,7 +92,7 @@ def test_hold_examples_quote_correctly() -> None:
     example = re.search(r'for one: ("[^"]*")', help_text)
     assert example and shlex.split(example[1]) == ["Runner's stretch=60"]
     result = runner.invoke(app, ["plan", "psoas", "--estimate", "--json", *shlex.split(f"--hold {example[1]}")])
-    holds = {e["end"] - e["start"] for e in json.loads(result.stdout)["events"]
+    holds = {round(e["end"] - e["start"], 6) for e in json.loads(result.stdout)["events"]
              if e["kind"] == "hold" and e["stretch"] == "Runner's stretch"}
     assert holds == {60.0}
     for line in re.findall(r"^voiceguide (render psoas --hold .*?)(?:\s+#.*)?$", README, re.MULTILINE):

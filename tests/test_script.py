@@ -46,7 +46,10 @@ def test_sides_make_two_holds_with_switch_between() -> None:
     assert [w.seconds for w in windows(script, PREPARE)] == [2, 2]
     assert [w.seconds for w in windows(script, SWITCH_GAP)] == [3]
     speech = [line.text for b in script.blocks if isinstance(b, SpeechBlock) for line in b.lines]
-    assert speech[:6] == ["Test", "Lunge.", "Step forward.", "Left side.", "Get into position.", "Switch sides."]
+    assert speech[:8] == ["Test", "First: Lunge.", "Step forward.", "Left side.", "Get into position.", "And release.",
+                          "Switch sides.", "Right side."]
+    # The stretch's name is said once: in the line that introduces it.
+    assert sum("Lunge" in text for text in speech) == 1
 
 
 def test_hold_cues_resolve_offsets() -> None:

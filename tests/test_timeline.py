@@ -56,14 +56,17 @@ def test_coaching_cues_at_offsets_from_start_and_end() -> None:
 def test_total_is_sum_of_parts_and_blocks_are_contiguous() -> None:
     plan = plan_of()
     pause = to_samples(PAUSE_AFTER_LINE)
-    windows = [e for e in plan.events if e.kind != "speech"]
-    sequential = [e for e in plan.speech() if not any(w.start <= e.start < w.end for w in windows)]
-    parts = sum(w.end - w.start for w in windows) + sum(e.end - e.start + pause for e in sequential)
+    windows = [e for e in plan.events if e.kind not in ("speech", "rest")]
+    rests = [e for e in plan.events if e.kind == "rest"]
+    sequential = [e for e in plan.speech() if not any(w.start <= e.start < w.end for w in windows + rests)]
+    parts = (sum(w.end - w.start for w in windows) + sum(r.end - r.start for r in rests)
+             + sum(e.end - e.start + pause for e in sequential))
     assert plan.total == parts
-    # The first speech starts at zero, the rest window sits between the two stretches.
-    rest = next(e for e in plan.events if e.kind == "rest")
-    assert rest.end - rest.start == 4 * RATE
-    assert next(e for e in plan.speech() if e.start >= rest.start).text == "Next up: Cobra."
+    # The rest before the second stretch carries its name and instructions, and lasts at least its 4 seconds.
+    (rest,) = rests
+    inside = [e for e in plan.speech() if rest.start <= e.start < rest.end]
+    assert inside[0].start == rest.start and inside[0].text == "Next up: Cobra."
+    assert rest.end - rest.start == max(4 * RATE, sum(e.end - e.start + pause for e in inside))
 
 
 def test_no_two_spoken_lines_overlap() -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from voiceguide.audio.loudness import TARGET_LUFS
 from voiceguide.errors import OptionError, VoiceguideError
-from voiceguide.plan.blocks import Say
+from voiceguide.plan.blocks import CueScript, Say
 from voiceguide.plan.fitting import fit_to_duration
 from voiceguide.plan.options import check_number
 from voiceguide.plan.script import ScriptOptions, build_script, check_script, spoken_texts
@@ -186,7 +186,7 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
     return to_samples(seconds, rate)
 
 
-def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
              estimate: bool, progress: Progress | None = None,
              need_clips: bool = True) -> tuple[dict[Say, int], dict[Say, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
@@ -194,7 +194,7 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
     from voiceguide.audio.tones import tone_clip
     from voiceguide.plan.tones import Tone, tone_samples
 
-    heard = spoken_texts(build_script(routine, options.script))
+    heard = spoken_texts(script)
     tones = [t for t in heard if isinstance(t, Tone)]
     texts = [t for t in heard if isinstance(t, str)]
     voice = voice_settings(routine, options.voice)
@@ -205,6 +205,21 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
     clips: dict[Say, Clip] = {**synthesize(texts, voice, engine, cache, RATE, progress=report),
                               **{t: tone_clip(t, RATE) for t in tones}}
     return {t: clip.samples for t, clip in clips.items()}, clips
+
+
+def session_script(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+                   estimate: bool = False) -> CueScript:
+    """The cue script a session speaks: with ``options.duration``, its holds fitted by exact planning.
+
+    Fitting needs the lengths of the lines between holds only (a hold lasts its
+    seconds whatever is said in it), so those are measured first; the paced
+    lines of the fitted holds (the time left, say) are then part of the script.
+    """
+    script = build_script(routine, options.script)
+    if options.duration is None:
+        return script
+    lengths, _ = _lengths(script, routine, options, engine, cache, estimate, need_clips=False)
+    return build_script(routine, fit_to_duration(routine, options.script, options.duration, lengths))
 
 
 def _speech_lengths(texts: list[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
@@ -219,10 +234,13 @@ def _speech_lengths(texts: list[str], voice: VoiceSettings, engine: Engine, cach
     return lengths
 
 
-def _script_options(routine: Routine, options: SessionOptions, lengths: dict[Say, int]) -> ScriptOptions:
-    if options.duration is None:
-        return options.script
-    return fit_to_duration(routine, options.script, options.duration, lengths)
+def session_clips(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+                  progress: Progress | None = None) -> tuple[Plan, dict[Say, Clip]]:
+    """The exact plan and every clip it plays (speech synthesized or read from the cache, tones generated),
+    before session levelling: what a render assembles."""
+    script = session_script(routine, options, engine, cache)
+    lengths, clips = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress)
+    return build_plan(script, lengths), clips
 
 
 def plan_session(routine: Routine | str | Path, options: SessionOptions | None = None, *,
@@ -234,8 +252,9 @@ def plan_session(routine: Routine | str | Path, options: SessionOptions | None =
     options, engine, cache = _arguments(options, engine, cache)
     check_voice(voice_settings(routine, options.voice), engine)
     check_script(routine, options.script)
-    lengths, _ = _lengths(routine, options, engine, cache, estimate, need_clips=False)
-    return build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
+    script = session_script(routine, options, engine, cache, estimate)
+    lengths, _ = _lengths(script, routine, options, engine, cache, estimate, need_clips=False)
+    return build_plan(script, lengths)
 
 
 def check_routine(routine: Routine | str | Path, options: SessionOptions | None = None, *,
@@ -274,8 +293,7 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
-    lengths, clips = _lengths(routine, options, engine, cache, estimate=False, progress=progress)
-    plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
+    plan, clips = session_clips(routine, options, engine, cache, progress)
 
     def check(temp: Path) -> None:
         if progress:
@@ -419,7 +437,8 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
         check_voice(voice_settings(item.routine, options.voice), engine)
         check_script(item.routine, options.script)
     for item in items:  # warm the cache: the renders then only read clips
-        _lengths(item.routine, options, engine, cache, estimate=False)
+        _lengths(session_script(item.routine, options, engine, cache), item.routine, options, engine, cache,
+                 estimate=False)
     workers = max(1, min(jobs or usable_cores(), len(items)))
     # Processes, not threads: levelling and assembly run Python code, and renders
     # sharing one interpreter would take turns on its lock. Forked workers inherit
@@ -492,7 +511,7 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     from voiceguide.export.encode import check_writable, encode
     from voiceguide.export.formats import format_for
     from voiceguide.export.tags import Tags
-    from voiceguide.plan.blocks import CueScript, Line, Place, Role, SpeechBlock
+    from voiceguide.plan.blocks import Line, Place, Role, SpeechBlock
     from voiceguide.routine.text import plain_text as clean
 
     if not isinstance(text, str):

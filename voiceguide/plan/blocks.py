@@ -43,6 +43,9 @@ class Role(_Word):
     CLOSING = "closing"
     TONE = "tone"
     PREVIEW = "preview"
+    RELEASE = "release"
+    TIME_LEFT = "time_left"
+    CAUTION = "caution"
 
 
 class Kind(_Word):
@@ -54,6 +57,8 @@ class Kind(_Word):
     PREPARE = "prepare"
     SWITCH = "switch"
 
+
+PAUSE_AFTER_LINE = 0.7  # seconds of quiet after each spoken line: a breath (routines set it as defaults.pause)
 
 Say = str | Tone  # what a line makes heard: words for the speech engine, or a generated tone
 
@@ -87,6 +92,9 @@ class SpeechBlock:
 
     lines: tuple[Line, ...]
     place: Place
+    min_seconds: float = 0.0  # a rest that carries speech lasts at least this long
+    span: Kind | None = None  # the block is also a span of this kind (a rest) in the plan
+    pause: float = PAUSE_AFTER_LINE  # seconds of quiet after each line: a breath between them
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from voiceguide.errors import OptionError, PlanError
+from voiceguide.plan.blocks import Say
 from voiceguide.plan.options import MAX_HOLD_SCALE, ScriptOptions
 from voiceguide.plan.script import build_script, longest_hold
 from voiceguide.plan.timeline import MAX_SESSION_SECONDS, build_plan
@@ -14,7 +15,7 @@ from voiceguide.routine.model import MAX_HOLD_SECONDS, Routine
 HOLD_FLOOR = 10.0  # --duration never scales a hold below this many seconds
 
 
-def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, lengths: Mapping[str, int]) -> ScriptOptions:
+def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, lengths: Mapping[Say, int]) -> ScriptOptions:
     """Scale every hold (never below HOLD_FLOOR seconds) so the session lasts ``target`` seconds."""
     if not 60 <= target <= MAX_SESSION_SECONDS:
         raise OptionError(f"--duration: must be between 1 minute and {MAX_SESSION_SECONDS // 3600} hours")
@@ -22,7 +23,9 @@ def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, len
     def total(scale: float) -> float | None:
         trial = replace(options, hold_scale=scale, hold_floor=HOLD_FLOOR)
         try:
-            return build_plan(build_script(routine, trial), lengths).duration
+            # Lines inside holds do not change how long the session lasts; the paced ones (the time left) differ
+            # with each scale and are measured only once the scale is found.
+            return build_plan(build_script(routine, trial), lambda text: lengths.get(text, 0)).duration
         except PlanError:
             return None  # cues no longer fit: too short
 
@@ -53,11 +56,6 @@ def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, len
         else:
             low = mid
     return replace(options, hold_scale=min(round(high, 6), most), hold_floor=HOLD_FLOOR)
-
-
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}:{rest:02d}"
 
 
 def _clock(seconds: float) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from voiceguide.errors import OptionError, PlanError
 from voiceguide.plan.blocks import Block, CueScript, Kind, Line, Place, Role, Say, SpeechBlock, TimedLine, Window
+from voiceguide.plan.coaching import Pacer
 from voiceguide.plan.options import ScriptOptions
 from voiceguide.plan.tones import Tone, tone_seconds
 from voiceguide.routine.model import MAX_HOLD_SECONDS, Routine, Stretch
@@ -91,7 +92,7 @@ def _chapter_title(stretch: Stretch, side: str | None, round_: int, rounds: int)
 
 
 def _hold_cues(routine: Routine, stretch: Stretch, seconds: float, countdown: int, halfway: bool,
-               where: str) -> tuple[TimedLine, ...]:
+               where: str, pacer: Pacer) -> tuple[TimedLine, ...]:
     phrases = routine.phrases
     breathe = stretch.breathe if stretch.breathe is not None else routine.defaults.breathe
     cues: list[TimedLine] = []
@@ -114,7 +115,7 @@ def _hold_cues(routine: Routine, stretch: Stretch, seconds: float, countdown: in
         while at < seconds - countdown - 1:
             cues.append(TimedLine(at, Line(phrases.breathe, Role.BREATHE), required=False))
             at += breathe
-    return tuple(sorted(cues, key=lambda c: c.at))
+    return pacer.pace(sorted(cues, key=lambda c: c.at), seconds, routine.defaults.max_silence)
 
 
 def _setting(stretch: Stretch, routine: Routine, name: str) -> float:
@@ -144,13 +145,16 @@ def build_script(routine: Routine, options: ScriptOptions | None = None) -> CueS
     """
     options = options or ScriptOptions()
     check_script(routine, options)
-    blocks: list[Block] = [SpeechBlock((Line(routine.intro or routine.name, Role.INTRO),), Place("Introduction"))]
+    pause = routine.defaults.pause
+    blocks: list[Block] = [SpeechBlock((Line(routine.intro or routine.name, Role.INTRO),), Place("Introduction"),
+                                       pause=pause)]
     for index, stretch in enumerate(routine.stretches):
+        pacer = Pacer(stretch.coaching, routine.phrases.time_left, routine.phrases.breathe)
         for turn in _turns(stretch, index, routine, options):
-            blocks += _turn_blocks(routine, turn, options)
+            blocks += _turn_blocks(routine, turn, options, pacer)
     closing = tuple(Line(text, Role.CLOSING) for text in (routine.closing, routine.phrases.session_end) if text)
     if closing:
-        blocks.append(SpeechBlock(closing, Place("Closing")))
+        blocks.append(SpeechBlock(closing, Place("Closing"), pause=pause))
     tones = routine.defaults.tones if options.tones is None else options.tones
     script = CueScript(routine.name, _with_tones(blocks) if tones else tuple(blocks))
     _check_line_count(script)
@@ -166,41 +170,54 @@ def _turns(stretch: Stretch, index: int, routine: Routine, options: ScriptOption
             for round_ in range(1, rounds + 1) for number, side in enumerate(sides)]
 
 
-def _turn_blocks(routine: Routine, turn: _Turn, options: ScriptOptions) -> list[Block]:
-    """A rest (before a new stretch or round), the spoken lead-in, the gap to get ready, and the hold."""
+def _turn_blocks(routine: Routine, turn: _Turn, options: ScriptOptions, pacer: Pacer) -> list[Block]:
+    """The lead-in (during the rest before a new stretch: its name and instructions), the gap to get into
+    position, the hold, and the release the moment it ends."""
     blocks: list[Block] = []
+    pause = routine.defaults.pause
     rest = options.rest if options.rest is not None else _setting(turn.stretch, routine, "rest")
-    if turn.first_side and turn.after_rest and rest > 0:  # with a preview of what comes
-        preview = routine.phrases.next_up.format(name=turn.stretch.name) if turn.round == 1 else ""
-        cues = (TimedLine(0.0, Line(preview, Role.NEXT_UP)),) if preview else ()
-        blocks.append(Window(Kind.REST, rest, cues, turn.place))
-    lines = _lead_in(routine, turn)
+    introducing = turn.first_side and turn.round == 1
+    if turn.first_side and turn.after_rest and rest > 0 and not introducing:  # a quiet rest between rounds
+        blocks.append(Window(Kind.REST, rest, (), turn.place))
+    lines = _lead_in(routine, turn, first=not turn.after_rest)
     if lines:
-        blocks.append(SpeechBlock(tuple(lines), turn.place))
+        # Before a new stretch the rest carries its name and instructions: the person moves while listening.
+        resting = rest if introducing and turn.after_rest else 0.0
+        blocks.append(SpeechBlock(tuple(lines), turn.place, min_seconds=resting, pause=pause,
+                                  span=Kind.REST if resting else None))
     gap = _setting(turn.stretch, routine, "prepare" if turn.first_side else "switch")
     if gap > 0:
         blocks.append(Window(Kind.PREPARE if turn.first_side else Kind.SWITCH, gap, (), turn.place))
     seconds = hold_seconds(routine, turn.stretch, turn.side, options)
     countdown = options.countdown if options.countdown is not None else int(_setting(turn.stretch, routine, "countdown"))
     halfway = bool(_setting(turn.stretch, routine, "halfway")) if options.halfway is None else options.halfway
-    cues = _hold_cues(routine, turn.stretch, seconds, countdown, halfway, turn.place.chapter)
+    cues = _hold_cues(routine, turn.stretch, seconds, countdown, halfway, turn.place.chapter, pacer)
     blocks.append(Window(Kind.HOLD, seconds, cues, turn.place))
+    if routine.phrases.release:  # on the hold's last sample: come out of it
+        blocks.append(SpeechBlock((Line(routine.phrases.release, Role.RELEASE),), turn.place, pause=pause))
     return blocks
 
 
-def _lead_in(routine: Routine, turn: _Turn) -> list[Line]:
-    """What is said before a side's hold: the name and instructions (once), the round, the side, get ready."""
+def _lead_in(routine: Routine, turn: _Turn, first: bool) -> list[Line]:
+    """What is said before a side's hold: the stretch's name (once) and instructions, the round, the side."""
     phrases, stretch, lines = routine.phrases, turn.stretch, []
     if turn.first_side and turn.round == 1:
-        lines.append(Line(stretch.name + ".", Role.TITLE))
+        announce = (phrases.first_up if first else phrases.next_up).format(name=stretch.name)
+        lines.append(Line(announce or stretch.name + ".", Role.TITLE))
         if stretch.instructions:
             lines.append(Line(stretch.instructions, Role.INSTRUCTIONS))
+        if stretch.caution:
+            lines.append(Line(stretch.caution, Role.CAUTION))
     if turn.first_side and turn.rounds > 1 and phrases.round:
         lines.append(Line(phrases.round.format(n=turn.round, total=turn.rounds), Role.ROUND))
     if not turn.first_side and phrases.switch_sides:
         lines.append(Line(phrases.switch_sides, Role.SWITCH))
-    if turn.side is not None and phrases.side:
-        lines.append(Line(phrases.side.format(side=turn.side[:1].upper() + turn.side[1:]), Role.SIDE))
+    if turn.side is not None:
+        if stretch.side_label:
+            label = stretch.side_label.format(side=turn.side)
+            lines.append(Line(label[:1].upper() + label[1:].rstrip(".") + ".", Role.SIDE))
+        elif phrases.side:
+            lines.append(Line(phrases.side.format(side=turn.side[:1].upper() + turn.side[1:]), Role.SIDE))
     if turn.first_side and phrases.get_ready:
         lines.append(Line(phrases.get_ready, Role.GET_READY))
     return lines

@@ -14,17 +14,17 @@ from typing import Any
 
 from voiceguide.errors import PlanError
 from voiceguide.plan import script as s
+from voiceguide.plan.blocks import PAUSE_AFTER_LINE as PAUSE_AFTER_LINE  # re-exported: the default breath
 from voiceguide.plan.blocks import Kind, Role, Say
 from voiceguide.plan.script import MAX_SPOKEN_LINES
 from voiceguide.plan.tones import Tone
 
 RATE = 44100
-PAUSE_AFTER_LINE = 0.4  # seconds of quiet after each line of a speech block
 MAX_SESSION_SECONDS = 6 * 3600
 
 _ROLE_NAMES = {
     Role.START: "hold cue", Role.COUNT: "countdown number", Role.COACHING: "coaching cue", Role.HALFWAY: "halfway cue",
-    Role.BREATHE: "breathing cue", Role.NEXT_UP: "next-up preview", Role.TONE: "tone",
+    Role.BREATHE: "breathing cue", Role.NEXT_UP: "next-up preview", Role.TONE: "tone", Role.TIME_LEFT: "time-left cue",
 }
 
 
@@ -153,16 +153,19 @@ def _first(placed: tuple[int, int, s.TimedLine]) -> tuple[int, int]:
 def build_plan(script: s.CueScript, lengths: Mapping[Say, int] | Callable[[Say], int], rate: int = RATE) -> Plan:
     """Time every block of a cue script; ``lengths`` gives each spoken text's length in samples."""
     length = lengths if callable(lengths) else lengths.__getitem__
-    pause = to_samples(PAUSE_AFTER_LINE, rate)
     events: list[Event] = []
     dropped: list[str] = []
     cursor = 0
     for block in script.blocks:
         if isinstance(block, s.SpeechBlock):
+            began, pause = cursor, to_samples(block.pause, rate)
             for line in block.lines:
                 end = cursor + length(line.text)
                 events.append(Event(cursor, end, Kind.SPEECH, block.place, line.text, line.role))
                 cursor = end + pause
+            cursor = max(cursor, began + to_samples(block.min_seconds, rate))  # a rest lasts at least its seconds
+            if block.span is not None:
+                events.append(Event(began, cursor, block.span, block.place))
         else:
             window_events = _place_window(block, cursor, length, rate, dropped)
             events += window_events

@@ -59,7 +59,8 @@ class Voice(_Model, kw_only=True):
 
 
 # The placeholders each phrase template may use (the others are said as written).
-TEMPLATES: dict[str, tuple[str, ...]] = {"side": ("side",), "next_up": ("name",), "round": ("n", "total")}
+TEMPLATES: dict[str, tuple[str, ...]] = {"side": ("side",), "first_up": ("name",), "next_up": ("name",),
+                                        "round": ("n", "total"), "time_left": ("seconds",)}
 
 
 class Phrases(_Model, kw_only=True):
@@ -71,7 +72,11 @@ class Phrases(_Model, kw_only=True):
     switch_sides: Text = "Switch sides."
     halfway: Text = "Halfway."
     breathe: Text = "Breathe."
-    next_up: _described(Text, "Spoken during the rest; {name} is the next stretch.") = "Next up: {name}."
+    first_up: _described(Text, "Names the first stretch after the introduction; {name} is its name.") = "First: {name}."
+    next_up: _described(Text, "Opens the rest before a stretch (its instructions follow); {name} is its name.") = \
+        "Next up: {name}."
+    release: _described(Text, "Said the moment a hold ends; empty for none.") = "And release."
+    time_left: _described(Text, "Paces a long hold; {seconds} is the time left.") = "{seconds} seconds left."
     round: _described(Text, "{n} and {total} are filled in.") = "Round {n} of {total}."
     numbers: _described(list[Text], "Words for the countdown numbers 1, 2, 3...; digits are spoken when empty.") = \
         msgspec.field(default_factory=list)
@@ -116,6 +121,9 @@ class Defaults(_Model, kw_only=True):
     breathe: _described(PositiveSeconds | None, "Say the breathe phrase every N seconds of a hold.") = None
     repeat: Annotated[int, Meta(ge=1, le=20, description="Rounds of each stretch (all its sides).")] = 1
     tones: _described(bool, "Chime when a hold starts and ends, and ring a bell at the end of the session.") = False
+    pause: Annotated[float, Meta(ge=0.2, le=5, description="Seconds of quiet between consecutive lines (a breath).")] = 0.7
+    max_silence: Annotated[float, Meta(ge=5, le=MAX_HOLD_SECONDS, description=(
+        "Longest silence inside a hold: longer holds get paced cues (coaching lines, time left, breathing)."))] | None = 25.0
 
 
 class Stretch(_Model, kw_only=True):
