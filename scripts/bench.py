@@ -112,11 +112,11 @@ def write_raw(flags: list[str], path: Path) -> float:
 
 def floor_command(raw: Path, out: Path) -> list[str]:
     """ffmpeg alone, with exactly the encoder settings a render uses (no tags, no chapters)."""
-    from voiceguide.export.formats import DEFAULT_BITRATE, FORMAT_ARGS
+    from voiceguide.export.formats import DEFAULT_BITRATE, FORMATS
     from voiceguide.ffmpeg import ffmpeg_exe
 
     return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "s16le", "-ar", "44100", "-ac", "1",
-            "-i", str(raw), "-ar", "44100", "-ac", "1", "-b:a", DEFAULT_BITRATE, *FORMAT_ARGS["mp3"], str(out)]
+            "-i", str(raw), "-ar", "44100", "-ac", "1", "-b:a", DEFAULT_BITRATE, *FORMATS["mp3"].codec_args, str(out)]
 
 
 def _peer_child(flags: list[str], out: str) -> None:

@@ -41,7 +41,7 @@ class SessionOptions:
     bitrate: str | None = None  # None: 64k for voice alone, 128k with music
     duration: float | None = None  # fit the session to this many seconds by scaling holds
     loudness: float | None = -16.0  # integrated LUFS of the output; None leaves the clips as levelled one by one
-    fmt: str = "mp3"
+    fmt: str | None = None  # mp3, m4a, ogg, opus, flac or wav; None: the output's extension decides
     music: tuple[Path, ...] = ()  # background music files, played in turn and looped (default: the routine's)
     music_volume: float = -18.0  # dB the bed plays under the voice when nobody speaks
     duck: float = 12.0  # dB further down while a line is spoken
@@ -66,6 +66,8 @@ class RenderResult:
     output: Path
     plan: Plan
     extras: tuple[Path, ...] = ()  # sidecars and split files, in the order written
+    fmt: str = "mp3"  # the format written
+    chapters: tuple[Chapter, ...] = ()  # the chapters the file holds (none in a WAV)
 
 
 def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
@@ -185,14 +187,17 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     """
     from voiceguide.audio.assemble import SessionAudio
     from voiceguide.export.encode import check_writable, encode
+    from voiceguide.export.formats import check_bitrate, choose_format
     from voiceguide.export.verify import verify as verify_file
 
     options = options or SessionOptions()
-    check_writable(output)  # before any work: a bad path should fail in milliseconds
-    cache = cache or ClipCache()
     if not options.music and routine.music:
         options = replace(options, music=tuple(Path(name) for name in routine.music))
-    options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
+    fmt = choose_format(output, options.fmt)  # before any work: the name decides, --format must agree
+    check_bitrate(fmt, options.bitrate, 2 if options.music else 1)  # default: 64k a channel (128k with music)
+    options = replace(options, fmt=fmt.name)
+    check_writable(output)  # a bad path should fail in milliseconds
+    cache = cache or ClipCache()
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
     lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
@@ -201,7 +206,7 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     def check(temp: Path) -> None:
         if progress:
             progress(VERIFY, 0, 1)
-        verify_file(temp, plan.rate, plan.total, plan.chapters)
+        verify_file(temp, plan.rate, plan.total, plan.chapters, fmt)
         if progress:
             progress(VERIFY, 1, 1)
 
@@ -229,7 +234,8 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
     encode(audio, plan.rate, output, tags, plan.chapters,
            bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
-    return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
+    written = _write_extras(extras or Sidecars(), output, audio, tags, options, jobs)
+    return RenderResult(output, plan, written, fmt.name, tuple(plan.chapters) if fmt.holds_chapters else ())
 
 
 def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
@@ -317,12 +323,15 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     from concurrent.futures import ProcessPoolExecutor
 
     from voiceguide.export.encode import check_writable
+    from voiceguide.export.formats import check_bitrate, choose_format
     from voiceguide.host import usable_cores
 
     options = options or SessionOptions()
     engine = engine or Pyttsx3Engine()
     cache = cache or ClipCache()
-    for item in items:
+    for item in items:  # every name, format and bit rate checked before any work
+        check_bitrate(choose_format(item.output, options.fmt), options.bitrate,
+                      2 if options.music or item.routine.music else 1)
         check_writable(item.output)
     for item in items:  # warm the cache: the renders then only read clips
         _lengths(item.routine, options, engine, cache, estimate=False)
@@ -385,9 +394,11 @@ def safe_stem(name: str) -> str:
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
-def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str = "mp3") -> Path:
+def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str | None = None) -> Path:
     """Where a routine renders by default: output/<name>.mp3 (or the format's extension)."""
-    return folder / f"{safe_stem(base)}.{fmt}"
+    from voiceguide.export.formats import get_format
+
+    return folder / f"{safe_stem(base)}{get_format(fmt or 'mp3').extension}"
 
 
 def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *, engine: Engine | None = None,
@@ -396,7 +407,7 @@ def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *,
     from voiceguide.audio.assemble import SessionAudio
     from voiceguide.audio.loudness import level_session
     from voiceguide.export.encode import check_writable, encode
-    from voiceguide.export.formats import format_for
+    from voiceguide.export.formats import choose_format
     from voiceguide.export.tags import Tags
     from voiceguide.plan.script import CueScript, Line, Place, SpeechBlock
     from voiceguide.plan.script import plain_text as clean
@@ -404,11 +415,12 @@ def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *,
     line = clean(text)
     if not line:
         raise OptionError("preview: nothing to say")
+    fmt = choose_format(output)
     check_writable(output)
     voice = voice or VoiceSettings()
     clips = synthesize([line], voice, engine or Pyttsx3Engine(), cache or ClipCache(), RATE)
     script = CueScript("preview", (SpeechBlock((Line(line, "preview"),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
     levelled = level_session(plan, clips, loudness).clips
-    encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=format_for(output, None))
+    encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=fmt)
     return plan.duration
