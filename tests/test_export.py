@@ -189,7 +189,7 @@ def test_format_follows_the_extension(tmp_path: Path) -> None:
     assert choose_format(tmp_path / "a.ogg").name == "ogg" and choose_format(tmp_path / "a.OGG", "ogg").name == "ogg"
     with pytest.raises(OptionError, match="contradicts"):
         choose_format(tmp_path / "a.mp3", "flac")
-    with pytest.raises(OptionError, match="unknown extension '.unknown'.*mp3 .*wav"):
+    with pytest.raises(OptionError, match=r"unknown extension '\.unknown'.*mp3 .*wav"):
         choose_format(tmp_path / "a.unknown")
     with pytest.raises(OptionError, match="--format"):
         choose_format(tmp_path / "a.mp3", "aiff")

@@ -21,6 +21,7 @@ from voiceguide.speech.espeak import Pyttsx3Engine
 from voiceguide.speech.synth import cached_lengths, synthesize
 
 if TYPE_CHECKING:
+    from voiceguide.export.formats import Format
     from voiceguide.export.tags import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
@@ -187,14 +188,12 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     """
     from voiceguide.audio.assemble import SessionAudio
     from voiceguide.export.encode import check_writable, encode
-    from voiceguide.export.formats import check_bitrate, choose_format
     from voiceguide.export.verify import verify as verify_file
 
     options = options or SessionOptions()
     if not options.music and routine.music:
         options = replace(options, music=tuple(Path(name) for name in routine.music))
-    fmt = choose_format(output, options.fmt)  # before any work: the name decides, --format must agree
-    check_bitrate(fmt, options.bitrate, 2 if options.music else 1)  # default: 64k a channel (128k with music)
+    fmt = output_format(output, options, routine)
     options = replace(options, fmt=fmt.name)
     check_writable(output)  # a bad path should fail in milliseconds
     cache = cache or ClipCache()
@@ -236,6 +235,16 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
            bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
     written = _write_extras(extras or Sidecars(), output, audio, tags, options, jobs)
     return RenderResult(output, plan, written, fmt.name, tuple(plan.chapters) if fmt.holds_chapters else ())
+
+
+def output_format(output: Path, options: SessionOptions, routine: Routine) -> Format:
+    """The format ``output`` is written in (its extension decides; ``options.fmt`` must agree), with
+    ``options.bitrate`` checked for it: OptionError (exit 2) before any work. No bit rate: 64k a channel."""
+    from voiceguide.export.formats import check_bitrate, choose_format
+
+    fmt = choose_format(output, options.fmt)
+    check_bitrate(fmt, options.bitrate, 2 if options.music or routine.music else 1)  # music makes it stereo
+    return fmt
 
 
 def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
@@ -323,15 +332,13 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     from concurrent.futures import ProcessPoolExecutor
 
     from voiceguide.export.encode import check_writable
-    from voiceguide.export.formats import check_bitrate, choose_format
     from voiceguide.host import usable_cores
 
     options = options or SessionOptions()
     engine = engine or Pyttsx3Engine()
     cache = cache or ClipCache()
     for item in items:  # every name, format and bit rate checked before any work
-        check_bitrate(choose_format(item.output, options.fmt), options.bitrate,
-                      2 if options.music or item.routine.music else 1)
+        output_format(item.output, options, item.routine)
         check_writable(item.output)
     for item in items:  # warm the cache: the renders then only read clips
         _lengths(item.routine, options, engine, cache, estimate=False)

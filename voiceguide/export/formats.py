@@ -149,8 +149,8 @@ def choose_format(path: Path | str, name: str | Format | None = None) -> Format:
         what = f"has an unknown extension {suffix!r}" if suffix else "has no extension"
         raise OptionError(f"{path}: {what}; name the file for one of the formats: {_choices()}")
     if chosen is not None and chosen is not named:
-        raise OptionError(f"{path}: --format {chosen.name} contradicts the file's extension {suffix!r} "
-                          f"(a {named.name} file); use a {'/'.join(chosen.extensions)} name or drop --format")
+        raise OptionError(f"{path}: --format {chosen.name} contradicts the file's extension {suffix!r} ({named.name}); "
+                          f"drop one of them (formats: {_choices()})")
     return named
 
 
