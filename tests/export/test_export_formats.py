@@ -133,3 +133,12 @@ def test_cli_bad_bitrate_is_exit_2_before_any_work(tmp_path: Path) -> None:
         assert result.exit_code == 2 and "--bitrate" in result.stderr and "Traceback" not in result.output
         assert time.monotonic() - started < 5  # refused before speech is synthesized (--no-cache: no shortcut)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("fmt", "chapters"), [("wav", "0 chapters"), ("opus", "8 chapters")])
+def test_cli_says_what_was_written_and_verify_passes(fmt: str, chapters: str, tmp_path: Path) -> None:
+    """Real engine: a WAV holds no chapters (and says so); an Opus render verifies (before: every one failed)."""
+    out = tmp_path / f"psoas.{fmt}"
+    result = runner.invoke(app, ["render", "psoas", "-o", str(out), "--verify", "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"({result.stdout.split('(')[1].split(',')[0]}, {chapters}, verified)" in result.stdout
