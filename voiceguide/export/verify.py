@@ -31,7 +31,7 @@ class Probe:
 
     samples: int
     chapters: tuple[StoredChapter, ...]
-    rate: int = 0
+    rate: int
 
 
 def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
