@@ -13,7 +13,7 @@ from mutagen.mp3 import MP3
 
 from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
 from voiceguide.export.encode import encode
-from voiceguide.export.formats import format_for
+from voiceguide.export.formats import choose_format
 from voiceguide.export.mp3 import _split_points
 from voiceguide.export.tags import Tags, ffmetadata
 from voiceguide.export.verify import probe, verify
@@ -34,7 +34,7 @@ def test_mp3_duration_tags_and_chapters(tmp_path: Path) -> None:
     out = tmp_path / "s.mp3"
     encode(tone_chunks(4.0), RATE, out, Tags(title="Test session", comment="3 stretches"), CHAPTERS)
     samples = decode(out)
-    assert abs(len(samples) / RATE - 4.0) < 0.05
+    assert len(samples) == 4 * RATE  # gapless (LAME tag): exactly the samples given
     audio = MP3(out)
     assert audio.info.sample_rate == RATE and audio.info.channels == 1
     tags = ID3(out)
@@ -57,7 +57,7 @@ def test_metadata_is_escaped_and_sorted() -> None:
 def test_failed_encode_leaves_previous_file_and_no_partial(tmp_path: Path) -> None:
     out = tmp_path / "s.mp3"
     out.write_bytes(b"previous")
-    with pytest.raises(OptionError, match="--bitrate: expected one of"):
+    with pytest.raises(OptionError, match="--bitrate: expected kbit/s"):
         encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [], bitrate="not-a-bitrate")
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]
@@ -99,7 +99,7 @@ def test_failed_verify_keeps_the_previous_file(tmp_path: Path) -> None:
     out.write_bytes(b"previous")
 
     def wrong_length(temp: Path) -> None:
-        verify(temp, RATE, 2 * RATE, [])
+        verify(temp, RATE, 2 * RATE, [], "mp3")  # the temporary file's name (.part) names no format
 
     with pytest.raises(VerifyError):
         encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [], check=wrong_length)
@@ -168,13 +168,13 @@ def test_every_format_decodes_to_the_plan_with_its_chapters(fmt: str, tmp_path: 
     out = tmp_path / f"s.{fmt}"
     encode(tone_chunks(4.0), RATE, out, Tags(title="Psoas", comment="3 stretches, 4:00"), CHAPTERS)
     found = probe(out, RATE)
-    assert abs(found.samples - 4 * RATE) <= RATE // 1000  # within a millisecond
+    assert found.samples == (4 * 48000 if fmt == "opus" else 4 * RATE)  # exact, at the rate the file stores
     if fmt == "wav":
         assert found.chapters == ()  # WAV has no chapters players read
         return
     assert [title for _, _, title in found.chapters] == [c.title for c in CHAPTERS]
     for (start, _, _), chapter in zip(found.chapters, CHAPTERS, strict=True):
-        assert abs(start - chapter.start / RATE) <= 0.03
+        assert round(start * 1000) == round(chapter.start * 1000 / RATE)  # to the millisecond
     tags = mutagen.File(out)
     assert tags is not None and "Psoas" in str(tags.tags)
     # The chapter frames themselves, read back with mutagen as well as with ffmpeg's demuxers above.
@@ -185,11 +185,14 @@ def test_every_format_decodes_to_the_plan_with_its_chapters(fmt: str, tmp_path: 
     assert titles == [c.title for c in CHAPTERS]
 
 
-def test_format_follows_the_extension_unless_given(tmp_path: Path) -> None:
-    assert format_for(tmp_path / "a.ogg", None) == "ogg" and format_for(tmp_path / "a.mp3", "flac") == "flac"
-    assert format_for(tmp_path / "a.unknown", None) == "mp3"
+def test_format_follows_the_extension(tmp_path: Path) -> None:
+    assert choose_format(tmp_path / "a.ogg").name == "ogg" and choose_format(tmp_path / "a.OGG", "ogg").name == "ogg"
+    with pytest.raises(OptionError, match="contradicts"):
+        choose_format(tmp_path / "a.mp3", "flac")
+    with pytest.raises(OptionError, match=r"unknown extension '\.unknown'.*mp3 .*wav"):
+        choose_format(tmp_path / "a.unknown")
     with pytest.raises(OptionError, match="--format"):
-        format_for(tmp_path / "a.mp3", "aiff")
+        choose_format(tmp_path / "a.mp3", "aiff")
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "m4a", "ogg", "opus", "flac"])

@@ -206,7 +206,7 @@ def render(
                                          "chapters against the plan before replacing anything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", "-f", metavar="FORMAT", help="mp3, m4a, ogg, opus, flac or wav "
-                                            "(default: from -o's extension, else mp3).")] = None,
+                                            "(default: -o's extension, which it must agree with; else mp3).")] = None,
     bitrate: Annotated[str | None, typer.Option("--bitrate", metavar="RATE", help="Bit rate of lossy formats, e.g. 96k "
                                                 "(default 64k for voice, 128k with music).")] = None,
     loudness: Annotated[float | None, typer.Option("--loudness", metavar="LUFS", help="Integrated loudness in LUFS (EBU R128), "
@@ -232,7 +232,6 @@ def render(
     with _user_errors():
         from dataclasses import replace
 
-        from voiceguide.export.formats import format_for
         from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
         from voiceguide.routine.builtin import expand_routine_args, resolve_routine
 
@@ -241,9 +240,8 @@ def render(
             raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
                                    pitch, tones)
-        chosen = format_for(output or Path("session.mp3"), fmt)
         level = {} if loudness is None else {"loudness": loudness}  # None: the library's default
-        options = replace(options, fmt=chosen, bitrate=bitrate, music=tuple(music or ()), music_volume=music_volume,
+        options = replace(options, fmt=fmt, bitrate=bitrate, music=tuple(music or ()), music_volume=music_volume,
                           duck=duck, cover=cover, draw_cover=not no_cover, **level)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
@@ -251,12 +249,12 @@ def render(
         if len(loaded) == 1:
             model, base = loaded[0]
             reporter = None if quiet else _Progress()
-            result = render_session(model, output or default_output(base, output_dir, chosen), options,
+            result = render_session(model, output or default_output(base, output_dir, fmt), options,
                                     engine=_engine(engine_command), cache=_cache(no_cache), verify=verify,
                                     progress=reporter, extras=wanted)
             if duration:
                 typer.echo(_hold_summary(result.plan), err=True)
-            typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
+            typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked})")
             for extra in result.extras:
                 typer.echo(f"wrote {extra}")
             return
@@ -265,9 +263,9 @@ def render(
             if isinstance(result, VoiceguideError):
                 typer.echo(f"error: {item.output}: {result}", err=True)
             else:
-                typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.plan.chapters)} chapters{checked})")
+                typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked})")
 
-        items = [BatchItem(model, default_output(base, output_dir, chosen)) for model, base in loaded]
+        items = [BatchItem(model, default_output(base, output_dir, fmt)) for model, base in loaded]
         _refuse_clashing_outputs(items)
         results = render_many(items, options, jobs=jobs, engine=_engine(engine_command), cache=_cache(no_cache),
                               verify=verify, done=finished, extras=wanted)

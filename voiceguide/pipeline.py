@@ -25,6 +25,7 @@ from voiceguide.speech.espeak import Pyttsx3Engine
 from voiceguide.speech.synth import cached_lengths, synthesize
 
 if TYPE_CHECKING:
+    from voiceguide.export.formats import Format
     from voiceguide.export.tags import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
@@ -54,7 +55,7 @@ class SessionOptions:
     bitrate: str | None = None  # None: 64k for voice alone, 128k with music
     duration: float | None = None  # fit the session to this many seconds by scaling holds
     loudness: float | None = TARGET_LUFS  # integrated LUFS of the output; None leaves the clips as levelled one by one
-    fmt: str = "mp3"
+    fmt: str | None = None  # mp3, m4a, ogg, opus, flac or wav; None: the output's extension decides
     music: tuple[Path, ...] = ()  # background music files, played in turn and looped (default: the routine's)
     music_volume: float = -18.0  # dB the bed plays under the voice when nobody speaks
     duck: float = 12.0  # dB further down while a line is spoken
@@ -139,6 +140,8 @@ class RenderResult:
     output: Path
     plan: Plan
     extras: tuple[Path, ...] = ()  # sidecars and split files, in the order written
+    fmt: str = "mp3"  # the format written
+    chapters: tuple[Chapter, ...] = ()  # the chapters the file holds (none in a WAV)
 
 
 def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
@@ -290,7 +293,8 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     check_script(routine, options.script)
     if not options.music and routine.music:
         options = replace(options, music=tuple(Path(name) for name in routine.music))
-    options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
+    fmt = output_format(output, options, routine)
+    options = replace(options, fmt=fmt.name)
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
     plan, clips = session_clips(routine, options, engine, cache, progress)
@@ -298,7 +302,7 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     def check(temp: Path) -> None:
         if progress:
             progress(VERIFY, 0, 1)
-        verify_file(temp, plan.rate, plan.total, plan.chapters)
+        verify_file(temp, plan.rate, plan.total, plan.chapters, fmt)
         if progress:
             progress(VERIFY, 1, 1)
 
@@ -326,7 +330,18 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
     encode(audio, plan.rate, output, tags, plan.chapters,
            bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
-    return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
+    written = _write_extras(extras or Sidecars(), output, audio, tags, options, jobs)
+    return RenderResult(output, plan, written, fmt.name, tuple(plan.chapters) if fmt.holds_chapters else ())
+
+
+def output_format(output: Path, options: SessionOptions, routine: Routine) -> Format:
+    """The format ``output`` is written in (its extension decides; ``options.fmt`` must agree), with
+    ``options.bitrate`` checked for it: OptionError (exit 2) before any work. No bit rate: 64k a channel."""
+    from voiceguide.export.formats import check_bitrate, choose_format
+
+    fmt = choose_format(output, options.fmt)
+    check_bitrate(fmt, options.bitrate, 2 if options.music or routine.music else 1)  # music makes it stereo
+    return fmt
 
 
 def _check_call(progress: Any, jobs: Any, extras: Any) -> None:
@@ -431,8 +446,9 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
 
     options, engine, cache = _arguments(options, engine, cache)
     _check_call(done, jobs, extras)
-    for item in items:
+    for item in items:  # every name, format and bit rate checked before any work
         _check_type("items", item, BatchItem)
+        output_format(item.output, options, item.routine)
         check_writable(item.output)
         check_voice(voice_settings(item.routine, options.voice), engine)
         check_script(item.routine, options.script)
@@ -498,9 +514,11 @@ def safe_stem(name: str) -> str:
 _RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
-def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str = "mp3") -> Path:
+def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str | None = None) -> Path:
     """Where a routine renders by default: output/<name>.mp3 (or the format's extension)."""
-    return folder / f"{safe_stem(base)}.{fmt}"
+    from voiceguide.export.formats import get_format
+
+    return folder / f"{safe_stem(base)}{get_format(fmt or 'mp3').extension}"
 
 
 def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = None, *, engine: Engine | None = None,
@@ -509,7 +527,7 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     from voiceguide.audio.assemble import SessionAudio
     from voiceguide.audio.loudness import level_session
     from voiceguide.export.encode import check_writable, encode
-    from voiceguide.export.formats import format_for
+    from voiceguide.export.formats import choose_format
     from voiceguide.export.tags import Tags
     from voiceguide.plan.blocks import Line, Place, Role, SpeechBlock
     from voiceguide.routine.text import plain_text as clean
@@ -520,6 +538,7 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     if not line:
         raise OptionError("preview: nothing to say")
     output = _path("output", output)
+    fmt = choose_format(output)
     voice = voice or VoiceSettings()
     _, engine, cache = _arguments(SessionOptions(voice=voice, loudness=loudness), engine, cache)  # checks them all
     check_writable(output)
@@ -528,5 +547,5 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     script = CueScript("preview", (SpeechBlock((Line(line, Role.PREVIEW),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
     levelled = level_session(plan, clips, loudness).clips
-    encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=format_for(output, None))
+    encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=fmt)
     return plan.duration

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import signal
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from voiceguide.errors import EncoderError, OptionError, OutputError
-from voiceguide.export.formats import DEFAULT_BITRATE, FORMAT_ARGS, LOSSLESS, format_for, parse_bitrate
-from voiceguide.export.mp3 import _encode_mp3
-from voiceguide.export.stream import PcmSource, _Counter
-from voiceguide.export.tags import Tags, _add_cover, _add_vorbis_chapters, ffmetadata
+from voiceguide.errors import EncoderError, OutputError
+from voiceguide.export.formats import Encoder, Format, check_bitrate, choose_format
+from voiceguide.export.mp3 import encode_mp3
+from voiceguide.export.stream import PcmSource, SampleCounter
+from voiceguide.export.tags import Tags, ffmetadata, ffmpeg_chapters, finish_tags
+from voiceguide.export.text import safe_text
 from voiceguide.ffmpeg import DISK_FULL_SIGNS, ffmpeg_exe, run_ffmpeg
 from voiceguide.host import usable_cores
 from voiceguide.plan.timeline import Chapter
@@ -35,33 +36,35 @@ def check_writable(output: Path) -> None:
 
 
 def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: Tags, chapters: Sequence[Chapter],
-           bitrate: str = DEFAULT_BITRATE, fmt: str | None = None, check: Callable[[Path], None] | None = None,
+           bitrate: str | int | None = None, fmt: str | Format | None = None,
+           check: Callable[[Path], None] | None = None,
            progress: Callable[[int], None] | None = None, jobs: int | None = None) -> None:
-    """Encode mono 16-bit PCM to ``output`` (format from ``fmt`` or the extension); atomic: all or nothing.
+    """Encode 16-bit PCM to ``output``, in the format its extension names; atomic: all or nothing.
 
-    ``source`` is a sequence of PCM chunks, or a PcmSource, which MP3 encodes
-    in parallel parts. MP3 is encoded in-process with LAME (lameenc) and tagged
-    with mutagen; other formats go through ffmpeg. ``check`` is called on the
-    finished temporary file before it is renamed into place; ``progress`` hears
-    the number of samples encoded so far.
+    ``fmt``, if given, must agree with the extension (OptionError otherwise, as
+    for an unknown extension or a bit rate the format does not take; see
+    voiceguide.export.formats). ``source`` is a sequence of PCM chunks, or a
+    PcmSource, which MP3 encodes in parallel parts. MP3 is encoded in-process
+    with LAME (lameenc); other formats go through ffmpeg. ``check`` is called on
+    the finished temporary file before it is renamed into place; ``progress``
+    hears the number of samples encoded so far.
     """
-    fmt = format_for(output, fmt)
-    kbps = parse_bitrate(bitrate) if fmt == "mp3" else 0
-    if fmt not in LOSSLESS and not re.fullmatch(r"\d{2,3}k?", bitrate.strip().lower()):
-        raise OptionError(f"--bitrate: expected kbit/s like 64k (got {bitrate!r})")
-    bitrate = bitrate.strip().lower().removesuffix("k") + "k"  # ffmpeg reads a bare 64 as 64 bit/s
+    channels = int(getattr(source, "channels", 1))  # 2 when music is mixed in
+    chosen = choose_format(output, fmt)
+    kbps = check_bitrate(chosen, bitrate, channels)
+    chapters = [replace(c, title=safe_text(c.title)) for c in chapters] if chosen.holds_chapters else []
     check_writable(output)
     fd, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
     os.close(fd)
     temp = Path(temp_name)
-    channels = int(getattr(source, "channels", 1))  # 2 when music is mixed in
-    counter = _Counter(progress, channels)
+    counter = SampleCounter(progress, channels)
     try:
-        if fmt == "mp3":
-            _encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores(), channels)
+        if chosen.encoder is Encoder.LAME:
+            assert kbps is not None
+            encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores(), channels)
         else:
             chunks = source.chunks() if hasattr(source, "silences") else source
-            _encode_ffmpeg(counter.through(chunks), rate, temp, tags, chapters, bitrate, fmt, output, channels)
+            _encode_ffmpeg(counter.through(chunks), rate, temp, tags, chapters, kbps, chosen, output, channels)
         if check is not None:
             check(temp)  # e.g. --verify: a file that fails never replaces the previous one
         os.replace(temp, output)
@@ -75,17 +78,18 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
 
 
 def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, chapters: Sequence[Chapter],
-                   bitrate: str, fmt: str, output: Path, channels: int = 1) -> None:
-    """Pipe the PCM to ffmpeg for every format but MP3."""
+                   kbps: int | None, fmt: Format, output: Path, channels: int = 1) -> None:
+    """Pipe the PCM to ffmpeg for every format but MP3, then add what ffmpeg does not write exactly."""
     with tempfile.TemporaryDirectory(prefix="voiceguide-encode-") as work:
         meta = Path(work) / "metadata.txt"
-        meta.write_text(ffmetadata(tags, chapters, rate), encoding="utf-8")
+        meta.write_text(ffmetadata(tags, ffmpeg_chapters(fmt, chapters), rate), encoding="utf-8")
         log_path = Path(work) / "ffmpeg.log"
         command = [
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "s16le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0",
             "-i", str(meta), "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
-            "-ar", str(rate), "-ac", str(channels), *([] if fmt in LOSSLESS else ["-b:a", bitrate]), *FORMAT_ARGS[fmt],
+            "-ar", str(fmt.file_rate(rate)), "-ac", str(channels), *([] if kbps is None else ["-b:a", f"{kbps}k"]),
+            *fmt.codec_args,
             str(temp),
         ]
         with open(log_path, "wb") as log:
@@ -98,7 +102,4 @@ def _encode_ffmpeg(chunks: Iterable[bytes], rate: int, temp: Path, tags: Tags, c
                 raise OutputError(f"{output}: cannot write: the disk is full or the file is too large ({detail}); "
                                   "nothing was replaced")
             raise EncoderError(f"ffmpeg failed (exit {code}): {message}")
-    if fmt in ("ogg", "flac") and chapters:
-        _add_vorbis_chapters(temp, fmt, chapters, rate)
-    if tags.cover and fmt != "wav":
-        _add_cover(temp, fmt, tags)
+    finish_tags(temp, fmt, tags, chapters, rate)

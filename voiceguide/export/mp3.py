@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import IO
 
 from voiceguide.export.formats import MP3_BITRATES
-from voiceguide.export.stream import PcmSource, _Counter
-from voiceguide.export.tags import Tags, _id3_tag
+from voiceguide.export.id3 import id3_tag
+from voiceguide.export.stream import PcmSource, SampleCounter
+from voiceguide.export.tags import Tags
 from voiceguide.plan.timeline import Chapter
 
 LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it when the LAME tag says so
@@ -24,8 +25,8 @@ FRAME = 1152  # samples per MPEG-1 Layer III frame
 MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
 
 
-def _encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags: Tags, chapters: Sequence[Chapter],
-                kbps: int, counter: _Counter, jobs: int, channels: int = 1) -> None:
+def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags: Tags, chapters: Sequence[Chapter],
+                kbps: int, counter: SampleCounter, jobs: int, channels: int = 1) -> None:
     """MP3 with an ID3v2.3 tag (chapters + ordered top-level CTOC) and a LAME Info tag for gapless length.
 
     A PcmSource is cut into parts at silent frame boundaries and the parts are
@@ -42,7 +43,7 @@ def _encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags
     else:
         parts = [iter(source)]  # type: ignore[arg-type]
         total = -1
-    path.write_bytes(_id3_tag(tags, chapters, rate))
+    path.write_bytes(id3_tag(tags, chapters, rate))
     info_length = _info_frame_length(kbps, rate, channels)
     with open(path, "r+b") as out:
         out.seek(0, os.SEEK_END)
@@ -77,7 +78,7 @@ class _Stopped(Exception):
     """Another part failed or the render was interrupted: stop encoding this part."""
 
 
-def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], counter: _Counter,
+def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], counter: SampleCounter,
                  stop: threading.Event | None = None, channels: int = 1) -> int:
     """Encode one stream of PCM into ``out``; return the number of samples (per channel) encoded."""
     encoder = _new_encoder(rate, kbps, channels)
@@ -103,7 +104,7 @@ def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], 
     return samples
 
 
-def _encode_parallel(parts: list[Iterator[bytes]], rate: int, kbps: int, out: IO[bytes], counter: _Counter,
+def _encode_parallel(parts: list[Iterator[bytes]], rate: int, kbps: int, out: IO[bytes], counter: SampleCounter,
                      path: Path) -> int:
     """Encode parts on separate threads into temporary files beside ``path``, then append them in order."""
     from concurrent.futures import ThreadPoolExecutor

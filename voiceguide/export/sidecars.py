@@ -1,6 +1,8 @@
 """Sidecar files: LRC and WebVTT with every spoken line at its time, the plan as JSON, and M3U playlists.
 
-Times come straight from the plan, so they are the audio's times.
+Times come straight from the plan, so they are the audio's times. Every line of
+text passes through ``safe_text``: a line break in a title or a spoken line
+cannot start a new LRC, WebVTT or M3U line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from voiceguide.export.text import safe_text
 from voiceguide.plan.timeline import Event, Plan
 
 
@@ -33,8 +36,8 @@ def _spoken(plan: Plan) -> list[Event]:
 
 def lrc(plan: Plan) -> str:
     """An LRC file: players that show lyrics show the current instruction."""
-    lines = [f"[ti:{plan.routine}]", f"[length:{_lrc_time(plan.duration)[:5]}]", "[re:voiceguide]"]
-    lines += [f"[{_lrc_time(plan.seconds(e.start))}]{e.text}" for e in _spoken(plan)]
+    lines = [f"[ti:{safe_text(plan.routine)}]", f"[length:{_lrc_time(plan.duration)[:5]}]", "[re:voiceguide]"]
+    lines += [f"[{_lrc_time(plan.seconds(e.start))}]{safe_text(e.text or '')}" for e in _spoken(plan)]
     return "\n".join(lines) + "\n"
 
 
@@ -43,7 +46,7 @@ def vtt(plan: Plan) -> str:
     cues = ["WEBVTT", ""]
     for number, event in enumerate(_spoken(plan), 1):
         cues += [str(number), f"{_vtt_time(plan.seconds(event.start))} --> {_vtt_time(plan.seconds(event.end))}",
-                 (event.text or "").replace("-->", "->"), ""]
+                 safe_text(event.text or "").replace("-->", "->"), ""]
     return "\n".join(cues)
 
 
@@ -56,7 +59,7 @@ def m3u(entries: list[tuple[Path, float, str]]) -> str:
     """An extended M3U playlist of (file, seconds, title), with paths relative to the playlist."""
     lines = ["#EXTM3U"]
     for path, seconds, title in entries:
-        lines += [f"#EXTINF:{round(seconds)},{title}", path.name]
+        lines += [f"#EXTINF:{round(seconds)},{safe_text(title)}", safe_text(path.name)]
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ class PcmSource(Protocol):
     def silences(self) -> list[tuple[int, int]]: ...
 
 
-class _Counter:
+class SampleCounter:
     """Counts samples handed to an encoder, from any thread, and reports the running total."""
 
     def __init__(self, progress: Callable[[int], None] | None, channels: int = 1) -> None:
@@ -28,12 +28,14 @@ class _Counter:
         self.lock = threading.Lock()
 
     def add(self, samples: int) -> None:
+        """Count ``samples`` more and report the total."""
         if self.progress is not None:
             with self.lock:
                 self.done += samples
                 self.progress(self.done)
 
     def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Pass ``chunks`` on, counting them as they are consumed."""
         for chunk in chunks:
             yield chunk
             self.add(len(chunk) // self.frame_bytes)

@@ -1,4 +1,4 @@
-"""Reading a written file back: its decoded length and its chapters as stored."""
+"""Reading a written file back: its decoded length and its chapters as stored, in stored order."""
 
 from __future__ import annotations
 
@@ -7,24 +7,42 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from voiceguide.errors import VerifyError
+from voiceguide.export.formats import Format, choose_format, get_format, millis
+from voiceguide.export.id3 import HEADER, stored_chapter_ids
+from voiceguide.export.text import safe_text
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.plan.timeline import Chapter
 
 
+class StoredChapter(NamedTuple):
+    """A chapter as a file stores it: start and end in seconds, and its title."""
+
+    start: float
+    end: float
+    title: str
+
+
 @dataclass(frozen=True)
 class Probe:
-    """What a written file decodes to: its length in samples and its chapters (start and end in seconds)."""
+    """What a written file decodes to: its length in samples at ``rate`` and its chapters in stored order."""
 
     samples: int
-    chapters: tuple[tuple[float, float, str], ...]
+    chapters: tuple[StoredChapter, ...]
+    rate: int
 
 
-def probe(path: Path, rate: int) -> Probe:
-    """Decode ``path`` (streaming, flat memory) and read its chapters back, with the same ffmpeg."""
+def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
+    """Decode ``path`` at the rate its format stores (streaming, flat memory) and read its chapters back.
+
+    ``fmt`` defaults to the one ``path``'s extension names; Opus is decoded at
+    48 kHz, the rest at ``rate``, so no resampler blurs the count.
+    """
+    stored_rate = (choose_format(path) if fmt is None else get_format(fmt)).file_rate(rate)
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path),
-               "-f", "s16le", "-ac", "1", "-ar", str(rate), "pipe:1"]
+               "-f", "s16le", "-ac", "1", "-ar", str(stored_rate), "pipe:1"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdout is not None and process.stderr is not None
         total = 0
@@ -33,38 +51,79 @@ def probe(path: Path, rate: int) -> Probe:
         error = process.stderr.read().decode(errors="replace").strip()
     if process.returncode != 0:
         raise VerifyError(f"{path}: cannot be decoded: {error.splitlines()[-1] if error else 'ffmpeg failed'}")
-    return Probe(total // 2, read_chapters(path))
+    return Probe(total // 2, read_chapters(path), stored_rate)
 
 
-def read_chapters(path: Path) -> tuple[tuple[float, float, str], ...]:
-    """Chapters as stored in the file: (start s, end s, title) in time order.
+def read_chapters(path: Path) -> tuple[StoredChapter, ...]:
+    """Chapters as stored in the file, in the order they are stored (never sorted here).
 
-    ID3 CHAP frames are read with mutagen: ffmpeg's reader shifts them by the
-    encoder delay, which would hide exactly the errors verification looks for.
+    ID3 CHAP frames are taken in the order of their bytes in the tag, Vorbis
+    comments in the order of the comment list; anything else (MP4) as ffmpeg's
+    demuxer lists them.
     """
+    with open(path, "rb") as handle:
+        head = handle.read(HEADER)
+        if head[:3] == b"ID3":
+            return _id3_chapters(path, head + handle.read(sum(b << s for b, s in zip(head[6:10], (21, 14, 7, 0),
+                                                                                      strict=True))))
+    vorbis = _vorbis_chapters(path)
+    return vorbis if vorbis is not None else demuxed_chapters(path)
+
+
+def _id3_chapters(path: Path, tag: bytes) -> tuple[StoredChapter, ...]:
     from mutagen.id3 import ID3, ID3NoHeaderError
 
     try:
-        frames = ID3(path).getall("CHAP")
+        frames = {f.element_id: f for f in ID3(path).getall("CHAP")}
     except (ID3NoHeaderError, OSError, ValueError):
-        frames = []
-    if frames:
-        return tuple(sorted((f.start_time / 1000, f.end_time / 1000, str(f.sub_frames.get("TIT2", ""))) for f in frames))
-    meta = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "ffmetadata", "pipe:1"],
+        return ()
+    found = [frames[i] for i in stored_chapter_ids(tag) if i in frames]
+    return tuple(StoredChapter(f.start_time / 1000, f.end_time / 1000, str(f.sub_frames.get("TIT2", "")))
+                 for f in found)
+
+
+def _vorbis_chapters(path: Path) -> tuple[StoredChapter, ...] | None:
+    """CHAPTERnnn comments in stored order (None when the file has no Vorbis comments)."""
+    import mutagen
+    from mutagen.flac import FLAC
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggvorbis import OggVorbis
+
+    try:
+        audio: Any = mutagen.File(path)
+    except (mutagen.MutagenError, OSError):
+        return None
+    if not isinstance(audio, (FLAC, OggOpus, OggVorbis)) or audio.tags is None:
+        return None  # MP4 atoms, RIFF: no Vorbis comments
+    starts: dict[str, float] = {}
+    names: dict[str, str] = {}
+    for key, value in audio.tags:
+        match = re.fullmatch(r"CHAPTER(\d+)(NAME)?", key.upper())
+        clock = re.fullmatch(r"(\d+):(\d\d):(\d\d)\.(\d{3})", value)
+        if match and match[2]:
+            names[match[1]] = value
+        elif match and clock:
+            hours, minutes, seconds, ms = (int(x) for x in clock.groups())
+            starts[match[1]] = (hours * 3_600_000 + minutes * 60_000 + seconds * 1000 + ms) / 1000
+    order = list(starts)
+    ends = [*(starts[n] for n in order[1:]), float(audio.info.length)]
+    return tuple(StoredChapter(starts[n], end, names.get(n, "")) for n, end in zip(order, ends, strict=True))
+
+
+def demuxed_chapters(path: Path) -> tuple[StoredChapter, ...]:
+    """Chapters as ffmpeg's demuxer (and so ffprobe) lists them, at their stored times (-copyts: no shift)."""
+    meta = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-copyts", "-i", str(path),
+                           "-f", "ffmetadata", "pipe:1"],
                           capture_output=True, check=False).stdout.decode("utf-8", errors="replace")
-    return _parse_chapters(meta)
-
-
-def _parse_chapters(meta: str) -> tuple[tuple[float, float, str], ...]:
-    chapters: list[tuple[float, float, str]] = []
+    chapters: list[StoredChapter] = []
     current: dict[str, str] | None = None
     for line in [*meta.splitlines(), "[END]"]:
         if line.startswith("["):
             if current is not None:
                 num, _, den = current.get("TIMEBASE", "1/1000").partition("/")
                 unit = int(num) / int(den or 1)
-                chapters.append((int(current.get("START", 0)) * unit, int(current.get("END", 0)) * unit,
-                                 re.sub(r"\\(.)", r"\1", current.get("title", ""))))
+                chapters.append(StoredChapter(int(current.get("START", 0)) * unit, int(current.get("END", 0)) * unit,
+                                              re.sub(r"\\(.)", r"\1", current.get("title", ""))))
             current = {} if line == "[CHAPTER]" else None
         elif current is not None and "=" in line:
             key, _, value = line.partition("=")
@@ -72,22 +131,32 @@ def _parse_chapters(meta: str) -> tuple[tuple[float, float, str], ...]:
     return tuple(chapters)
 
 
-def verify(path: Path, rate: int, total: int, chapters: Sequence[Chapter]) -> Probe:
-    """Raise VerifyError unless ``path`` decodes to exactly ``total`` samples (within 1 ms) with these chapters."""
-    found = probe(path, rate)
-    if abs(found.samples - total) > rate // 1000:
-        raise VerifyError(f"{path}: decodes to {found.samples / rate:.3f} s but the plan is {total / rate:.3f} s")
-    if chapters and [c[2] for c in found.chapters] != [c.title for c in chapters]:
-        raise VerifyError(f"{path}: has {len(found.chapters)} chapters, the plan has {len(chapters)} "
-                          f"(first difference: {_first_difference([c[2] for c in found.chapters], [c.title for c in chapters])})")
-    for (start, _end, title), chapter in zip(found.chapters, chapters, strict=True):
-        if abs(start - chapter.start / rate) > 0.002:
-            raise VerifyError(f"{path}: chapter {title!r} starts at {start:.3f} s, the plan says {chapter.start / rate:.3f} s")
+def verify(path: Path, rate: int, total: int, chapters: Sequence[Chapter], fmt: str | Format | None = None) -> Probe:
+    """Raise VerifyError unless ``path`` decodes to exactly the plan's length with exactly its chapters.
+
+    The length is compared at the rate the format stores, to the sample (MP3's
+    LAME tag makes decoders trim exactly; Opus holds the 48 kHz length rounded
+    up). Chapters are compared in stored order, start and title, to the
+    millisecond, as stored and as ffmpeg's demuxer reads them; a format that
+    holds no chapters (WAV) must have none.
+    """
+    chosen = choose_format(path) if fmt is None else get_format(fmt)
+    found = probe(path, rate, chosen)
+    expected = chosen.file_samples(total, rate)
+    if found.samples != expected:
+        raise VerifyError(f"{path}: decodes to {found.samples / found.rate:.3f} s ({found.samples} samples) "
+                          f"but the plan is {total / rate:.3f} s ({expected} samples)")
+    wanted = [(millis(c.start, rate), safe_text(c.title)) for c in chapters] if chosen.holds_chapters else []
+    for reader, stored in (("stored", found.chapters), ("ffmpeg", demuxed_chapters(path))):
+        got = [(round(c.start * 1000), c.title) for c in stored]
+        if got != wanted:
+            raise VerifyError(f"{path}: has {len(got)} chapters ({reader}), the plan has {len(wanted)} "
+                              f"(first difference: {_first_difference(got, wanted)})")
     return found
 
 
-def _first_difference(found: list[str], wanted: list[str]) -> str:
+def _first_difference(found: list[tuple[int, str]], wanted: list[tuple[int, str]]) -> str:
     for got, want in zip(found, wanted, strict=False):
         if got != want:
-            return f"{got!r} instead of {want!r}"
+            return f"{got[1]!r} at {got[0] / 1000:.3f} s instead of {want[1]!r} at {want[0] / 1000:.3f} s"
     return "missing" if len(found) < len(wanted) else "extra chapters"
