@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceguide.errors import OptionError, PlanError, VoiceguideError
+from voiceguide.export.outputs import Sidecars, Target, safe_stem
 from voiceguide.plan.script import ScriptOptions, build_script, spoken_texts
 from voiceguide.plan.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, build_plan, to_samples
 from voiceguide.routine.model import Routine
@@ -21,6 +22,7 @@ from voiceguide.speech.espeak import Pyttsx3Engine
 from voiceguide.speech.synth import cached_lengths, synthesize
 
 if TYPE_CHECKING:
+    from voiceguide.export.outputs import Staging
     from voiceguide.export.tags import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
@@ -47,16 +49,6 @@ class SessionOptions:
     duck: float = 12.0  # dB further down while a line is spoken
     cover: Path | None = None  # cover art (PNG or JPEG); None draws one from the title
     draw_cover: bool = True  # with no cover given, draw a simple one
-
-
-@dataclass(frozen=True)
-class Sidecars:
-    """Extra files a render writes beside the session."""
-
-    lrc: bool = False  # NAME.lrc: every spoken line at its time
-    vtt: bool = False  # NAME.vtt: the same as WebVTT captions
-    json: bool = False  # NAME.json: the plan
-    split: bool = False  # NAME-01-<stretch>.EXT ... plus NAME.m3u
 
 
 @dataclass(frozen=True)
@@ -174,8 +166,15 @@ def plan_session(routine: Routine, options: SessionOptions | None = None, *, eng
 def render_session(routine: Routine, output: Path, options: SessionOptions | None = None, *,
                    engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
                    progress: Progress | None = None, jobs: int | None = None,
-                   extras: Sidecars | None = None) -> RenderResult:
-    """Render a routine to an audio file at ``output`` (written atomically) and return its plan.
+                   extras: Sidecars | None = None, source: Path | None = None) -> RenderResult:
+    """Render a routine to an audio file at ``output`` and return its plan.
+
+    Every file it writes (the session, ``extras``) is checked before any work
+    (see plan_outputs; ``source`` is the routine's file, never to be
+    overwritten) and written all or nothing: each goes to a temporary file
+    beside it and all are renamed into place at the end, so an error or
+    interrupt replaces none of them. New files get the umask's permissions;
+    a replaced file keeps its mode.
 
     With ``verify`` the finished file is decoded and its duration and chapters
     checked against the plan before it replaces anything (VerifyError if not).
@@ -184,19 +183,24 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     encoded on ``jobs`` cores (default: all this process may use).
     """
     from voiceguide.audio.assemble import SessionAudio
-    from voiceguide.export.encode import check_writable, encode
+    from voiceguide.export.encode import encode
+    from voiceguide.export.outputs import Staging
     from voiceguide.export.verify import verify as verify_file
+    from voiceguide.leftovers import sweep_temp_folders
 
-    options = options or SessionOptions()
-    check_writable(output)  # before any work: a bad path should fail in milliseconds
+    options, output, extras = options or SessionOptions(), Path(output), extras or Sidecars()
     cache = cache or ClipCache()
-    if not options.music and routine.music:
-        options = replace(options, music=tuple(Path(name) for name in routine.music))
-    options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
+    options = _with_defaults(routine, options)
+    # Every file this render writes, checked before any work: a bad path fails in milliseconds.
+    targets = plan_outputs(routine, output, options, extras, source)
+    sweep_temp_folders()  # what killed renders left in the temp folder (only folders whose process is gone)
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
     lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
+    if extras.split and targets != _targets(output, extras, plan):
+        targets = _targets(output, extras, plan)  # the stretches came out otherwise than planned: check again
+        _check(targets, routine, options, source)
 
     def check(temp: Path) -> None:
         if progress:
@@ -227,9 +231,63 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
     tags = session_tags(routine, plan)
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
-    encode(audio, plan.rate, output, tags, plan.chapters,
-           bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
-    return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
+    # All or nothing: every file goes to a temporary name first and all are renamed at the end.
+    with Staging([t.path for t in targets], journal=cache.folder) as staging:
+        encode(audio, plan.rate, output, tags, plan.chapters, bitrate=options.bitrate, fmt=options.fmt,
+               check=check if verify else None, progress=encoded, jobs=jobs, temp=staging.temp(output))
+        written = _write_extras(extras, output, audio, tags, options, jobs, staging)
+        staging.commit()
+    return RenderResult(output, plan, written)
+
+
+def _with_defaults(routine: Routine, options: SessionOptions) -> SessionOptions:
+    """The routine's music unless the options name some, and the bitrate default (64k voice, 128k with music)."""
+    if not options.music and routine.music:
+        options = replace(options, music=tuple(Path(name) for name in routine.music))
+    return replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
+
+
+def _inputs(options: SessionOptions, source: Path | None) -> list[tuple[str, Path]]:
+    """Every file a render reads (an output must never be one of them)."""
+    found = [("the routine file", Path(source))] if source is not None else []
+    found += [("a music file", Path(track)) for track in options.music]
+    return found + ([("the cover image", Path(options.cover))] if options.cover is not None else [])
+
+
+def _targets(output: Path, extras: Sidecars, plan: Plan | None, label: str = "") -> list[Target]:
+    from voiceguide.export.outputs import session_targets
+
+    titles = [title for title, *_ in _stretch_ranges(plan)] if extras.split and plan is not None else []
+    return session_targets(output, extras, titles, label)
+
+
+def _check(targets: list[Target], routine: Routine, options: SessionOptions, source: Path | None) -> None:
+    from voiceguide.export.outputs import check_targets
+
+    check_targets(targets, _inputs(options, source))
+
+
+def plan_outputs(routine: Routine, output: Path, options: SessionOptions | None = None,
+                 extras: Sidecars | None = None, source: Path | None = None, label: str = "") -> list[Target]:
+    """Every file a render of ``routine`` to ``output`` will write, checked before any work is done.
+
+    OutputError if the folder cannot be written; OptionError if a target is one of the inputs (the routine
+    file ``source``, a music file, the cover), is not a regular file (a device, FIFO, socket or folder), or
+    is named twice (a sidecar called like the session). Split parts are named from the routine's stretches.
+    """
+    from voiceguide.export.encode import check_writable
+
+    options, output, extras = _with_defaults(routine, options or SessionOptions()), Path(output), extras or Sidecars()
+    check_writable(output)
+    structure: Plan | None = None
+    if extras.split:
+        try:  # the chapters do not depend on how long each line is: time every line as one sample
+            structure = build_plan(build_script(routine, options.script), lambda _text: 1)
+        except PlanError:
+            structure = None
+    targets = _targets(output, extras, structure, label)
+    _check(targets, routine, options, source)
+    return targets
 
 
 def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
@@ -251,10 +309,11 @@ def _music_tracks(options: SessionOptions, cache: ClipCache) -> list[Any]:
 
 
 def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, options: SessionOptions,
-                  jobs: int | None) -> tuple[Path, ...]:
-    """Sidecars beside ``output`` and, with ``split``, one file per stretch and an M3U playlist."""
+                  jobs: int | None, staging: Staging) -> tuple[Path, ...]:
+    """Sidecars beside ``output`` and, with ``split``, one file per stretch and an M3U playlist (into ``staging``)."""
     from voiceguide.export import sidecars
     from voiceguide.export.encode import encode
+    from voiceguide.export.outputs import split_path
 
     plan = audio.voice.plan if hasattr(audio, "voice") else audio.plan
     written: list[Path] = []
@@ -262,20 +321,20 @@ def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, option
                                  (extras.json, ".json", sidecars.plan_json)):
         if wanted:
             path = output.with_suffix(suffix)
-            sidecars.write_text(path, text(plan))
+            sidecars.write_text(path, text(plan), staging.temp(path))
             written.append(path)
     if extras.split:
         entries = []
         for number, (title, start, end, chapters) in enumerate(_stretch_ranges(plan), 1):
-            path = output.with_name(f"{output.stem}-{number:02d}-{safe_stem(title)}{output.suffix}")
+            path = split_path(output, number, title)
             part = replace(tags, title=f"{tags.title}: {title}", track=f"{number}")
             shifted = [replace(c, start=c.start - start, end=c.end - start) for c in chapters]
             encode(audio.part(start, end), plan.rate, path, part, shifted, bitrate=options.bitrate, fmt=options.fmt,
-                   jobs=jobs)
+                   jobs=jobs, temp=staging.temp(path))
             entries.append((path, (end - start) / plan.rate, title))
             written.append(path)
         playlist = output.with_suffix(".m3u")
-        sidecars.write_text(playlist, sidecars.m3u(entries))
+        sidecars.write_text(playlist, sidecars.m3u(entries), staging.temp(playlist))
         written.append(playlist)
     return tuple(written)
 
@@ -300,6 +359,31 @@ class BatchItem:
 
     routine: Routine
     output: Path
+    source: Path | None = None  # the routine's file (never overwritten; named in messages)
+
+
+def load_routines(specs: Sequence[str | Path], keep_going: bool = False) -> tuple[list[tuple[Routine, str, Path | None]],
+                                                                                 list[VoiceguideError]]:
+    """Load every routine of a batch before anything is rendered: (routine, base name, file or None) for each.
+
+    Each error names its file. The first bad one stops the batch (raised) unless ``keep_going``,
+    which returns the failures beside the routines that loaded.
+    """
+    from voiceguide.routine.builtin import resolve_routine
+
+    loaded: list[tuple[Routine, str, Path | None]] = []
+    failures: list[VoiceguideError] = []
+    for spec in specs:
+        try:
+            model, base = resolve_routine(spec)
+        except VoiceguideError as error:
+            if not keep_going:
+                raise
+            failures.append(error)
+            continue
+        path = Path(spec)
+        loaded.append((model, base, path if path.is_file() else None))
+    return loaded, failures
 
 
 def render_many(items: Sequence[BatchItem], options: SessionOptions | None = None, *, jobs: int | None = None,
@@ -316,14 +400,12 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from voiceguide.export.encode import check_writable
     from voiceguide.host import usable_cores
 
     options = options or SessionOptions()
     engine = engine or Pyttsx3Engine()
     cache = cache or ClipCache()
-    for item in items:
-        check_writable(item.output)
+    plan_batch(items, options, extras)
     for item in items:  # warm the cache: the renders then only read clips
         _lengths(item.routine, options, engine, cache, estimate=False)
     workers = max(1, min(jobs or usable_cores(), len(items)))
@@ -352,12 +434,30 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     return results
 
 
+def plan_batch(items: Sequence[BatchItem], options: SessionOptions | None = None,
+               extras: Sidecars | None = None) -> list[Target]:
+    """Every file a batch will write, checked before any work (see plan_outputs), across renders too:
+    two routines whose outputs (or sidecars, or split parts) have the same name, or one render writing
+    another's input, are refused naming both."""
+    from voiceguide.export.outputs import check_targets
+
+    options = options or SessionOptions()
+    targets: list[Target] = []
+    inputs: list[tuple[str, Path]] = []
+    for item in items:
+        label = str(item.source) if item.source is not None else item.routine.name
+        targets += plan_outputs(item.routine, item.output, options, extras, item.source, label)
+        inputs += _inputs(_with_defaults(item.routine, options), item.source)
+    check_targets(targets, inputs)
+    return targets
+
+
 def _render_one(item: BatchItem, options: SessionOptions, engine: Engine, cache: ClipCache, verify: bool,
                 extras: Sidecars | None, jobs: int) -> RenderResult | VoiceguideError:
     """One render of a batch, in a worker process; our errors come back as results."""
     try:
         return render_session(item.routine, item.output, options, engine=engine, cache=cache, verify=verify,
-                              extras=extras, jobs=jobs)
+                              extras=extras, jobs=jobs, source=item.source)
     except VoiceguideError as error:
         return error
 
@@ -372,17 +472,6 @@ def session_tags(routine: Routine, plan: Plan) -> Tags:
     from voiceguide.export.tags import Tags
 
     return Tags(title=routine.name, comment=summary, year=str(datetime.date.today().year))
-
-
-def safe_stem(name: str) -> str:
-    """A portable file name stem from a routine or file name: no paths, no hidden files."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-_")[:80].rstrip(".-_").lower()
-    if stem.split(".")[0] in _RESERVED_NAMES:  # names Windows cannot create, whatever the extension
-        stem = f"{stem}-session"
-    return stem or "session"
-
-
-_RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
 def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str = "mp3") -> Path:
