@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -22,7 +25,7 @@ from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceInfo, VoiceSettings, _q
 class _Worker:
     """One speech worker subprocess with a line-based JSON protocol and timeouts."""
 
-    def __init__(self, command: Sequence[str]) -> None:
+    def __init__(self, command: Sequence[str], started: Callable[[_Worker], None] | None = None) -> None:
         self.process = subprocess.Popen(
             list(command),
             stdin=subprocess.PIPE,
@@ -30,7 +33,10 @@ class _Worker:
             stderr=subprocess.DEVNULL,
             text=True,
             encoding="utf-8",
+            start_new_session=True,  # its own process group: close() kills it with any children it started
         )
+        if started is not None:
+            started(self)  # known before its slow start-up, so an interrupt can kill it at any point
         self.replies: queue.Queue[str | None] = queue.Queue()
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
@@ -44,8 +50,9 @@ class _Worker:
             raise SpeechError(str(hello.get("error", "the speech engine failed to start")))
 
     def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.replies.put(line)
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed by an interrupt's close()
+            for line in stream:
+                self.replies.put(line)
         self.replies.put(None)
 
     def _receive(self, timeout: float) -> dict[str, Any]:
@@ -65,13 +72,18 @@ class _Worker:
         try:
             self.process.stdin.write(json.dumps(payload) + "\n")
             self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except (OSError, ValueError):  # ValueError: closed under us (an interrupt is stopping every worker)
             return {"ok": False, "error": "the speech engine exited"}
         return self._receive(timeout)
 
+    def kill(self) -> None:
+        """Kill the worker and anything it started (its process group), without waiting."""
+        if self.process.returncode is None:  # once reaped, its pid (and group id) may belong to another
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        self.kill()
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream:
@@ -116,15 +128,39 @@ class WorkerEngine:
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
         count = max(1, min(self.workers, len(texts)))
-        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done))
-                   for _ in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        self._live: set[_Worker] = set()
+        self._stop = threading.Event()
+        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done),
+                                    daemon=True) for _ in range(count)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            # Ctrl-C or SIGTERM: no new lines, no retries, and every worker's process group killed now,
+            # so the render stops within moments instead of after the lines in flight.
+            self._stop.set()
+            with self._lock:
+                live = list(self._live)
+            for worker in live:
+                worker.close()
+            for thread in threads:
+                thread.join(timeout=1.0)
+            raise
         if failures:
             raise failures[0]
         return results
+
+    _lock = threading.Lock()
+
+    def _started(self, worker: _Worker) -> None:
+        """Make a new worker known to the interrupt handler in synthesize (killed at once if it is stopping)."""
+        with self._lock:
+            self._live.add(worker)
+            stopping = self._stop.is_set()
+        if stopping:
+            worker.kill()  # its start-up then fails, and its thread ends
 
     def _speak_once(self, worker: _Worker, text: str, path: Path, voice: VoiceSettings) -> str:
         """Speak one line; return '' on success or what went wrong."""
@@ -146,7 +182,7 @@ class WorkerEngine:
                results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None) -> None:
         worker: _Worker | None = None
         try:
-            while not failures:
+            while not failures and not self._stop.is_set():
                 try:
                     index, text = jobs.get_nowait()
                 except queue.Empty:
@@ -154,8 +190,10 @@ class WorkerEngine:
                 path = folder / f"line-{index}.wav"
                 error = ""
                 for _attempt in range(2):  # one retry in a fresh worker
+                    if self._stop.is_set():
+                        return
                     if worker is None:
-                        worker = _Worker(self.command)
+                        worker = _Worker(self.command, self._started)
                     error = self._speak_once(worker, text, path, voice)
                     if not error:
                         results[text] = path
@@ -170,6 +208,10 @@ class WorkerEngine:
                     failures.append(SpeechError(f"speech engine failed on line {_quote(text)}: {error}"))
         except SpeechError as exc:
             failures.append(exc)
+        except Exception:
+            if not self._stop.is_set():
+                raise
+            # stopping: a worker closed under this thread; the interrupt is what the caller hears about
         finally:
             if worker is not None:
                 worker.close()
