@@ -90,6 +90,23 @@ class _Worker:
                 stream.close()
 
 
+class _Run:
+    """One synthesize call's workers, so an interrupt can stop them all at once."""
+
+    def __init__(self) -> None:
+        self.live: set[_Worker] = set()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def started(self, worker: _Worker) -> None:
+        """Make a new worker known (killed at once if stopping: its start-up then fails and its thread ends)."""
+        with self.lock:
+            self.live.add(worker)
+            stopping = self.stop.is_set()
+        if stopping:
+            worker.kill()
+
+
 class WorkerEngine:
     """An engine whose lines are spoken by worker processes speaking voiceguide's JSON-lines protocol.
 
@@ -128,9 +145,8 @@ class WorkerEngine:
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
         count = max(1, min(self.workers, len(texts)))
-        self._live: set[_Worker] = set()
-        self._stop = threading.Event()
-        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done),
+        run = _Run()
+        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done, run),
                                     daemon=True) for _ in range(count)]
         try:
             for thread in threads:
@@ -140,9 +156,9 @@ class WorkerEngine:
         except BaseException:
             # Ctrl-C or SIGTERM: no new lines, no retries, and every worker's process group killed now,
             # so the render stops within moments instead of after the lines in flight.
-            self._stop.set()
-            with self._lock:
-                live = list(self._live)
+            run.stop.set()
+            with run.lock:
+                live = list(run.live)
             for worker in live:
                 worker.close()
             for thread in threads:
@@ -151,16 +167,6 @@ class WorkerEngine:
         if failures:
             raise failures[0]
         return results
-
-    _lock = threading.Lock()
-
-    def _started(self, worker: _Worker) -> None:
-        """Make a new worker known to the interrupt handler in synthesize (killed at once if it is stopping)."""
-        with self._lock:
-            self._live.add(worker)
-            stopping = self._stop.is_set()
-        if stopping:
-            worker.kill()  # its start-up then fails, and its thread ends
 
     def _speak_once(self, worker: _Worker, text: str, path: Path, voice: VoiceSettings) -> str:
         """Speak one line; return '' on success or what went wrong."""
@@ -179,10 +185,11 @@ class WorkerEngine:
         return ""
 
     def _serve(self, jobs: queue.Queue[tuple[int, str]], voice: VoiceSettings, folder: Path,
-               results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None) -> None:
+               results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None,
+               run: _Run) -> None:
         worker: _Worker | None = None
         try:
-            while not failures and not self._stop.is_set():
+            while not failures and not run.stop.is_set():
                 try:
                     index, text = jobs.get_nowait()
                 except queue.Empty:
@@ -190,10 +197,10 @@ class WorkerEngine:
                 path = folder / f"line-{index}.wav"
                 error = ""
                 for _attempt in range(2):  # one retry in a fresh worker
-                    if self._stop.is_set():
+                    if run.stop.is_set():
                         return
                     if worker is None:
-                        worker = _Worker(self.command, self._started)
+                        worker = _Worker(self.command, run.started)
                     error = self._speak_once(worker, text, path, voice)
                     if not error:
                         results[text] = path
@@ -209,7 +216,7 @@ class WorkerEngine:
         except SpeechError as exc:
             failures.append(exc)
         except Exception:
-            if not self._stop.is_set():
+            if not run.stop.is_set():
                 raise
             # stopping: a worker closed under this thread; the interrupt is what the caller hears about
         finally:
