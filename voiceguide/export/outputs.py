@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from voiceguide.errors import EncoderError, OptionError, OutputError, VoiceguideError
-from voiceguide.leftovers import close_journal, open_journal, sweep_target, temp_name
+from voiceguide.leftovers import close_journal, open_journal, sweep_journals, sweep_target, temp_name
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,8 @@ def _reason(exc: BaseException) -> str:
 class Staging:
     """Temporary files beside their targets, renamed into place together by ``commit`` (all or nothing).
 
-    Entering removes what killed renders of the same targets left behind and notes the targets in
+    Entering removes what killed renders of the same targets (and any killed render noted in ``journal``)
+    left behind, and notes the targets in
     ``journal`` (the cache folder) so that `cache clear` can find this render's temporaries should it be
     killed. Leaving without a commit removes every temporary file: nothing is replaced.
     """
@@ -148,6 +149,8 @@ class Staging:
     def __enter__(self) -> Staging:
         for target in self.targets:
             sweep_target(target)
+        if self.journal_folder is not None:
+            sweep_journals(self.journal_folder)  # and whatever other killed renders noted
         self.note = open_journal(self.journal_folder, self.targets)
         return self
 
