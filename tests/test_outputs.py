@@ -53,10 +53,12 @@ def test_output_that_is_a_music_file_or_the_cover_is_refused(tmp_path: Path) -> 
     before = {p: p.read_bytes() for p in (music, cover)}
     link = tmp_path / "link.wav"
     link.symlink_to(music)
-    for args, what in ((["--music", str(music), "-o", str(music), "-f", "wav"], "a music file"),
+    named = _routine(tmp_path, "named.yaml", "name: N\nmusic: [bed.wav]\ndefaults: {hold: 10}\nstretches:\n  - name: A\n")
+    for args, what in (([str(named), "-o", str(music), "-f", "wav"], "a music file"),  # named by the routine
+                       (["--music", str(music), "-o", str(music), "-f", "wav"], "a music file"),
                        (["--music", str(link), "-o", str(music), "-f", "wav"], "a music file"),
                        (["--cover", str(cover), "-o", str(cover), "-f", "mp3"], "the cover image")):
-        result = runner.invoke(app, ["render", "desk-break", "-q", *args])
+        result = runner.invoke(app, ["render", *([] if args[0] == str(named) else ["desk-break"]), "-q", *args])
         assert result.exit_code == 2, result.output
         assert f": is {what} (" in result.stderr and len(result.stderr.splitlines()) == 1
     assert {p: p.read_bytes() for p in (music, cover)} == before

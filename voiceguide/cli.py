@@ -224,15 +224,8 @@ def render(
         from dataclasses import replace
 
         from voiceguide.export.formats import format_for
-        from voiceguide.pipeline import (
-            BatchItem,
-            RenderResult,
-            Sidecars,
-            default_output,
-            load_routines,
-            render_many,
-            render_session,
-        )
+        from voiceguide.outputs import load_routines
+        from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
         from voiceguide.routine.builtin import expand_routine_args
 
         specs = expand_routine_args(routines or ["psoas"])

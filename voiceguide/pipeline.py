@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceguide.errors import OptionError, PlanError, VoiceguideError
-from voiceguide.export.outputs import Sidecars, Target, safe_stem
+from voiceguide.export.outputs import Sidecars, safe_stem
+from voiceguide.outputs import plan_batch, plan_outputs, stretch_ranges
 from voiceguide.plan.script import ScriptOptions, build_script, spoken_texts
-from voiceguide.plan.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, build_plan, to_samples
+from voiceguide.plan.timeline import MAX_SESSION_SECONDS, RATE, Plan, build_plan, to_samples
 from voiceguide.routine.model import Routine
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings
@@ -187,6 +188,7 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     from voiceguide.export.outputs import Staging
     from voiceguide.export.verify import verify as verify_file
     from voiceguide.leftovers import sweep_temp_folders
+    from voiceguide.outputs import check_outputs, split_targets
 
     options, output, extras = options or SessionOptions(), Path(output), extras or Sidecars()
     cache = cache or ClipCache()
@@ -198,9 +200,9 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     cover = _cover(options, routine.name)  # likewise a bad cover image
     lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
-    if extras.split and targets != _targets(output, extras, plan):
-        targets = _targets(output, extras, plan)  # the stretches came out otherwise than planned: check again
-        _check(targets, routine, options, source)
+    if extras.split and targets != split_targets(output, extras, plan):
+        targets = split_targets(output, extras, plan)  # the stretches came out otherwise than planned: check again
+        check_outputs(targets, routine, options, source)
 
     def check(temp: Path) -> None:
         if progress:
@@ -247,49 +249,6 @@ def _with_defaults(routine: Routine, options: SessionOptions) -> SessionOptions:
     return replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
 
 
-def _inputs(options: SessionOptions, source: Path | None) -> list[tuple[str, Path]]:
-    """Every file a render reads (an output must never be one of them)."""
-    found = [("the routine file", Path(source))] if source is not None else []
-    found += [("a music file", Path(track)) for track in options.music]
-    return found + ([("the cover image", Path(options.cover))] if options.cover is not None else [])
-
-
-def _targets(output: Path, extras: Sidecars, plan: Plan | None, label: str = "") -> list[Target]:
-    from voiceguide.export.outputs import session_targets
-
-    titles = [title for title, *_ in _stretch_ranges(plan)] if extras.split and plan is not None else []
-    return session_targets(output, extras, titles, label)
-
-
-def _check(targets: list[Target], routine: Routine, options: SessionOptions, source: Path | None) -> None:
-    from voiceguide.export.outputs import check_targets
-
-    check_targets(targets, _inputs(options, source))
-
-
-def plan_outputs(routine: Routine, output: Path, options: SessionOptions | None = None,
-                 extras: Sidecars | None = None, source: Path | None = None, label: str = "") -> list[Target]:
-    """Every file a render of ``routine`` to ``output`` will write, checked before any work is done.
-
-    OutputError if the folder cannot be written; OptionError if a target is one of the inputs (the routine
-    file ``source``, a music file, the cover), is not a regular file (a device, FIFO, socket or folder), or
-    is named twice (a sidecar called like the session). Split parts are named from the routine's stretches.
-    """
-    from voiceguide.export.encode import check_writable
-
-    options, output, extras = _with_defaults(routine, options or SessionOptions()), Path(output), extras or Sidecars()
-    check_writable(output)
-    structure: Plan | None = None
-    if extras.split:
-        try:  # the chapters do not depend on how long each line is: time every line as one sample
-            structure = build_plan(build_script(routine, options.script), lambda _text: 1)
-        except PlanError:
-            structure = None
-    targets = _targets(output, extras, structure, label)
-    _check(targets, routine, options, source)
-    return targets
-
-
 def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
     """The cover art's bytes and MIME type: the user's image (read once), a drawn one, or none."""
     from voiceguide.export.cover import draw_cover, read_cover
@@ -325,7 +284,7 @@ def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, option
             written.append(path)
     if extras.split:
         entries = []
-        for number, (title, start, end, chapters) in enumerate(_stretch_ranges(plan), 1):
+        for number, (title, start, end, chapters) in enumerate(stretch_ranges(plan), 1):
             path = split_path(output, number, title)
             part = replace(tags, title=f"{tags.title}: {title}", track=f"{number}")
             shifted = [replace(c, start=c.start - start, end=c.end - start) for c in chapters]
@@ -339,20 +298,6 @@ def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, option
     return tuple(written)
 
 
-def _stretch_ranges(plan: Plan) -> list[tuple[str, int, int, list[Chapter]]]:
-    """(title, start, end, chapters) per stretch; the introduction and closing get their own."""
-    ranges: list[tuple[str, int, int, list[Chapter]]] = []
-    for chapter in plan.chapters:
-        event = next((e for e in plan.events if chapter.start <= e.start < chapter.end), None)
-        title = (event.place.stretch if event and event.place.stretch else chapter.title) or chapter.title
-        if ranges and ranges[-1][0] == title:
-            name, start, _, chapters = ranges[-1]
-            ranges[-1] = (name, start, chapter.end, [*chapters, chapter])
-        else:
-            ranges.append((title, chapter.start, chapter.end, [chapter]))
-    return ranges
-
-
 @dataclass(frozen=True)
 class BatchItem:
     """One render of a batch: a routine and where it goes."""
@@ -360,30 +305,6 @@ class BatchItem:
     routine: Routine
     output: Path
     source: Path | None = None  # the routine's file (never overwritten; named in messages)
-
-
-def load_routines(specs: Sequence[str | Path], keep_going: bool = False) -> tuple[list[tuple[Routine, str, Path | None]],
-                                                                                 list[VoiceguideError]]:
-    """Load every routine of a batch before anything is rendered: (routine, base name, file or None) for each.
-
-    Each error names its file. The first bad one stops the batch (raised) unless ``keep_going``,
-    which returns the failures beside the routines that loaded.
-    """
-    from voiceguide.routine.builtin import resolve_routine
-
-    loaded: list[tuple[Routine, str, Path | None]] = []
-    failures: list[VoiceguideError] = []
-    for spec in specs:
-        try:
-            model, base = resolve_routine(spec)
-        except VoiceguideError as error:
-            if not keep_going:
-                raise
-            failures.append(error)
-            continue
-        path = Path(spec)
-        loaded.append((model, base, path if path.is_file() else None))
-    return loaded, failures
 
 
 def render_many(items: Sequence[BatchItem], options: SessionOptions | None = None, *, jobs: int | None = None,
@@ -432,24 +353,6 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return results
-
-
-def plan_batch(items: Sequence[BatchItem], options: SessionOptions | None = None,
-               extras: Sidecars | None = None) -> list[Target]:
-    """Every file a batch will write, checked before any work (see plan_outputs), across renders too:
-    two routines whose outputs (or sidecars, or split parts) have the same name, or one render writing
-    another's input, are refused naming both."""
-    from voiceguide.export.outputs import check_targets
-
-    options = options or SessionOptions()
-    targets: list[Target] = []
-    inputs: list[tuple[str, Path]] = []
-    for item in items:
-        label = str(item.source) if item.source is not None else item.routine.name
-        targets += plan_outputs(item.routine, item.output, options, extras, item.source, label)
-        inputs += _inputs(_with_defaults(item.routine, options), item.source)
-    check_targets(targets, inputs)
-    return targets
 
 
 def _render_one(item: BatchItem, options: SessionOptions, engine: Engine, cache: ClipCache, verify: bool,
