@@ -80,7 +80,10 @@ class _Worker:
         """Kill the worker and anything it started (its process group), without waiting."""
         if self.process.returncode is None:  # once reaped, its pid (and group id) may belong to another
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+                if hasattr(os, "killpg"):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:  # no process groups (Windows)
+                    self.process.kill()
 
     def close(self) -> None:
         self.kill()
