@@ -71,7 +71,9 @@ def test_interrupt_during_synthesis_is_prompt_and_leaves_no_process_or_folder(si
     assert process.returncode == 130, stderr
     assert stderr.decode().splitlines()[-1] == "interrupted: nothing was written" and b"Traceback" not in stderr
     assert took < 2.0, f"took {took:.1f} s to stop"
-    assert _marked(mark) == []  # every worker and its children gone with the render
+    left = _marked(mark)
+    info = [(Path(f"/proc/{p}/cmdline").read_bytes(), Path(f"/proc/{p}/stat").read_text()[:60]) for p in left]
+    assert left == [], info  # every worker and its children gone with the render
     assert list(temp.iterdir()) == [] and not out.exists()
 
 

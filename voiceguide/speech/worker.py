@@ -25,18 +25,21 @@ from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceInfo, VoiceSettings, _q
 class _Worker:
     """One speech worker subprocess with a line-based JSON protocol and timeouts."""
 
-    def __init__(self, command: Sequence[str], started: Callable[[_Worker], None] | None = None) -> None:
-        self.process = subprocess.Popen(
-            list(command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-            start_new_session=True,  # its own process group: close() kills it with any children it started
-        )
-        if started is not None:
-            started(self)  # known before its slow start-up, so an interrupt can kill it at any point
+    def __init__(self, command: Sequence[str], run: _Run | None = None) -> None:
+        with run.lock if run is not None else contextlib.nullcontext():
+            if run is not None and run.stop.is_set():
+                raise SpeechError("interrupted")  # never start a worker once an interrupt is stopping them
+            self.process = subprocess.Popen(
+                list(command),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+                start_new_session=True,  # its own process group: close() kills it with any children it started
+            )
+            if run is not None:
+                run.live.add(self)  # known before its slow start-up, so an interrupt can kill it at any point
         self.replies: queue.Queue[str | None] = queue.Queue()
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
@@ -101,13 +104,13 @@ class _Run:
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
-    def started(self, worker: _Worker) -> None:
-        """Make a new worker known (killed at once if stopping: its start-up then fails and its thread ends)."""
+    def stop_all(self) -> None:
+        """Start no more workers and kill every one started (workers start under the lock: none slips by)."""
         with self.lock:
-            self.live.add(worker)
-            stopping = self.stop.is_set()
-        if stopping:
-            worker.kill()
+            self.stop.set()
+            live = list(self.live)
+        for worker in live:
+            worker.close()
 
 
 class WorkerEngine:
@@ -159,13 +162,9 @@ class WorkerEngine:
         except BaseException:
             # Ctrl-C or SIGTERM: no new lines, no retries, and every worker's process group killed now,
             # so the render stops within moments instead of after the lines in flight.
-            run.stop.set()
-            with run.lock:
-                live = list(run.live)
-            for worker in live:
-                worker.close()
+            run.stop_all()
             for thread in threads:
-                thread.join(timeout=1.0)
+                thread.join(timeout=5.0)  # moments: every wait of theirs ends when their worker dies
             raise
         if failures:
             raise failures[0]
@@ -203,7 +202,7 @@ class WorkerEngine:
                     if run.stop.is_set():
                         return
                     if worker is None:
-                        worker = _Worker(self.command, run.started)
+                        worker = _Worker(self.command, run)
                     error = self._speak_once(worker, text, path, voice)
                     if not error:
                         results[text] = path
