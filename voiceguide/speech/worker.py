@@ -154,16 +154,18 @@ class WorkerEngine:
         run = _Run()
         threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done, run),
                                     daemon=True) for _ in range(count)]
+        started: list[threading.Thread] = []
         try:
             for thread in threads:
                 thread.start()
+                started.append(thread)
             for thread in threads:
                 thread.join()
         except BaseException:
             # Ctrl-C or SIGTERM: no new lines, no retries, and every worker's process group killed now,
             # so the render stops within moments instead of after the lines in flight.
             run.stop_all()
-            for thread in threads:
+            for thread in started:  # (one whose start was interrupted sees the stop and ends at once)
                 thread.join(timeout=5.0)  # moments: every wait of theirs ends when their worker dies
             raise
         if failures:
