@@ -83,6 +83,20 @@ SidesOpt = Annotated[str, typer.Option("--sides", metavar="ORDER",
                                        help="Side order: as-written, reversed, right-first, left-first.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from voiceguide import __version__
+
+        typer.echo(f"voiceguide {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Turn stretch routines into voice-guided audio sessions with exact timing."""
+
+
 def _fail(error: VoiceguideError) -> NoReturn:
     typer.echo(f"error: {error}", err=True)
     raise typer.Exit(error.exit_code)
@@ -96,15 +110,22 @@ def _user_errors() -> Iterator[None]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    _WRITTEN[0] = False
     try:
         yield
     except VoiceguideError as error:
         _fail(error)
     except KeyboardInterrupt:
-        typer.echo("interrupted: nothing was written", err=True)
+        # Interrupts are held back while a render renames its files into place: one that lands after
+        # them finds every output written.
+        done = "every output was already written" if _WRITTEN[0] else "nothing was written"
+        typer.echo(f"interrupted: {done}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+_WRITTEN = [False]  # set once a single render has returned (its outputs are in place)
 
 
 def parse_seconds(text: str, option: str) -> float:
@@ -227,13 +248,16 @@ def render(
                                                help="Cover art to embed (PNG or JPEG); default: a drawn one.")]
     = None,
     no_cover: Annotated[bool, typer.Option("--no-cover", help="Embed no cover art.")] = False,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="In a batch, render the good routines even if "
+                                             "some files are bad; report the failures at the end.")] = False,
 ) -> None:
     """Render routines to voice-guided MP3s with chapters (several at once: one per core)."""
     with _user_errors():
         from dataclasses import replace
 
+        from voiceguide.outputs import load_routines
         from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
-        from voiceguide.routine.builtin import expand_routine_args, resolve_routine
+        from voiceguide.routine.builtin import expand_routine_args
 
         specs = expand_routine_args(routines or [DEFAULT_ROUTINE])
         if output and len(specs) > 1:
@@ -244,14 +268,18 @@ def render(
         options = replace(options, fmt=fmt, bitrate=bitrate, music=tuple(music or ()), music_volume=music_volume,
                           duck=duck, cover=cover, draw_cover=not no_cover, **level)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
-        loaded = [resolve_routine(spec) for spec in specs]  # every file is validated before anything is rendered
+        # Every file is validated before anything is rendered (with --keep-going, bad ones are reported at the end).
+        loaded, bad = load_routines(specs, keep_going)
+        for error in bad:
+            typer.echo(f"error: {error}", err=True)
         checked = ", verified" if verify else ""
-        if len(loaded) == 1:
-            model, base = loaded[0]
+        if len(loaded) == 1 and not bad:
+            model, base, source = loaded[0]
             reporter = None if quiet else _Progress()
             result = render_session(model, output or default_output(base, output_dir, fmt), options,
                                     engine=_engine(engine_command), cache=_cache(no_cache), verify=verify,
-                                    progress=reporter, extras=wanted)
+                                    progress=reporter, extras=wanted, source=source)
+            _WRITTEN[0] = True
             if duration:
                 typer.echo(_hold_summary(result.plan), err=True)
             typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked})")
@@ -265,22 +293,14 @@ def render(
             else:
                 typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked})")
 
-        items = [BatchItem(model, default_output(base, output_dir, fmt)) for model, base in loaded]
-        _refuse_clashing_outputs(items)
+        items = [BatchItem(model, output or default_output(base, output_dir, fmt), source)
+                 for model, base, source in loaded]
         results = render_many(items, options, jobs=jobs, engine=_engine(engine_command), cache=_cache(no_cache),
-                              verify=verify, done=finished, extras=wanted)
-        failures = [r for r in results if isinstance(r, VoiceguideError)]
+                              verify=verify, done=finished, extras=wanted) if items else []
+        failures = bad + [r for r in results if isinstance(r, VoiceguideError)]
         if failures:
-            typer.echo(f"{len(failures)} of {len(results)} renders failed", err=True)
+            typer.echo(f"{len(failures)} of {len(bad) + len(results)} renders failed", err=True)
             raise typer.Exit(failures[0].exit_code)
-
-
-def _refuse_clashing_outputs(items: list[Any]) -> None:
-    seen: set[Path] = set()
-    for item in items:
-        if item.output in seen:
-            raise OptionError(f"two routines would both write {item.output}; rename one file")
-        seen.add(item.output)
 
 
 _STAGE_LABELS = {"synthesis": "speech", "encoding": "encoding", "verify": "verifying"}
@@ -354,7 +374,12 @@ def cache_command(
             count, size = store.info()
             typer.echo(f"{store.folder}: {count} clips, {size / 1e6:.1f} MB")
         elif action == "clear":
+            from voiceguide.leftovers import clean_leftovers
+
+            leftovers = clean_leftovers(store.folder)  # temporaries of killed renders, never a live one's
             typer.echo(f"removed {store.clear()} clips from {store.folder}")
+            if leftovers:
+                typer.echo(f"removed {leftovers} leftovers of interrupted renders")
         else:
             raise OptionError(f"cache: unknown action {action!r}; use 'info' or 'clear'")
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from voiceguide.audio.loudness import TARGET_LUFS
 from voiceguide.errors import OptionError, VoiceguideError
+from voiceguide.export.outputs import Sidecars, safe_stem
+from voiceguide.outputs import plan_batch, plan_outputs, stretch_ranges
 from voiceguide.plan.blocks import CueScript, Say
 from voiceguide.plan.fitting import fit_to_duration
 from voiceguide.plan.options import check_number
@@ -26,6 +28,7 @@ from voiceguide.speech.synth import cached_lengths, synthesize
 
 if TYPE_CHECKING:
     from voiceguide.export.formats import Format
+    from voiceguide.export.outputs import Staging
     from voiceguide.export.tags import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
@@ -121,16 +124,6 @@ def _path(option: str, value: Any) -> Path:
     if isinstance(value, str) and value.strip() and "\x00" not in value:
         return Path(value)
     raise OptionError(f"{option}: must be a file path (got {value!r})")
-
-
-@dataclass(frozen=True)
-class Sidecars:
-    """Extra files a render writes beside the session."""
-
-    lrc: bool = False  # NAME.lrc: every spoken line at its time
-    vtt: bool = False  # NAME.vtt: the same as WebVTT captions
-    json: bool = False  # NAME.json: the plan
-    split: bool = False  # NAME-01-<stretch>.EXT ... plus NAME.m3u
 
 
 @dataclass(frozen=True)
@@ -271,8 +264,15 @@ def check_routine(routine: Routine | str | Path, options: SessionOptions | None 
 def render_session(routine: Routine | str | Path, output: str | Path, options: SessionOptions | None = None, *,
                    engine: Engine | None = None, cache: ClipCache | None = None, verify: bool = False,
                    progress: Progress | None = None, jobs: int | None = None,
-                   extras: Sidecars | None = None) -> RenderResult:
-    """Render a routine to an audio file at ``output`` (written atomically) and return its plan.
+                   extras: Sidecars | None = None, source: str | Path | None = None) -> RenderResult:
+    """Render a routine to an audio file at ``output`` and return its plan.
+
+    Every file it writes (the session, ``extras``) is checked before any work
+    (see plan_outputs; ``source`` is the routine's file, never to be
+    overwritten) and written all or nothing: each goes to a temporary file
+    beside it and all are renamed into place at the end, so an error or
+    interrupt replaces none of them. New files get the umask's permissions;
+    a replaced file keeps its mode.
 
     With ``verify`` the finished file is decoded and its duration and chapters
     checked against the plan before it replaces anything (VerifyError if not).
@@ -282,22 +282,31 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     is a Routine, a routine file's path or a built-in routine's name.
     """
     from voiceguide.audio.assemble import SessionAudio
-    from voiceguide.export.encode import check_writable, encode
+    from voiceguide.export.encode import encode
+    from voiceguide.export.outputs import Staging
     from voiceguide.export.verify import verify as verify_file
+    from voiceguide.leftovers import sweep_temp_folders
+    from voiceguide.outputs import check_outputs, split_targets
 
     routine, output = as_routine(routine), _path("output", output)
     options, engine, cache = _arguments(options, engine, cache)
     _check_call(progress, jobs, extras)
-    check_writable(output)  # before any work: a bad path should fail in milliseconds
-    check_voice(voice_settings(routine, options.voice), engine)
-    check_script(routine, options.script)
+    extras, source = extras or Sidecars(), None if source is None else _path("source", source)
     if not options.music and routine.music:
         options = replace(options, music=tuple(Path(name) for name in routine.music))
     fmt = output_format(output, options, routine)
     options = replace(options, fmt=fmt.name)
+    # Every file this render writes, checked before any work: a bad path fails in milliseconds.
+    targets = plan_outputs(routine, output, options, extras, source)
+    check_voice(voice_settings(routine, options.voice), engine)
+    check_script(routine, options.script)
+    sweep_temp_folders()  # what killed renders left in the temp folder (only folders whose process is gone)
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
     plan, clips = session_clips(routine, options, engine, cache, progress)
+    if extras.split and targets != split_targets(output, extras, plan):
+        targets = split_targets(output, extras, plan)  # the stretches came out otherwise than planned: check again
+        check_outputs(targets, routine, options, source)
 
     def check(temp: Path) -> None:
         if progress:
@@ -328,9 +337,12 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
         audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
     tags = session_tags(routine, plan)
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
-    encode(audio, plan.rate, output, tags, plan.chapters,
-           bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
-    written = _write_extras(extras or Sidecars(), output, audio, tags, options, jobs)
+    # All or nothing: every file goes to a temporary name first and all are renamed at the end.
+    with Staging([t.path for t in targets], journal=cache.folder) as staging:
+        encode(audio, plan.rate, output, tags, plan.chapters, bitrate=options.bitrate, fmt=fmt,
+               check=check if verify else None, progress=encoded, jobs=jobs, temp=staging.temp(output))
+        written = _write_extras(extras, output, audio, tags, options, jobs, staging)
+        staging.commit()
     return RenderResult(output, plan, written, fmt.name, tuple(plan.chapters) if fmt.holds_chapters else ())
 
 
@@ -372,10 +384,11 @@ def _music_tracks(options: SessionOptions, cache: ClipCache) -> list[Any]:
 
 
 def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, options: SessionOptions,
-                  jobs: int | None) -> tuple[Path, ...]:
-    """Sidecars beside ``output`` and, with ``split``, one file per stretch and an M3U playlist."""
+                  jobs: int | None, staging: Staging) -> tuple[Path, ...]:
+    """Sidecars beside ``output`` and, with ``split``, one file per stretch and an M3U playlist (into ``staging``)."""
     from voiceguide.export import sidecars
     from voiceguide.export.encode import encode
+    from voiceguide.export.outputs import split_path
 
     plan = audio.voice.plan if hasattr(audio, "voice") else audio.plan
     written: list[Path] = []
@@ -383,36 +396,22 @@ def _write_extras(extras: Sidecars, output: Path, audio: Any, tags: Tags, option
                                  (extras.json, ".json", sidecars.plan_json)):
         if wanted:
             path = output.with_suffix(suffix)
-            sidecars.write_text(path, text(plan))
+            sidecars.write_text(path, text(plan), staging.temp(path))
             written.append(path)
     if extras.split:
         entries = []
-        for number, (title, start, end, chapters) in enumerate(_stretch_ranges(plan), 1):
-            path = output.with_name(f"{output.stem}-{number:02d}-{safe_stem(title)}{output.suffix}")
+        for number, (title, start, end, chapters) in enumerate(stretch_ranges(plan), 1):
+            path = split_path(output, number, title)
             part = replace(tags, title=f"{tags.title}: {title}", track=f"{number}")
             shifted = [replace(c, start=c.start - start, end=c.end - start) for c in chapters]
             encode(audio.part(start, end), plan.rate, path, part, shifted, bitrate=options.bitrate, fmt=options.fmt,
-                   jobs=jobs)
+                   jobs=jobs, temp=staging.temp(path))
             entries.append((path, (end - start) / plan.rate, title))
             written.append(path)
         playlist = output.with_suffix(".m3u")
-        sidecars.write_text(playlist, sidecars.m3u(entries))
+        sidecars.write_text(playlist, sidecars.m3u(entries), staging.temp(playlist))
         written.append(playlist)
     return tuple(written)
-
-
-def _stretch_ranges(plan: Plan) -> list[tuple[str, int, int, list[Chapter]]]:
-    """(title, start, end, chapters) per stretch; the introduction and closing get their own."""
-    ranges: list[tuple[str, int, int, list[Chapter]]] = []
-    for chapter in plan.chapters:
-        event = next((e for e in plan.events if chapter.start <= e.start < chapter.end), None)
-        title = (event.place.stretch if event and event.place.stretch else chapter.title) or chapter.title
-        if ranges and ranges[-1][0] == title:
-            name, start, _, chapters = ranges[-1]
-            ranges[-1] = (name, start, chapter.end, [*chapters, chapter])
-        else:
-            ranges.append((title, chapter.start, chapter.end, [chapter]))
-    return ranges
 
 
 @dataclass(frozen=True)
@@ -421,6 +420,7 @@ class BatchItem:
 
     routine: Routine
     output: Path
+    source: Path | None = None  # the routine's file (never overwritten; named in messages)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "routine", as_routine(self.routine))
@@ -441,7 +441,6 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from voiceguide.export.encode import check_writable
     from voiceguide.host import usable_cores
 
     options, engine, cache = _arguments(options, engine, cache)
@@ -449,9 +448,9 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     for item in items:  # every name, format and bit rate checked before any work
         _check_type("items", item, BatchItem)
         output_format(item.output, options, item.routine)
-        check_writable(item.output)
         check_voice(voice_settings(item.routine, options.voice), engine)
         check_script(item.routine, options.script)
+    plan_batch(items, options, extras)
     for item in items:  # warm the cache: the renders then only read clips
         _lengths(session_script(item.routine, options, engine, cache), item.routine, options, engine, cache,
                  estimate=False)
@@ -486,7 +485,7 @@ def _render_one(item: BatchItem, options: SessionOptions, engine: Engine, cache:
     """One render of a batch, in a worker process; our errors come back as results."""
     try:
         return render_session(item.routine, item.output, options, engine=engine, cache=cache, verify=verify,
-                              extras=extras, jobs=jobs)
+                              extras=extras, jobs=jobs, source=item.source)
     except VoiceguideError as error:
         return error
 
@@ -501,17 +500,6 @@ def session_tags(routine: Routine, plan: Plan) -> Tags:
     from voiceguide.export.tags import Tags
 
     return Tags(title=routine.name, comment=summary, year=str(datetime.date.today().year))
-
-
-def safe_stem(name: str) -> str:
-    """A portable file name stem from a routine or file name: no paths, no hidden files."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-_")[:80].rstrip(".-_").lower()
-    if stem.split(".")[0] in _RESERVED_NAMES:  # names Windows cannot create, whatever the extension
-        stem = f"{stem}-session"
-    return stem or "session"
-
-
-_RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
 def default_output(base: str, folder: Path = DEFAULT_OUTPUT_DIR, fmt: str | None = None) -> Path:

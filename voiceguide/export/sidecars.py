@@ -8,8 +8,6 @@ cannot start a new LRC, WebVTT or M3U line.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from voiceguide.export.text import safe_text
@@ -63,12 +61,18 @@ def m3u(entries: list[tuple[Path, float, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file beside it, then rename)."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+def write_text(path: Path, text: str, temp: Path | None = None) -> None:
+    """Write a text file: into ``temp`` (a Staging file, renamed later with the render's other outputs),
+    or on its own, atomically (temporary file beside it, then rename). OutputError if it cannot be written."""
+    from voiceguide.export.outputs import Staging, write_error
+
+    if temp is None:
+        with Staging([path]) as staging:
+            write_text(path, text, staging.temp(path))
+            staging.commit()
+        return
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc) from None

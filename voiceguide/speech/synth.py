@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from voiceguide.errors import SpeechError
+from voiceguide.leftovers import temp_folder
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.clip import process_clip
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings, _quote
@@ -43,8 +43,11 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
     if progress is not None:
         progress(done[0], len(wanted))
     if missing:
-        with tempfile.TemporaryDirectory(prefix="voiceguide-speech-") as folder:
-            paths = engine.synthesize(missing, voice, Path(folder), on_done=line_done)
+        # The folder's name carries our pid, so a later render can tell it is abandoned should we be killed;
+        # removal tolerates an engine still finishing a file after an interrupt.
+        folder = temp_folder("speech")
+        try:
+            paths = engine.synthesize(missing, voice, folder, on_done=line_done)
             for text in missing:
                 try:
                     clip = process_clip(paths[text], rate)
@@ -52,6 +55,8 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
                     raise SpeechError(f"speech for line {_quote(text)}: {exc}") from None
                 cache.put(cache.key(identity, voice, rate, text), clip)
                 clips[text] = clip
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     return clips
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -22,15 +25,21 @@ from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceInfo, VoiceSettings, _q
 class _Worker:
     """One speech worker subprocess with a line-based JSON protocol and timeouts."""
 
-    def __init__(self, command: Sequence[str]) -> None:
-        self.process = subprocess.Popen(
-            list(command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-        )
+    def __init__(self, command: Sequence[str], run: _Run | None = None) -> None:
+        with run.lock if run is not None else contextlib.nullcontext():
+            if run is not None and run.stop.is_set():
+                raise SpeechError("interrupted")  # never start a worker once an interrupt is stopping them
+            self.process = subprocess.Popen(
+                list(command),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+                start_new_session=True,  # its own process group: close() kills it with any children it started
+            )
+            if run is not None:
+                run.live.add(self)  # known before its slow start-up, so an interrupt can kill it at any point
         self.replies: queue.Queue[str | None] = queue.Queue()
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
@@ -44,8 +53,9 @@ class _Worker:
             raise SpeechError(str(hello.get("error", "the speech engine failed to start")))
 
     def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.replies.put(line)
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed by an interrupt's close()
+            for line in stream:
+                self.replies.put(line)
         self.replies.put(None)
 
     def _receive(self, timeout: float) -> dict[str, Any]:
@@ -65,17 +75,42 @@ class _Worker:
         try:
             self.process.stdin.write(json.dumps(payload) + "\n")
             self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except (OSError, ValueError):  # ValueError: closed under us (an interrupt is stopping every worker)
             return {"ok": False, "error": "the speech engine exited"}
         return self._receive(timeout)
 
+    def kill(self) -> None:
+        """Kill the worker and anything it started (its process group), without waiting."""
+        if self.process.returncode is None:  # once reaped, its pid (and group id) may belong to another
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if hasattr(os, "killpg"):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:  # no process groups (Windows)
+                    self.process.kill()
+
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        self.kill()
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream:
                 stream.close()
+
+
+class _Run:
+    """One synthesize call's workers, so an interrupt can stop them all at once."""
+
+    def __init__(self) -> None:
+        self.live: set[_Worker] = set()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def stop_all(self) -> None:
+        """Start no more workers and kill every one started (workers start under the lock: none slips by)."""
+        with self.lock:
+            self.stop.set()
+            live = list(self.live)
+        for worker in live:
+            worker.close()
 
 
 class WorkerEngine:
@@ -116,12 +151,23 @@ class WorkerEngine:
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
         count = max(1, min(self.workers, len(texts)))
-        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done))
-                   for _ in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run = _Run()
+        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done, run),
+                                    daemon=True) for _ in range(count)]
+        started: list[threading.Thread] = []
+        try:
+            for thread in threads:
+                thread.start()
+                started.append(thread)
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            # Ctrl-C or SIGTERM: no new lines, no retries, and every worker's process group killed now,
+            # so the render stops within moments instead of after the lines in flight.
+            run.stop_all()
+            for thread in started:  # (one whose start was interrupted sees the stop and ends at once)
+                thread.join(timeout=5.0)  # moments: every wait of theirs ends when their worker dies
+            raise
         if failures:
             raise failures[0]
         return results
@@ -143,10 +189,11 @@ class WorkerEngine:
         return ""
 
     def _serve(self, jobs: queue.Queue[tuple[int, str]], voice: VoiceSettings, folder: Path,
-               results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None) -> None:
+               results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None,
+               run: _Run) -> None:
         worker: _Worker | None = None
         try:
-            while not failures:
+            while not failures and not run.stop.is_set():
                 try:
                     index, text = jobs.get_nowait()
                 except queue.Empty:
@@ -154,8 +201,10 @@ class WorkerEngine:
                 path = folder / f"line-{index}.wav"
                 error = ""
                 for _attempt in range(2):  # one retry in a fresh worker
+                    if run.stop.is_set():
+                        return
                     if worker is None:
-                        worker = _Worker(self.command)
+                        worker = _Worker(self.command, run)
                     error = self._speak_once(worker, text, path, voice)
                     if not error:
                         results[text] = path
@@ -170,6 +219,10 @@ class WorkerEngine:
                     failures.append(SpeechError(f"speech engine failed on line {_quote(text)}: {error}"))
         except SpeechError as exc:
             failures.append(exc)
+        except Exception:
+            if not run.stop.is_set():
+                raise
+            # stopping: a worker closed under this thread; the interrupt is what the caller hears about
         finally:
             if worker is not None:
                 worker.close()
