@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from voiceguide.cli import app
 from voiceguide.errors import OptionError, PlanError
-from voiceguide.pipeline import SessionOptions, fit_to_duration, plan_session, render_session
+from voiceguide.pipeline import SessionOptions, plan_session, render_session
+from voiceguide.plan.fitting import fit_to_duration
 from voiceguide.plan.script import ScriptOptions, build_script
 from voiceguide.plan.timeline import RATE, build_plan, to_samples
 from voiceguide.routine.builtin import builtin_names, load_builtin

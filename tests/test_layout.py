@@ -21,7 +21,7 @@ RANKS = {
     "voiceguide.speech": 3,
     "voiceguide.audio": 4,
     "voiceguide.export": 5,
-    "voiceguide.pipeline": 6, "voiceguide.compose": 6, "voiceguide.outputs": 6, "voiceguide.leftovers": 0,
+    "voiceguide.pipeline": 6, "voiceguide.compose": 6, "voiceguide.leftovers": 0,
     "voiceguide.serve": 7,
     "voiceguide.cli": 8,
 }

@@ -255,8 +255,8 @@ def render(
     with _user_errors():
         from dataclasses import replace
 
-        from voiceguide.outputs import load_routines
         from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
+        from voiceguide.pipeline.outputs import load_routines
         from voiceguide.routine.builtin import expand_routine_args
 
         specs = expand_routine_args(routines or [DEFAULT_ROUTINE])

@@ -17,7 +17,7 @@ from voiceguide.plan.timeline import Chapter, Plan, build_plan
 from voiceguide.routine.model import Routine
 
 if TYPE_CHECKING:
-    from voiceguide.pipeline import BatchItem, SessionOptions
+    from voiceguide.pipeline.options import BatchItem, SessionOptions
 
 
 def stretch_ranges(plan: Plan) -> list[tuple[str, int, int, list[Chapter]]]:

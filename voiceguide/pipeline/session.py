@@ -1,0 +1,147 @@
+"""Planning a session: its voice, its script (fitted to a duration), its lines' lengths and clips."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voiceguide.errors import OptionError
+from voiceguide.pipeline.options import SYNTHESIS, Progress, SessionOptions, _arguments, as_routine
+from voiceguide.plan.blocks import CueScript, Say
+from voiceguide.plan.fitting import fit_to_duration
+from voiceguide.plan.script import build_script, check_script, spoken_texts
+from voiceguide.plan.timeline import RATE, Plan, build_plan, to_samples
+from voiceguide.routine.model import Routine
+from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.engine import Clip, Engine, VoiceSettings
+from voiceguide.speech.synth import cached_lengths, synthesize
+
+if TYPE_CHECKING:
+    pass
+
+ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
+
+
+def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
+    """The routine's voice with any field the caller set taking precedence."""
+    base = routine.voice
+    return VoiceSettings(
+        id=override.id or (None if override.language else base.id),
+        language=override.language or base.language,
+        rate=override.rate or base.rate,
+        volume=override.volume if override.volume is not None else base.volume,
+        pitch=override.pitch if override.pitch is not None else base.pitch,
+    )
+
+
+_OFFERED: dict[str, list[str]] = {}  # engine identity -> its voice ids and languages (listing starts a worker)
+
+
+def check_voice(voice: VoiceSettings, engine: Engine) -> None:
+    """OptionError, before any work, for a voice id or language the engine does not have, with the closest it has.
+
+    An engine that cannot list its voices (an --engine-command program) decides for itself.
+    """
+    if not (voice.id or voice.language):
+        return
+    key = f"{type(engine).__name__}:{engine.identity()}"
+    if key not in _OFFERED:
+        offered = engine.voices()
+        _OFFERED[key] = [v.id for v in offered] + sorted({lang.lower() for v in offered for lang in v.languages})
+    names = _OFFERED[key]
+    wanted = voice.id or voice.language or ""
+    known = names if voice.id else [name.lower().rsplit("/", 1)[-1] for name in names]
+    if not names or (wanted if voice.id else wanted.lower()) in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise OptionError(f"voice: {engine.name} has no voice {wanted!r}{hint} (see `voiceguide voices`)")
+
+
+def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
+    """A rough length in samples for a line that has not been synthesized yet."""
+    words = max(1, len(re.findall(r"\w+", text)))
+    seconds = 0.15 + words * 60 / (voice.rate or ESTIMATED_WPM)
+    return to_samples(seconds, rate)
+
+
+def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+             estimate: bool, progress: Progress | None = None,
+             need_clips: bool = True) -> tuple[dict[Say, int], dict[Say, Clip]]:
+    """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
+    (then cached lines are measured from their headers and only the rest is synthesized)."""
+    from voiceguide.audio.tones import tone_clip
+    from voiceguide.plan.tones import Tone, tone_samples
+
+    heard = spoken_texts(script)
+    tones = [t for t in heard if isinstance(t, Tone)]
+    texts = [t for t in heard if isinstance(t, str)]
+    voice = voice_settings(routine, options.voice)
+    if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
+        lengths: dict[Say, int] = {**_speech_lengths(texts, voice, engine, cache, estimate)}
+        return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
+    report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
+    clips: dict[Say, Clip] = {**synthesize(texts, voice, engine, cache, RATE, progress=report),
+                              **{t: tone_clip(t, RATE) for t in tones}}
+    return {t: clip.samples for t, clip in clips.items()}, clips
+
+
+def session_script(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+                   estimate: bool = False) -> CueScript:
+    """The cue script a session speaks: with ``options.duration``, its holds fitted by exact planning.
+
+    Fitting needs the lengths of the lines between holds only (a hold lasts its
+    seconds whatever is said in it), so those are measured first; the paced
+    lines of the fitted holds (the time left, say) are then part of the script.
+    """
+    script = build_script(routine, options.script)
+    if options.duration is None:
+        return script
+    lengths, _ = _lengths(script, routine, options, engine, cache, estimate, need_clips=False)
+    return build_script(routine, fit_to_duration(routine, options.script, options.duration, lengths))
+
+
+def _speech_lengths(texts: list[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
+                    estimate: bool) -> dict[str, int]:
+    """Lengths without the clips: cached lines from their headers, the rest estimated or synthesized into the cache."""
+    lengths = cached_lengths(texts, voice, engine, cache, RATE)
+    missing = [t for t in texts if t not in lengths]
+    if estimate:
+        return lengths | {t: estimate_length(t, voice) for t in missing}
+    if missing:
+        return lengths | {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
+    return lengths
+
+
+def session_clips(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+                  progress: Progress | None = None) -> tuple[Plan, dict[Say, Clip]]:
+    """The exact plan and every clip it plays (speech synthesized or read from the cache, tones generated),
+    before session levelling: what a render assembles."""
+    script = session_script(routine, options, engine, cache)
+    lengths, clips = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress)
+    return build_plan(script, lengths), clips
+
+
+def plan_session(routine: Routine | str | Path, options: SessionOptions | None = None, *,
+                 engine: Engine | None = None, cache: ClipCache | None = None, estimate: bool = False) -> Plan:
+    """Plan a session. Exact by default (speech is synthesized into the cache to measure it);
+    with ``estimate`` nothing is synthesized and uncached lines get estimated lengths.
+    ``routine`` is a Routine, a routine file's path or a built-in routine's name."""
+    routine = as_routine(routine)
+    options, engine, cache = _arguments(options, engine, cache)
+    check_voice(voice_settings(routine, options.voice), engine)
+    check_script(routine, options.script)
+    script = session_script(routine, options, engine, cache, estimate)
+    lengths, _ = _lengths(script, routine, options, engine, cache, estimate, need_clips=False)
+    return build_plan(script, lengths)
+
+
+def check_routine(routine: Routine | str | Path, options: SessionOptions | None = None, *,
+                  engine: Engine | None = None, cache: ClipCache | None = None) -> Plan:
+    """Every check a render makes before writing, with estimated lengths for lines not yet in the cache
+    and nothing synthesized: the routine loads, its voice exists, every cue and countdown fits, the limits hold.
+    Returns the estimated plan; raises the error the render would."""
+    return plan_session(routine, options, engine=engine, cache=cache, estimate=True)
