@@ -19,6 +19,7 @@ from voiceguide.pipeline.options import (
     SessionOptions,
     as_routine,
 )
+from voiceguide.pipeline.outputs import plan_batch, plan_outputs
 from voiceguide.pipeline.render import default_output, output_format, preview_line, render_session, session_tags
 from voiceguide.pipeline.session import (
     check_routine,
@@ -31,8 +32,9 @@ from voiceguide.pipeline.session import (
 )
 
 __all__ = [
-    "DEFAULT_OUTPUT_DIR", "ENCODING", "SYNTHESIS", "VERIFY", "BatchItem", "Progress", "RenderResult", "SessionOptions",
-    "Sidecars", "as_routine", "check_routine", "check_voice", "default_output", "estimate_length", "output_format",
-    "plan_session", "preview_line", "render_many", "render_session", "safe_stem", "session_clips", "session_script",
-    "session_tags", "voice_settings",
+    "DEFAULT_OUTPUT_DIR", "ENCODING", "SYNTHESIS", "VERIFY", "BatchItem", "Progress", "RenderResult",
+    "SessionOptions", "Sidecars", "as_routine", "check_routine", "check_voice", "default_output",
+    "estimate_length", "output_format", "plan_batch", "plan_outputs", "plan_session", "preview_line",
+    "render_many", "render_session", "safe_stem", "session_clips", "session_script", "session_tags",
+    "voice_settings",
 ]

@@ -65,8 +65,12 @@ class SessionOptions:
             check_number("--duration", self.duration, 60.0, MAX_SESSION_SECONDS, unit=" seconds")
         if self.loudness is not None:
             check_number("--loudness", self.loudness, *LOUDNESS_RANGE, unit=" LUFS")
-        if not isinstance(self.fmt, str):
-            raise OptionError(f"--format: must be text like 'mp3' (got {self.fmt!r})")
+        if self.fmt is not None:
+            from voiceguide.export.formats import get_format
+
+            if not isinstance(self.fmt, str):
+                raise OptionError(f"--format: must be text like 'mp3' (got {self.fmt!r})")
+            get_format(self.fmt)  # OptionError listing the formats
         if isinstance(self.music, (str, Path)) or not isinstance(self.music, (tuple, list)):
             raise OptionError(f"--music: must be a list of files (got {self.music!r})")
         object.__setattr__(self, "music", tuple(_path("--music", item) for item in self.music))

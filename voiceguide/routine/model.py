@@ -26,10 +26,6 @@ Name = Annotated[str, Meta(min_length=1, max_length=120)]
 StretchId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)]
 
 
-def _described(kind: Any, description: str) -> Any:
-    return Annotated[kind, Meta(description=description)]
-
-
 class _Model(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Strict, frozen, unknown keys rejected. NaN never passes: every number has bounds."""
 
@@ -48,11 +44,11 @@ def _check(field: str, text: str | None, problem: Any) -> None:
         raise _FieldProblem(field, found)
 
 
-class Voice(_Model, kw_only=True):
+class Voice(_Model, frozen=True, kw_only=True):
     """How lines are spoken; every field is optional and falls back to the engine's default."""
 
-    id: _described(str | None, "Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).") = None
-    language: _described(str | None, "Language code, e.g. 'en-us'; picks a matching voice.") = None
+    id: Annotated[str | None, Meta(description="Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).")] = None
+    language: Annotated[str | None, Meta(description="Language code, e.g. 'en-us'; picks a matching voice.")] = None
     rate: Annotated[int, Meta(ge=MIN_RATE, le=MAX_RATE, description="Speaking rate in words per minute.")] | None = None
     volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
     pitch: Annotated[int, Meta(ge=0, le=100, description="Voice pitch, 0 to 100 (espeak's default is 50).")] | None = None
@@ -63,22 +59,25 @@ TEMPLATES: dict[str, tuple[str, ...]] = {"side": ("side",), "first_up": ("name",
                                         "round": ("n", "total"), "time_left": ("seconds",)}
 
 
-class Phrases(_Model, kw_only=True):
+class Phrases(_Model, frozen=True, kw_only=True):
     """Every fixed phrase, so a routine can be written in another language."""
 
     hold: Text = "Hold."
     get_ready: Text = "Get into position."
-    side: _described(Text, "Announces a side; {side} is its label.") = "{side} side."
+    side: Annotated[Text, Meta(description="Announces a side; {side} is its label.")] = "{side} side."
     switch_sides: Text = "Switch sides."
     halfway: Text = "Halfway."
     breathe: Text = "Breathe."
-    first_up: _described(Text, "Names the first stretch after the introduction; {name} is its name.") = "First: {name}."
-    next_up: _described(Text, "Opens the rest before a stretch (its instructions follow); {name} is its name.") = \
+    first_up: Annotated[Text, Meta(
+        description="Names the first stretch after the introduction; {name} is its name.")] = "First: {name}."
+    next_up: Annotated[Text, Meta(
+        description="Opens the rest before a stretch (its instructions follow); {name} is its name.")] = \
         "Next up: {name}."
-    release: _described(Text, "Said the moment a hold ends; empty for none.") = "And release."
-    time_left: _described(Text, "Paces a long hold; {seconds} is the time left.") = "{seconds} seconds left."
-    round: _described(Text, "{n} and {total} are filled in.") = "Round {n} of {total}."
-    numbers: _described(list[Text], "Words for the countdown numbers 1, 2, 3...; digits are spoken when empty.") = \
+    release: Annotated[Text, Meta(description="Said the moment a hold ends; empty for none.")] = "And release."
+    time_left: Annotated[Text, Meta(description="Paces a long hold; {seconds} is the time left.")] = "{seconds} seconds left."
+    round: Annotated[Text, Meta(description="{n} and {total} are filled in.")] = "Round {n} of {total}."
+    numbers: Annotated[list[Text], Meta(
+        description="Words for the countdown numbers 1, 2, 3...; digits are spoken when empty.")] = \
         msgspec.field(default_factory=list)
     session_end: Text = "That's the end of the session. Well done."
 
@@ -98,7 +97,7 @@ class Phrases(_Model, kw_only=True):
         return self.numbers[n - 1] if n <= len(self.numbers) else str(n)
 
 
-class Cue(_Model, kw_only=True):
+class Cue(_Model, frozen=True, kw_only=True):
     """A coaching line spoken during a hold."""
 
     at: Annotated[float, Meta(ge=-MAX_HOLD_SECONDS, le=MAX_HOLD_SECONDS,
@@ -109,34 +108,36 @@ class Cue(_Model, kw_only=True):
         _check("say", self.say, spoken_problem)
 
 
-class Defaults(_Model, kw_only=True):
+class Defaults(_Model, frozen=True, kw_only=True):
     """Settings every stretch inherits unless it overrides them."""
 
-    hold: _described(PositiveSeconds, "Seconds each hold lasts.") = 30.0
-    rest: _described(Seconds, "Seconds between stretches (and between rounds).") = 5.0
-    prepare: _described(Seconds, "Seconds to get into position before the hold.") = 3.0
-    switch: _described(Seconds, "Seconds to change position between sides.") = 3.0
+    hold: Annotated[PositiveSeconds, Meta(description="Seconds each hold lasts.")] = 30.0
+    rest: Annotated[Seconds, Meta(description="Seconds between stretches (and between rounds).")] = 5.0
+    prepare: Annotated[Seconds, Meta(description="Seconds to get into position before the hold.")] = 3.0
+    switch: Annotated[Seconds, Meta(description="Seconds to change position between sides.")] = 3.0
     countdown: Annotated[int, Meta(ge=0, le=10, description="Spoken countdown length at the end of a hold; 0 = none.")] = 3
-    halfway: _described(bool, "Say the halfway phrase in the middle of each hold.") = False
-    breathe: _described(PositiveSeconds | None, "Say the breathe phrase every N seconds of a hold.") = None
+    halfway: Annotated[bool, Meta(description="Say the halfway phrase in the middle of each hold.")] = False
+    breathe: Annotated[PositiveSeconds | None, Meta(description="Say the breathe phrase every N seconds of a hold.")] = None
     repeat: Annotated[int, Meta(ge=1, le=20, description="Rounds of each stretch (all its sides).")] = 1
-    tones: _described(bool, "Chime when a hold starts and ends, and ring a bell at the end of the session.") = False
+    tones: Annotated[bool, Meta(
+        description="Chime when a hold starts and ends, and ring a bell at the end of the session.")] = False
     pause: Annotated[float, Meta(ge=0.2, le=5, description="Seconds of quiet between consecutive lines (a breath).")] = 0.7
     max_silence: Annotated[float, Meta(ge=5, le=MAX_HOLD_SECONDS, description=(
         "Longest silence inside a hold: longer holds get paced cues (coaching lines, time left, breathing)."))] | None = 25.0
 
 
-class Stretch(_Model, kw_only=True):
+class Stretch(_Model, frozen=True, kw_only=True):
     """One stretch: spoken instructions, then a hold per side (per round)."""
 
     id: StretchId | None = None
     name: Name
     instructions: Text | None = None
-    caution: _described(Text | None, "Spoken after the instructions: when to take care or skip it.") = None
+    caution: Annotated[Text | None, Meta(description="Spoken after the instructions: when to take care or skip it.")] = None
     sides: Annotated[list[Label], Meta(min_length=1, max_length=8)] | None = None
-    side_label: _described(Text | None, "How each side is announced, e.g. '{side} leg back'; {side} is the side.") = None
-    hold: _described(PositiveSeconds | dict[str, float] | None,
-                     "Seconds of each hold, or a mapping of side label to seconds.") = None
+    side_label: Annotated[Text | None, Meta(
+        description="How each side is announced, e.g. '{side} leg back'; {side} is the side.")] = None
+    hold: Annotated[PositiveSeconds | dict[str, float] | None, Meta(
+        description="Seconds of each hold, or a mapping of side label to seconds.")] = None
     rest: Seconds | None = None
     prepare: Seconds | None = None
     switch: Seconds | None = None
@@ -145,8 +146,8 @@ class Stretch(_Model, kw_only=True):
     breathe: PositiveSeconds | None = None
     repeat: Annotated[int, Meta(ge=1, le=20)] | None = None
     cues: Annotated[list[Cue], Meta(max_length=50)] = msgspec.field(default_factory=list)
-    coaching: _described(Annotated[list[SpokenText], Meta(max_length=20)],
-                         "Coaching lines without a time: spread through the hold (library stretches bring theirs).") = \
+    coaching: Annotated[Annotated[list[SpokenText], Meta(max_length=20)], Meta(
+        description="Coaching lines without a time: spread through the hold (library stretches bring theirs).")] = \
         msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -178,18 +179,18 @@ class Stretch(_Model, kw_only=True):
         return self.id or self.name
 
 
-class Routine(_Model, kw_only=True):
+class Routine(_Model, frozen=True, kw_only=True):
     """A whole session: an introduction, stretches in order, a closing line."""
 
     name: Name
     description: Text | None = None
-    intro: _described(Text | None, "Spoken first; defaults to the routine's name.") = None
-    closing: _described(Text | None, "Spoken last, before the session-end phrase.") = None
+    intro: Annotated[Text | None, Meta(description="Spoken first; defaults to the routine's name.")] = None
+    closing: Annotated[Text | None, Meta(description="Spoken last, before the session-end phrase.")] = None
     defaults: Defaults = msgspec.field(default_factory=Defaults)
     voice: Voice = msgspec.field(default_factory=Voice)
     phrases: Phrases = msgspec.field(default_factory=Phrases)
-    music: _described(Annotated[list[Text], Meta(max_length=20)] | None,
-                      "Background music files (paths relative to the routine file), played in turn.") = None
+    music: Annotated[Annotated[list[Text], Meta(max_length=20)] | None, Meta(
+        description="Background music files (paths relative to the routine file), played in turn.")] = None
     stretches: Annotated[list[Stretch], Meta(min_length=1, max_length=MAX_STRETCHES)]
 
     def __post_init__(self) -> None:
