@@ -159,7 +159,7 @@ def test_cli_duration_reports_holds() -> None:
     data = json.loads(result.stdout)
     assert abs(data["duration"] - 480) < 0.05
     result = runner.invoke(app, ["plan", "psoas", "--duration", "8m"])
-    assert "fitted to 8:00.0: Runner's stretch" in result.stderr
+    assert "fitted to 8:00.0: Table stretch" in result.stderr and "Runner's stretch" in result.stderr
     result = runner.invoke(app, ["plan", "psoas", "--duration", "1m"])
     assert result.exit_code == 2 and "too short" in result.stderr
 
@@ -171,11 +171,12 @@ def test_cli_flags_reach_the_plan() -> None:
     data = json.loads(result.stdout)
     hold_events = [e for e in data["events"] if e["kind"] == "hold"]
     assert [e["side"] for e in hold_events[:2]] == ["right", "left"]
-    assert all(e["end"] - e["start"] == pytest.approx(45) for e in hold_events)
+    written = {s.name: s.hold for s in load_builtin("psoas").stretches}
+    assert all(e["end"] - e["start"] == pytest.approx(1.5 * written[e["stretch"]]) for e in hold_events)
     rests = [e for e in data["events"] if e["kind"] == "rest"]
-    assert len(rests) == 2 and all(e["end"] - e["start"] >= 12 - 1e-6 for e in rests)
-    assert sum(1 for e in data["events"] if e["role"] == "count") == 30
-    assert sum(1 for e in data["events"] if e["role"] == "halfway") == 6
+    assert len(rests) == 3 and all(e["end"] - e["start"] >= 12 - 1e-6 for e in rests)
+    assert sum(1 for e in data["events"] if e["role"] == "count") == 5 * len(hold_events)
+    assert sum(1 for e in data["events"] if e["role"] == "halfway") == len(hold_events)
 
 
 def test_init_writes_a_starter_that_renders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

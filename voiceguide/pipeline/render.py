@@ -72,10 +72,11 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     extras, source = extras or Sidecars(), None if source is None else _path("source", source)
     if not options.music and routine.music:
         options = replace(options, music=tuple(Path(name) for name in routine.music))
+    # Every file this render writes, checked before any work: a bad path fails in milliseconds (and an input
+    # named as the output is refused as such, before its extension is found wanting).
+    targets = plan_outputs(routine, output, options, extras, source)
     fmt = output_format(output, options, routine)
     options = replace(options, fmt=fmt.name)
-    # Every file this render writes, checked before any work: a bad path fails in milliseconds.
-    targets = plan_outputs(routine, output, options, extras, source)
     check_voice(voice_settings(routine, options.voice), engine)
     check_script(routine, options.script)
     sweep_temp_folders()  # what killed renders left in the temp folder (only folders whose process is gone)

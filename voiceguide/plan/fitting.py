@@ -33,6 +33,13 @@ def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, len
     low, most = 0.001, min(MAX_HOLD_SCALE, MAX_HOLD_SECONDS / longest_hold(routine, options))
     high = most
     longest = total(high)
+    if longest is None:  # the longest holds make too long a session (over the 6-hour limit): find the longest that fits
+        fits, over = low, high
+        for _ in range(50):
+            mid = (fits + over) / 2
+            fits, over = (mid, over) if total(mid) is not None else (fits, mid)
+        most = high = fits
+        longest = total(high)
     if longest is None or longest < target:
         raise OptionError(f"--duration: {_clock(target)} is longer than this routine can reasonably last "
                           f"(at most {_clock(longest or 0)} with holds scaled {most:.3g}x)")
