@@ -17,14 +17,13 @@ from voiceguide.plan.timeline import MAX_SESSION_SECONDS, RATE, Chapter, Plan, b
 from voiceguide.routine.model import Routine
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings
-from voiceguide.speech.espeak import Pyttsx3Engine
+from voiceguide.speech.registry import get_engine
 from voiceguide.speech.synth import cached_lengths, synthesize
 
 if TYPE_CHECKING:
     from voiceguide.export.tags import Tags
 
 DEFAULT_OUTPUT_DIR = Path("output")
-ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
 HOLD_FLOOR = 10.0  # --duration never scales a hold below this many seconds
 
 # Progress: progress(stage, done, total) with one of these stages.
@@ -70,20 +69,13 @@ class RenderResult:
 
 def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
     """The routine's voice with any field the caller set taking precedence."""
-    base = routine.voice
-    return VoiceSettings(
-        id=override.id or (None if override.language else base.id),
-        language=override.language or base.language,
-        rate=override.rate or base.rate,
-        volume=override.volume if override.volume is not None else base.volume,
-        pitch=override.pitch if override.pitch is not None else base.pitch,
-    )
+    return override.over(VoiceSettings.from_routine(routine.voice))
 
 
 def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
     """A rough length in samples for a line that has not been synthesized yet."""
     words = max(1, len(re.findall(r"\w+", text)))
-    seconds = 0.15 + words * 60 / (voice.rate or ESTIMATED_WPM)
+    seconds = 0.15 + words * 60 / voice.wpm  # engines speak at the rate asked for (speech.pacing checks it)
     return to_samples(seconds, rate)
 
 
@@ -167,7 +159,7 @@ def plan_session(routine: Routine, options: SessionOptions | None = None, *, eng
     """Plan a session. Exact by default (speech is synthesized into the cache to measure it);
     with ``estimate`` nothing is synthesized and uncached lines get estimated lengths."""
     options = options or SessionOptions()
-    lengths, _ = _lengths(routine, options, engine or Pyttsx3Engine(), cache or ClipCache(), estimate, need_clips=False)
+    lengths, _ = _lengths(routine, options, engine or get_engine(), cache or ClipCache(), estimate, need_clips=False)
     return build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
 
@@ -195,7 +187,7 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
-    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
+    lengths, clips = _lengths(routine, options, engine or get_engine(), cache, estimate=False, progress=progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
     def check(temp: Path) -> None:
@@ -320,7 +312,7 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     from voiceguide.host import usable_cores
 
     options = options or SessionOptions()
-    engine = engine or Pyttsx3Engine()
+    engine = engine or get_engine()
     cache = cache or ClipCache()
     for item in items:
         check_writable(item.output)
@@ -406,7 +398,7 @@ def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *,
         raise OptionError("preview: nothing to say")
     check_writable(output)
     voice = voice or VoiceSettings()
-    clips = synthesize([line], voice, engine or Pyttsx3Engine(), cache or ClipCache(), RATE)
+    clips = synthesize([line], voice, engine or get_engine(), cache or ClipCache(), RATE)
     script = CueScript("preview", (SpeechBlock((Line(line, "preview"),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
     levelled = level_session(plan, clips, loudness).clips

@@ -28,11 +28,15 @@ class Stopped(Exception):
 
 
 def kill_group(process: subprocess.Popen[Any]) -> None:
-    """Kill a process started with ``start_new_session=True`` and everything it started, then reap it."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+    """Kill a process started with ``start_new_session=True`` and everything it started, then reap it.
+
+    The group is killed even when its leader has already exited: a program may
+    leave children behind (the group lives on while any member does).
+    """
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        if process.poll() is None:
             process.kill()
     process.wait()
 
@@ -40,7 +44,7 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
 class _Worker:
     """One speech worker subprocess (in its own process group) with a line-based JSON protocol and timeouts."""
 
-    def __init__(self, command: Sequence[str], timeout: float, stop: threading.Event | None = None) -> None:
+    def __init__(self, command: Sequence[str], stop: threading.Event | None = None) -> None:
         self.stop = stop or threading.Event()
         self.process = subprocess.Popen(
             list(command),
@@ -55,10 +59,10 @@ class _Worker:
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
         try:
-            hello = self._receive(timeout)
+            hello = self._receive(SYNTH_TIMEOUT)  # starting may be slow on a busy machine, whatever a line's timeout
         except TimeoutError:
             self.close()
-            raise SpeechError(f"the speech engine did not start within {timeout:g} s") from None
+            raise SpeechError(f"the speech engine did not start within {SYNTH_TIMEOUT:g} s") from None
         except Stopped:
             self.close()
             raise
@@ -143,7 +147,7 @@ class WorkerEngine:
         return asdict(voice)
 
     def voices(self) -> list[VoiceInfo]:
-        worker = _Worker(self.command, self.timeout)
+        worker = _Worker(self.command)
         try:
             answer = worker.request({"op": "voices"}, self.timeout)
         except TimeoutError:
@@ -208,7 +212,7 @@ class WorkerEngine:
                 error = ""
                 for _attempt in range(2):  # one retry in a fresh worker
                     if worker is None:
-                        worker = _Worker(self.command, self.timeout, stop)
+                        worker = _Worker(self.command, stop)
                     error = self._speak_once(worker, text, path, settings)
                     if not error:
                         results[text] = path
