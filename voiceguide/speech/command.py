@@ -147,15 +147,21 @@ class CommandEngine:
     def _wait(self, process: subprocess.Popen[bytes], feed: bytes | None, stop: threading.Event) -> int | None:
         """The program's exit code; None if it ran out of time or the synthesis was stopped."""
         if feed is not None and process.stdin is not None:
-            with contextlib.suppress(OSError):  # a program that does not read its input is its own business
-                process.stdin.write(feed)
-            with contextlib.suppress(OSError):
-                process.stdin.close()
+            # In a thread: a program that never reads its input must not block us past the timeout.
+            threading.Thread(target=_feed, args=(process.stdin, feed), daemon=True).start()
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline and not stop.is_set():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 return process.wait(timeout=min(_POLL, max(0.0, deadline - time.monotonic())))
         return None
+
+
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    """Write the line to the program's stdin and close it (a program that exits early is its own business)."""
+    with contextlib.suppress(OSError):
+        stdin.write(data)
+    with contextlib.suppress(OSError):
+        stdin.close()
 
 
 def _tail(errors: IO[bytes]) -> str:

@@ -121,7 +121,12 @@ class VoiceInfo:
 
 
 class Engine(Protocol):
-    """A speech engine: writes one WAV file per text."""
+    """A speech engine: writes one WAV file per text.
+
+    An engine may also set a class attribute ``paced = True`` when it honours
+    ``VoiceSettings.rate``; then a line whose pace is far off the rate asked for
+    is treated as an engine fault (voiceguide.speech.pacing).
+    """
 
     name: str
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sys
 from dataclasses import asdict
@@ -57,7 +58,8 @@ class EspeakEngine(WorkerEngine):
 
     def identity(self) -> str:
         versions = [installed_version(p) for p in ("pyttsx3", "espeakng-loader")]
-        return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}"
+        calibration = hashlib.sha256(repr(_CALIBRATION).encode()).hexdigest()[:8]  # a new table, new clips
+        return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}+rate-{calibration}"
 
     def worker_voice(self, voice: VoiceSettings) -> dict[str, Any]:
         """The settings with ``rate`` as the espeak parameter that gives ``voice.wpm`` words per minute."""
