@@ -70,7 +70,7 @@ from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.host import usable_cores
 from voiceguide.pipeline import session_clips  # a render's plan and clips
 from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.espeak import Pyttsx3Engine
+from voiceguide.speech.registry import get_engine
 
 # ----------------------------------------------------------------------------------------
 
@@ -281,7 +281,7 @@ def prepare(spec: str, cache_dir: Path, raw: Path, clip_dir: Path, rendered_plan
         raise SystemExit(f"{spec}: the benchmark expects voice-only routines")
     options = SessionOptions()
     cache = ClipCache(folder=cache_dir)
-    plan, clips = session_clips(routine, options, Pyttsx3Engine(), cache)
+    plan, clips = session_clips(routine, options, get_engine(), cache)
     if json.loads(json.dumps(plan.to_dict())) != json.loads(rendered_plan.read_text(encoding="utf-8")):
         raise SystemExit(f"{spec}: the benchmark's plan differs from the render's; the floor would encode other PCM")
     levelled = level_session(plan, clips, options.loudness, remember=cache.folder).clips

@@ -2,7 +2,8 @@
 
 It speaks voiceguide's worker protocol (one JSON request per stdin line, one
 JSON answer per line) and picks its behaviour from the text it is asked to say:
-``hang`` never answers, ``hang once`` hangs only on its first attempt,
+``hang`` never answers, ``hang once`` hangs only on its first attempt, ``spawn and
+hang`` starts a child process (pids written to FAULTY_WORKER_MARKS) and hangs,
 ``garbage`` writes random bytes as the WAV, ``empty`` a WAV with no frames,
 ``silent`` a WAV of zeros, ``crash`` kills the worker mid-line. Anything else
 is a short tone. With FAULTY_WORKER_START=fail it cannot start at all.
@@ -35,6 +36,13 @@ def say(text: str, path: str) -> None:
         if not marker.exists():
             marker.touch()
             time.sleep(3600)
+    elif text.startswith("spawn and hang"):  # leaves a child behind unless its whole process group is killed
+        import subprocess
+
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        marks = Path(os.environ["FAULTY_WORKER_MARKS"])
+        (marks / f"pids-{os.getpid()}").write_text(f"{os.getpid()} {child.pid}")
+        time.sleep(3600)
     elif text.startswith("hang"):
         time.sleep(3600)
     elif text.startswith("garbage"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeEngine, fake_seconds, write_tone
 
-from voiceguide.errors import SpeechError
+from voiceguide.errors import OptionError, SpeechError
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.clip import process_clip
 from voiceguide.speech.command import CommandEngine
@@ -196,7 +196,7 @@ def test_command_engine_failures_name_the_line(cache: ClipCache) -> None:
     engine = CommandEngine([sys.executable, str(FAKE_TTS), "--out", "{output}"])
     with pytest.raises(SpeechError, match=r"line 'fail here'.*exit 1: model file not found"):
         synthesize(["fail here"], VoiceSettings(), engine, cache, 44100)
-    with pytest.raises(ValueError, match=r"\{output\}"):
+    with pytest.raises(OptionError, match=r"\{output\}"):
         CommandEngine(["piper", "--model", "x.onnx"])
     with pytest.raises(SpeechError, match="speech program not found"):
         synthesize(["Hold."], VoiceSettings(), CommandEngine(["no-such-tts-program", "{output}"]), cache, 44100)

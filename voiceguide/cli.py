@@ -176,14 +176,12 @@ def _engine(command: str | None) -> Any:
     """The default engine, or a command-line TTS program (split like a shell would, but never run by one)."""
     if not command:
         return None
-    import shlex
-
-    from voiceguide.speech.command import CommandEngine
+    from voiceguide.speech.registry import get_engine
 
     try:
-        return CommandEngine(shlex.split(command))
-    except ValueError as exc:
-        raise OptionError(f"--engine-command: {exc}") from None
+        return get_engine("command", template=command)
+    except OptionError as exc:
+        raise OptionError(f"--engine-command: {str(exc).removeprefix('engine command: ')}") from None
 
 
 def _cache(no_cache: bool = False) -> Any:
@@ -467,9 +465,9 @@ def voices(language: Annotated[str | None, typer.Option("--language", "-l", meta
            = None) -> None:
     """List the voices the speech engine offers."""
     with _user_errors():
-        from voiceguide.speech.espeak import Pyttsx3Engine
+        from voiceguide.speech.registry import get_engine
 
-        for v in Pyttsx3Engine().voices():
+        for v in get_engine().voices():
             if language and not any(lang.lower().startswith(language.lower()) for lang in v.languages):
                 continue
             typer.echo(f"{v.id:<24} {v.name:<32} {', '.join(v.languages)}")

@@ -15,7 +15,7 @@ from voiceguide.plan.timeline import MAX_SESSION_SECONDS, Chapter, Plan
 from voiceguide.routine.model import MAX_RATE, MIN_RATE, Routine
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Engine, VoiceSettings
-from voiceguide.speech.espeak import Pyttsx3Engine
+from voiceguide.speech.registry import get_engine
 
 if TYPE_CHECKING:
     pass
@@ -102,7 +102,7 @@ def _arguments(options: Any, engine: Any, cache: Any) -> tuple[SessionOptions, E
     """The library call's options, engine and cache with their defaults; OptionError for a wrong kind of value."""
     options = SessionOptions() if options is None else options
     _check_type("options", options, SessionOptions)
-    engine = Pyttsx3Engine() if engine is None else engine
+    engine = get_engine() if engine is None else engine
     if not all(callable(getattr(engine, name, None)) for name in ("synthesize", "voices", "identity")):
         raise OptionError(f"engine: must be a speech engine (synthesize, voices, identity), got {type(engine).__name__}")
     cache = ClipCache() if cache is None else cache

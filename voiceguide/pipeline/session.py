@@ -20,19 +20,11 @@ from voiceguide.speech.synth import cached_lengths, synthesize
 if TYPE_CHECKING:
     pass
 
-ESTIMATED_WPM = 175  # espeak-ng's default speaking rate
 
 
 def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
     """The routine's voice with any field the caller set taking precedence."""
-    base = routine.voice
-    return VoiceSettings(
-        id=override.id or (None if override.language else base.id),
-        language=override.language or base.language,
-        rate=override.rate or base.rate,
-        volume=override.volume if override.volume is not None else base.volume,
-        pitch=override.pitch if override.pitch is not None else base.pitch,
-    )
+    return override.over(VoiceSettings.from_routine(routine.voice))
 
 
 _OFFERED: dict[str, list[str]] = {}  # engine identity -> its voice ids and languages (listing starts a worker)
@@ -64,7 +56,7 @@ def check_voice(voice: VoiceSettings, engine: Engine) -> None:
 def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
     """A rough length in samples for a line that has not been synthesized yet."""
     words = max(1, len(re.findall(r"\w+", text)))
-    seconds = 0.15 + words * 60 / (voice.rate or ESTIMATED_WPM)
+    seconds = 0.15 + words * 60 / voice.wpm  # engines speak at the rate asked for (speech.pacing checks it)
     return to_samples(seconds, rate)
 
 

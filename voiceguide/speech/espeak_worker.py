@@ -1,12 +1,31 @@
-"""A speech worker process: pyttsx3 driving the libespeak-ng shipped by espeakng-loader.
+"""A speech worker process: libespeak-ng (shipped by espeakng-loader) through pyttsx3's bindings.
 
 Run as ``python -m voiceguide.speech.espeak_worker``; it reads one JSON request per
-line on stdin and answers one JSON line. It runs in its own process because
-pyttsx3's espeak driver can hang, print to stdout, or call ``exit(1)`` inside
-the library; the parent enforces a timeout and restarts it.
+line on stdin and answers one JSON line. It runs in its own process so the
+parent can enforce a timeout and kill it; a crash inside the library costs one
+worker, not the render.
 
 Requests: ``{"op": "voices"}`` and
-``{"op": "say", "text": ..., "path": ..., "voice": {...}}``.
+``{"op": "say", "text": ..., "path": ..., "voice": {...}}`` where ``voice`` holds
+the *espeak* values (``rate`` is espeak's rate parameter, already calibrated by
+the parent; see voiceguide.speech.espeak).
+
+Why not ``pyttsx3.init()`` and ``save_to_file``/``runAndWait``: pyttsx3's espeak
+driver starts libespeak-ng in its asynchronous mode (AUDIO_OUTPUT_RETRIEVAL),
+where ``espeak_SetParameter`` and ``espeak_Synth`` are queued to espeak's own
+thread. Its ``runAndWait`` ends by calling ``endLoop`` -> ``driver.stop()``, which
+calls ``espeak_Cancel()`` whenever espeak still has queued work: that throws away
+the queued rate change (the line comes out at the default rate, about 1 cold run
+in 30) and leaves the driver's ``_stopping`` flag set, so the *next* utterance is
+cancelled before its WAV is written and the worker waits for it until the timeout
+(the 20-s stalls). The first ``runAndWait`` also returns before its line is
+spoken. Here libespeak-ng runs in its SYNCHRONOUS mode through the same ctypes
+bindings pyttsx3 ships (``pyttsx3.drivers._espeak``) and voice list
+(``EspeakDriver.getProperty("voices")``): every setting is applied before
+``espeak_Synth`` starts, ``espeak_Synth`` returns when the line is complete, and
+every property is set again for every line, in a child forked from a worker that
+has never spoken (see ``Speaker.say``). No thread, no queue, no callback to wait
+for: the same text and settings give the same samples on every run.
 """
 
 from __future__ import annotations
@@ -15,14 +34,25 @@ import ctypes
 import json
 import os
 import sys
-import time
 import wave
+from array import array
 from pathlib import Path
 from typing import Any
 
+from voiceguide.speech.engine import PACE_TOLERANCE, PACED_MIN_WORDS, count_words
+
+# espeak's own defaults, set explicitly for every line so no setting leaks between lines.
+DEFAULT_RATE = 175
+DEFAULT_VOLUME = 1.0
+DEFAULT_PITCH = 50
+MIN_RATE, MAX_RATE = 80, 450  # espeak-ng clamps its rate parameter to these
+GAP_UNIT_SECONDS = 0.035  # what one WORDGAP unit adds per word gap at rate 80 (measured: 32-39 ms)
+WORDGAP = 7  # espeakWORDGAP: extra pause between words, in 10 ms units (not in pyttsx3's bindings)
+_SILENCE = round(32768 * 10 ** (-50 / 20))  # -50 dBFS, clip processing's silence threshold
+
 
 def _load_espeak() -> None:
-    """Make pyttsx3 find the bundled libespeak-ng and its data (it only looks up libespeak-ng.so.1)."""
+    """Make pyttsx3's bindings find the bundled libespeak-ng and its data (they only look up libespeak-ng.so.1)."""
     import espeakng_loader
 
     folder = Path(espeakng_loader.__file__).parent
@@ -37,19 +67,27 @@ def _load_espeak() -> None:
 
 
 class Speaker:
-    """One pyttsx3 engine, used one utterance per runAndWait (the only reliable way)."""
+    """libespeak-ng in synchronous mode: one line per call, in a fresh fork, every setting applied first."""
 
     def __init__(self) -> None:
-        import pyttsx3
+        from pyttsx3.drivers import _espeak
+        from pyttsx3.drivers.espeak import EspeakDriver
 
-        self.engine = pyttsx3.init("espeak")
-        self.finished = False
-        self.engine.connect("finished-utterance", self._on_finished)
-        self.current: dict[str, Any] = {}
-        self.voice_ids = {v.id: v for v in self.engine.getProperty("voices")}
+        self.espeak = _espeak
+        self.sample_rate = _espeak.Initialize(_espeak.AUDIO_OUTPUT_SYNCHRONOUS, 0)
+        if self.sample_rate <= 0:
+            raise RuntimeError("libespeak-ng could not be initialised")
+        self.chunks: list[bytes] = []
+        _espeak.SetSynthCallback(self._collect)
+        current = _espeak.GetCurrentVoice()
+        self.default_voice = current.contents.identifier.decode("utf-8") if current and current.contents.identifier \
+            else "gmw/en"
+        self.voice_ids = {v.id: v for v in EspeakDriver.getProperty("voices")}
 
-    def _on_finished(self, name: object, completed: bool) -> None:
-        self.finished = True
+    def _collect(self, wav: Any, samples: int, events: Any) -> int:
+        if samples > 0:
+            self.chunks.append(ctypes.string_at(wav, samples * ctypes.sizeof(ctypes.c_short)))
+        return 0  # 0: go on
 
     def voices(self) -> list[dict[str, Any]]:
         return [
@@ -57,14 +95,14 @@ class Speaker:
             for v in self.voice_ids.values()
         ]
 
-    def _resolve_voice(self, voice: dict[str, Any]) -> str | None:
+    def _resolve_voice(self, voice: dict[str, Any]) -> str:
         if voice.get("id"):
             if voice["id"] not in self.voice_ids:
                 raise ValueError(f"unknown voice id {voice['id']!r} (see `voiceguide voices`)")
             return str(voice["id"])
         language = (voice.get("language") or "").lower()
         if not language:
-            return None
+            return self.default_voice
         for v in self.voice_ids.values():
             if language in [str(lang).lower() for lang in v.languages or []]:
                 return str(v.id)
@@ -73,47 +111,114 @@ class Speaker:
                 return str(v.id)
         raise ValueError(f"no voice for language {language!r} (see `voiceguide voices`)")
 
-    def _configure(self, voice: dict[str, Any]) -> None:
-        if voice == self.current:
-            return
-        voice_id = self._resolve_voice(voice)
-        if voice_id:
-            self.engine.setProperty("voice", voice_id)
-        if voice.get("rate"):
-            self.engine.setProperty("rate", int(voice["rate"]))
-        if voice.get("volume") is not None:
-            self.engine.setProperty("volume", float(voice["volume"]))
-        if voice.get("pitch") is not None:
-            self.engine.setProperty("pitch", int(voice["pitch"]))
-        self.current = dict(voice)
+    def _configure(self, voice: dict[str, Any], rate: int, gap: int) -> None:
+        """Apply every setting (the voice first: loading a voice may reset the others)."""
+        espeak = self.espeak
+        name = self._resolve_voice(voice)
+        if espeak.SetVoiceByName(name.encode("utf-8")) != espeak.EE_OK:
+            raise ValueError(f"espeak-ng cannot load the voice {name!r}")
+        volume = DEFAULT_VOLUME if voice.get("volume") is None else float(voice["volume"])
+        pitch = DEFAULT_PITCH if voice.get("pitch") is None else int(voice["pitch"])
+        for parameter, value in ((espeak.RATE, rate), (espeak.VOLUME, round(volume * 100)), (espeak.PITCH, pitch),
+                                 (WORDGAP, gap)):
+            if espeak.SetParameter(parameter, value, 0) != espeak.EE_OK:
+                raise RuntimeError(f"espeak-ng refused parameter {parameter} = {value}")
 
-    def say(self, text: str, path: str, voice: dict[str, Any], timeout: float = 20.0) -> None:
-        self._configure(voice)
-        self.finished = False
-        self.engine.save_to_file(text, path)
-        self.engine.runAndWait()
-        # The first runAndWait can return before the WAV is complete: wait for the
-        # finished-utterance callback and a readable WAV with audio in it.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.finished and _wav_frames(path) > 0:
-                return
-            time.sleep(0.005)
-        raise RuntimeError("the engine produced no audio")
+    def say(self, text: str, path: str, voice: dict[str, Any]) -> None:
+        """Speak ``text`` into a WAV at ``path`` in a forked child; returns when the line is complete.
+
+        libespeak-ng keeps state between utterances (the wave generator's phase
+        and pitch-flutter counters survive even espeak_Terminate), so a line's
+        length depended on which lines the worker spoke before it, by up to a
+        pitch period or more. A child forked from this never-used process starts
+        from the same state every time (synchronous mode has no threads, so
+        forking is safe): the same line gives the same samples in any order.
+        """
+        self._resolve_voice(voice)  # an unknown voice is reported here, before forking
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: speak, report, and leave without running any Python clean-up
+            os.close(read_end)
+            code = 0
+            try:
+                self._speak(text, path, voice)
+            except BaseException as exc:  # everything goes back as a message, never a traceback
+                os.write(write_end, str(exc).encode("utf-8", "replace")[:2000])
+                code = 1
+            os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            message = pipe.read().decode("utf-8", "replace")
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(message or f"the speech engine died (status {os.waitstatus_to_exitcode(status)})")
+
+    def _synth(self, text: str, voice: dict[str, Any], rate: int, gap: int = 0) -> bytes:
+        self._configure(voice, rate, gap)
+        self.chunks = []
+        status = self.espeak.Synth(text.encode("utf-8"), flags=self.espeak.CHARS_UTF8 | self.espeak.ENDPAUSE)
+        if status != self.espeak.EE_OK:
+            raise RuntimeError(f"espeak-ng failed to speak (status {status})")
+        pcm = b"".join(self.chunks)
+        if not pcm:
+            raise RuntimeError("the engine produced no audio")
+        return pcm
+
+    def _speak(self, text: str, path: str, voice: dict[str, Any]) -> None:
+        """Speak at the calibrated rate; then correct the pace of a line long enough to have one.
+
+        The calibration (voiceguide.speech.espeak) is right on average, but the
+        pace of single lines differs by up to 10% either way (short words,
+        commas). A line of PACED_MIN_WORDS words or more whose measured pace
+        (words / trimmed seconds) is off ``wpm`` by more than PACE_TOLERANCE is
+        spoken again with the rate scaled by the error (``_pace``); below espeak's slowest
+        rate a pause between words makes up the rest. Same steps every time,
+        from the same forked state: still deterministic.
+        """
+        rate = int(voice.get("rate") or DEFAULT_RATE)
+        pcm = self._synth(text, voice, rate)
+        wpm, words = voice.get("wpm"), count_words(text)
+        if wpm and words >= PACED_MIN_WORDS:
+            pcm = self._pace(text, voice, pcm, rate, 60 * words / wpm, words)
+        with wave.open(path, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
+            wav.writeframes(pcm)
+
+    def _pace(self, text: str, voice: dict[str, Any], pcm: bytes, rate: int, target: float, words: int) -> bytes:
+        """Speak again (at most three times) until the line lasts ``target`` seconds within PACE_TOLERANCE."""
+        gap, base, per_unit = 0, 0.0, GAP_UNIT_SECONDS
+        for _ in range(3):
+            seconds = max(spoken_seconds(pcm, self.sample_rate), 0.01)
+            if abs(target / seconds - 1) <= PACE_TOLERANCE:
+                break
+            wanted = rate * seconds / target  # the pace is close to proportional to the rate
+            if gap == 0 and wanted >= MIN_RATE:  # the rate alone can do it
+                rate = min(round(wanted), MAX_RATE)
+            elif rate > MIN_RATE:
+                rate = MIN_RATE  # as slow as espeak goes, then pauses between words
+            else:
+                if gap == 0:
+                    base = seconds
+                else:  # learn what one unit of pause really costs at this rate
+                    per_unit = max((seconds - base) / gap / (words - 1), 0.001)
+                gap = max(0, round(gap + (target - seconds) / per_unit / (words - 1)))
+            pcm = self._synth(text, voice, rate, gap)
+        return pcm
 
 
-def _wav_frames(path: str) -> int:
-    try:
-        with wave.open(path, "rb") as wav:
-            return wav.getnframes()
-    except (OSError, EOFError, wave.Error):
-        return 0
+def spoken_seconds(pcm: bytes, sample_rate: int) -> float:
+    """Seconds from the first to the last sample above the silence threshold (as clip processing trims)."""
+    samples = array("h")
+    samples.frombytes(pcm)
+    loud = [i for i in range(0, len(samples), 32) if abs(samples[i]) > _SILENCE]  # every 32nd sample is plenty
+    return (loud[-1] - loud[0]) / sample_rate if loud else 0.0
 
 
 def main() -> None:
     """Serve requests on stdin until it closes."""
-    # Keep our protocol on a private copy of stdout; pyttsx3 prints "Audio saved to ..."
-    # on fd 1, which must never reach the caller.
+    # Keep our protocol on a private copy of stdout: nothing the library prints may reach the caller.
     reply = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

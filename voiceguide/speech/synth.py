@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from voiceguide.errors import SpeechError
 from voiceguide.leftovers import temp_folder
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.clip import process_clip
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings, _quote
+from voiceguide.speech.pacing import pace_fault
 
 # --- The synthesis stage -----------------------------------------------------------
 
@@ -20,6 +21,9 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
     """Return a processed clip for every distinct text, synthesizing only what the cache lacks.
 
     ``progress(done, total)`` is called as lines become available (cached ones at once).
+    A clip whose length is implausible for its text (voiceguide.speech.pacing) is
+    spoken once more; if it is still implausible that is a SpeechError, and it
+    is never cached.
     """
     identity = engine.identity()
     wanted = list(dict.fromkeys(texts))
@@ -31,32 +35,54 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
             missing.append(text)
         else:
             clips[text] = clip
-    done = [len(clips)]
+    finished: set[str] = set(clips)
     lock = threading.Lock()
 
-    def line_done(_text: str) -> None:
+    def line_done(text: str) -> None:
         with lock:  # engines call this from their worker threads
-            done[0] += 1
+            if text in finished:  # a line spoken again is counted once
+                return
+            finished.add(text)
             if progress is not None:
-                progress(done[0], len(wanted))
+                progress(len(finished), len(wanted))
 
     if progress is not None:
-        progress(done[0], len(wanted))
-    if missing:
-        # The folder's name carries our pid, so a later render can tell it is abandoned should we be killed;
-        # removal tolerates an engine still finishing a file after an interrupt.
-        folder = temp_folder("speech")
-        try:
-            paths = engine.synthesize(missing, voice, folder, on_done=line_done)
-            for text in missing:
-                try:
-                    clip = process_clip(paths[text], rate)
-                except SpeechError as exc:
-                    raise SpeechError(f"speech for line {_quote(text)}: {exc}") from None
+        progress(len(finished), len(wanted))
+    faults: dict[str, str] = {}
+    for _attempt in range(2):  # a second time only for clips whose length was implausible
+        spoken = _speak(list(faults) or missing, voice, engine, rate, line_done)
+        faults = {}
+        for text, clip in spoken.items():
+            fault = pace_fault(text, clip.samples / rate, voice, bool(getattr(engine, "paced", False)))
+            if fault:
+                faults[text] = fault
+            else:
                 cache.put(cache.key(identity, voice, rate, text), clip)
                 clips[text] = clip
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        if not faults:
+            return clips
+    text, fault = next(iter(faults.items()))
+    raise SpeechError(f"speech engine fault on line {_quote(text)}: {fault}, twice")
+
+
+def _speak(texts: Sequence[str], voice: VoiceSettings, engine: Engine, rate: int,
+           on_done: Callable[[str], None]) -> dict[str, Clip]:
+    """Speak and process ``texts`` (nothing to do for none)."""
+    if not texts:
+        return {}
+    clips: dict[str, Clip] = {}
+    # The folder's name carries our pid, so a later render can tell it is abandoned should we be killed;
+    # removal tolerates an engine still finishing a file after an interrupt.
+    folder = temp_folder("speech")
+    try:
+        paths = engine.synthesize(texts, voice, folder, on_done=on_done)
+        for text in texts:
+            try:
+                clips[text] = process_clip(paths[text], rate)
+            except SpeechError as exc:
+                raise SpeechError(f"speech for line {_quote(text)}: {exc}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return clips
 
 

@@ -9,6 +9,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,50 +20,78 @@ from voiceguide.host import usable_cores
 from voiceguide.speech.clip import check_wav
 from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceInfo, VoiceSettings, _quote
 
-# --- pyttsx3 (espeak-ng) engine -------------------------------------------------
+_POLL = 0.05  # seconds between looks at the stop flag while waiting for a worker
+
+
+class Stopped(Exception):
+    """Raised inside an engine when another line has already failed: the synthesis is being abandoned."""
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """Kill a process started with ``start_new_session=True`` and everything it started, then reap it.
+
+    The group is killed even when its leader has already exited: a program may
+    leave children behind (the group lives on while any member does).
+    """
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        if process.poll() is None:
+            process.kill()
+    process.wait()
 
 
 class _Worker:
-    """One speech worker subprocess with a line-based JSON protocol and timeouts."""
+    """One speech worker subprocess (in its own process group) with a line-based JSON protocol and timeouts."""
 
-    def __init__(self, command: Sequence[str], run: _Run | None = None) -> None:
-        with run.lock if run is not None else contextlib.nullcontext():
-            if run is not None and run.stop.is_set():
-                raise SpeechError("interrupted")  # never start a worker once an interrupt is stopping them
-            self.process = subprocess.Popen(
-                list(command),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                encoding="utf-8",
-                start_new_session=True,  # its own process group: close() kills it with any children it started
-            )
-            if run is not None:
-                run.live.add(self)  # known before its slow start-up, so an interrupt can kill it at any point
+    def __init__(self, command: Sequence[str], stop: threading.Event | None = None) -> None:
+        self.stop = stop or threading.Event()
+        self.process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+            start_new_session=True,  # its own process group: close() kills whatever it started too
+        )
         self.replies: queue.Queue[str | None] = queue.Queue()
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
         try:
-            hello = self._receive(SYNTH_TIMEOUT)
+            hello = self._receive(SYNTH_TIMEOUT)  # starting may be slow on a busy machine, whatever a line's timeout
         except TimeoutError:
             self.close()
             raise SpeechError(f"the speech engine did not start within {SYNTH_TIMEOUT:g} s") from None
+        except Stopped:
+            self.close()
+            raise
         if not hello.get("ok"):
             self.close()
             raise SpeechError(str(hello.get("error", "the speech engine failed to start")))
 
     def _read(self, stream: IO[str]) -> None:
-        with contextlib.suppress(OSError, ValueError):  # ValueError: closed by an interrupt's close()
+        try:
             for line in stream:
                 self.replies.put(line)
+        except (OSError, ValueError):  # the stream was closed under us by close()
+            pass
         self.replies.put(None)
 
     def _receive(self, timeout: float) -> dict[str, Any]:
-        try:
-            line = self.replies.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
+        """The next answer; TimeoutError after ``timeout`` s, Stopped as soon as the stop flag is set."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.stop.is_set():
+                raise Stopped
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                line = self.replies.get(timeout=min(_POLL, left))
+                break
+            except queue.Empty:
+                continue
         if line is None:
             return {"ok": False, "error": f"the speech engine exited (code {self.process.wait()})"}
         try:
@@ -70,47 +99,23 @@ class _Worker:
         except ValueError:  # not our protocol: something in the engine printed to stdout
             return {"ok": False, "error": f"the speech engine answered garbage: {line.strip()[:60]!r}"}
 
-    def request(self, payload: dict[str, Any], timeout: float = SYNTH_TIMEOUT) -> dict[str, Any]:
+    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and wait for its answer (TimeoutError, Stopped as in ``_receive``)."""
         assert self.process.stdin is not None
         try:
             self.process.stdin.write(json.dumps(payload) + "\n")
             self.process.stdin.flush()
-        except (OSError, ValueError):  # ValueError: closed under us (an interrupt is stopping every worker)
+        except (BrokenPipeError, OSError):
             return {"ok": False, "error": "the speech engine exited"}
         return self._receive(timeout)
 
-    def kill(self) -> None:
-        """Kill the worker and anything it started (its process group), without waiting."""
-        if self.process.returncode is None:  # once reaped, its pid (and group id) may belong to another
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if hasattr(os, "killpg"):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                else:  # no process groups (Windows)
-                    self.process.kill()
-
     def close(self) -> None:
-        self.kill()
-        self.process.wait()
+        """Kill the worker's whole process group and close its pipes."""
+        kill_group(self.process)
         for stream in (self.process.stdin, self.process.stdout):
             if stream:
-                stream.close()
-
-
-class _Run:
-    """One synthesize call's workers, so an interrupt can stop them all at once."""
-
-    def __init__(self) -> None:
-        self.live: set[_Worker] = set()
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-
-    def stop_all(self) -> None:
-        """Start no more workers and kill every one started (workers start under the lock: none slips by)."""
-        with self.lock:
-            self.stop.set()
-            live = list(self.live)
-        for worker in live:
-            worker.close()
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 class WorkerEngine:
@@ -118,11 +123,17 @@ class WorkerEngine:
 
     One worker per core at most, each line with a timeout. A line that hangs,
     fails, or comes back as an empty or unreadable WAV is retried once in a
-    fresh worker, then reported as an error naming the line.
+    fresh worker, then reported as an error naming the line; the other lines
+    stop at once (a hung engine costs one line's timeout and retry, not one per
+    line). Each worker runs in its own process group, killed whole.
+
+    Subclasses set ``name`` and ``command`` (the worker's argument list) and may
+    override ``worker_voice`` to translate the settings into the engine's own.
     """
 
     name = "worker"
     command: Sequence[str] = ()
+    paced = False  # True: the engine honours the rate, so a clip far off the asked pace is a fault
 
     def __init__(self, workers: int | None = None, timeout: float = SYNTH_TIMEOUT) -> None:
         self.workers = workers or usable_cores()
@@ -130,6 +141,10 @@ class WorkerEngine:
 
     def identity(self) -> str:
         return self.name
+
+    def worker_voice(self, voice: VoiceSettings) -> dict[str, Any]:
+        """The ``voice`` sent to the worker with each line (the settings as they are, by default)."""
+        return asdict(voice)
 
     def voices(self) -> list[VoiceInfo]:
         worker = _Worker(self.command)
@@ -150,34 +165,31 @@ class WorkerEngine:
             jobs.put((index, text))
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
+        stop = threading.Event()
+        settings = self.worker_voice(voice)
         count = max(1, min(self.workers, len(texts)))
-        run = _Run()
-        threads = [threading.Thread(target=self._serve, args=(jobs, voice, folder, results, failures, on_done, run),
+        threads = [threading.Thread(target=self._serve, args=(jobs, settings, folder, results, failures, on_done, stop),
                                     daemon=True) for _ in range(count)]
         started: list[threading.Thread] = []
         try:
             for thread in threads:
                 thread.start()
                 started.append(thread)
-            for thread in threads:
+            for thread in started:
                 thread.join()
-        except BaseException:
-            # Ctrl-C or SIGTERM: no new lines, no retries, and every worker's process group killed now,
-            # so the render stops within moments instead of after the lines in flight.
-            run.stop_all()
-            for thread in started:  # (one whose start was interrupted sees the stop and ends at once)
-                thread.join(timeout=5.0)  # moments: every wait of theirs ends when their worker dies
-            raise
+        finally:
+            stop.set()  # also on Ctrl-C here: every thread kills its worker's process group and returns
+            for thread in started:  # (only those that started: an interrupt can land between two starts)
+                thread.join()
         if failures:
             raise failures[0]
         return results
 
-    def _speak_once(self, worker: _Worker, text: str, path: Path, voice: VoiceSettings) -> str:
+    def _speak_once(self, worker: _Worker, text: str, path: Path, settings: dict[str, Any]) -> str:
         """Speak one line; return '' on success or what went wrong."""
         path.unlink(missing_ok=True)
         try:
-            answer = worker.request({"op": "say", "text": text, "path": str(path), "voice": asdict(voice)},
-                                    self.timeout)
+            answer = worker.request({"op": "say", "text": text, "path": str(path), "voice": settings}, self.timeout)
         except TimeoutError:
             return f"timed out after {self.timeout:g} s"
         if not answer.get("ok"):
@@ -188,12 +200,12 @@ class WorkerEngine:
             return str(exc)
         return ""
 
-    def _serve(self, jobs: queue.Queue[tuple[int, str]], voice: VoiceSettings, folder: Path,
+    def _serve(self, jobs: queue.Queue[tuple[int, str]], settings: dict[str, Any], folder: Path,
                results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None,
-               run: _Run) -> None:
+               stop: threading.Event) -> None:
         worker: _Worker | None = None
         try:
-            while not failures and not run.stop.is_set():
+            while not stop.is_set():
                 try:
                     index, text = jobs.get_nowait()
                 except queue.Empty:
@@ -201,11 +213,9 @@ class WorkerEngine:
                 path = folder / f"line-{index}.wav"
                 error = ""
                 for _attempt in range(2):  # one retry in a fresh worker
-                    if run.stop.is_set():
-                        return
                     if worker is None:
-                        worker = _Worker(self.command, run)
-                    error = self._speak_once(worker, text, path, voice)
+                        worker = _Worker(self.command, stop)
+                    error = self._speak_once(worker, text, path, settings)
                     if not error:
                         results[text] = path
                         if on_done is not None:
@@ -217,12 +227,12 @@ class WorkerEngine:
                         break  # retrying will not find a voice that does not exist
                 if error:
                     failures.append(SpeechError(f"speech engine failed on line {_quote(text)}: {error}"))
+                    stop.set()  # the other lines stop now instead of each waiting for its own timeout
         except SpeechError as exc:
             failures.append(exc)
-        except Exception:
-            if not run.stop.is_set():
-                raise
-            # stopping: a worker closed under this thread; the interrupt is what the caller hears about
+            stop.set()
+        except Stopped:
+            pass
         finally:
             if worker is not None:
                 worker.close()
