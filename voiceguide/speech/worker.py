@@ -33,6 +33,8 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
     The group is killed even when its leader has already exited: a program may
     leave children behind (the group lives on while any member does).
     """
+    if process.returncode is not None:
+        return  # already reaped: its pid (and group id) may belong to another process now
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -41,20 +43,51 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
     process.wait()
 
 
+class Crew:
+    """The workers of one synthesis: an interrupt stops them all at once, from the thread that hears it.
+
+    Workers start under the lock and are registered before their (slow) start-up,
+    so none can slip past ``stop_all``; once it has run, no new worker starts.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.live: set[subprocess.Popen[str]] = set()
+
+    def start(self, command: Sequence[str]) -> subprocess.Popen[str]:
+        """Start a worker process in its own process group (Stopped once stopping has begun)."""
+        with self.lock:
+            if self.stop.is_set():
+                raise Stopped
+            process = subprocess.Popen(
+                list(command),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+                start_new_session=True,  # its own process group: killing it kills whatever it started too
+            )
+            self.live.add(process)
+            return process
+
+    def stop_all(self) -> None:
+        """Start no more workers and kill every one started, with whatever each started."""
+        with self.lock:
+            self.stop.set()
+            live = list(self.live)
+        for process in live:
+            kill_group(process)
+
+
 class _Worker:
     """One speech worker subprocess (in its own process group) with a line-based JSON protocol and timeouts."""
 
-    def __init__(self, command: Sequence[str], stop: threading.Event | None = None) -> None:
-        self.stop = stop or threading.Event()
-        self.process = subprocess.Popen(
-            list(command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-            start_new_session=True,  # its own process group: close() kills whatever it started too
-        )
+    def __init__(self, command: Sequence[str], crew: Crew | None = None) -> None:
+        crew = crew or Crew()
+        self.stop = crew.stop
+        self.process = crew.start(command)
         self.replies: queue.Queue[str | None] = queue.Queue()
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
@@ -165,10 +198,10 @@ class WorkerEngine:
             jobs.put((index, text))
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
-        stop = threading.Event()
+        crew = Crew()
         settings = self.worker_voice(voice)
         count = max(1, min(self.workers, len(texts)))
-        threads = [threading.Thread(target=self._serve, args=(jobs, settings, folder, results, failures, on_done, stop),
+        threads = [threading.Thread(target=self._serve, args=(jobs, settings, folder, results, failures, on_done, crew),
                                     daemon=True) for _ in range(count)]
         started: list[threading.Thread] = []
         try:
@@ -177,10 +210,14 @@ class WorkerEngine:
                 started.append(thread)
             for thread in started:
                 thread.join()
+        except BaseException:
+            crew.stop_all()  # Ctrl-C or SIGTERM: every worker's process group killed now, none started after
+            raise
         finally:
-            stop.set()  # also on Ctrl-C here: every thread kills its worker's process group and returns
-            for thread in started:  # (only those that started: an interrupt can land between two starts)
-                thread.join()
+            crew.stop.set()  # every thread returns (a thread whose start was interrupted sees it at once)
+            for thread in threads:
+                if thread.ident is not None:  # started, even if its start() call was interrupted
+                    thread.join()
         if failures:
             raise failures[0]
         return results
@@ -202,10 +239,10 @@ class WorkerEngine:
 
     def _serve(self, jobs: queue.Queue[tuple[int, str]], settings: dict[str, Any], folder: Path,
                results: dict[str, Path], failures: list[SpeechError], on_done: Callable[[str], None] | None,
-               stop: threading.Event) -> None:
+               crew: Crew) -> None:
         worker: _Worker | None = None
         try:
-            while not stop.is_set():
+            while not crew.stop.is_set():
                 try:
                     index, text = jobs.get_nowait()
                 except queue.Empty:
@@ -214,7 +251,7 @@ class WorkerEngine:
                 error = ""
                 for _attempt in range(2):  # one retry in a fresh worker
                     if worker is None:
-                        worker = _Worker(self.command, stop)
+                        worker = _Worker(self.command, crew)
                     error = self._speak_once(worker, text, path, settings)
                     if not error:
                         results[text] = path
@@ -227,10 +264,10 @@ class WorkerEngine:
                         break  # retrying will not find a voice that does not exist
                 if error:
                     failures.append(SpeechError(f"speech engine failed on line {_quote(text)}: {error}"))
-                    stop.set()  # the other lines stop now instead of each waiting for its own timeout
+                    crew.stop.set()  # the other lines stop now instead of each waiting for its own timeout
         except SpeechError as exc:
             failures.append(exc)
-            stop.set()
+            crew.stop.set()
         except Stopped:
             pass
         finally:
