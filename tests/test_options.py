@@ -67,8 +67,7 @@ def test_script_options_refuse_bad_values_when_built(kwargs: dict, message: str)
         ({"duck": math.inf}, "--duck: must be at least 0"),
         ({"duration": -300.0}, "--duration: must be at least 60 and at most 21600 seconds (got -300)"),
         ({"duration": math.nan}, "--duration: must be at least 60"),
-        ({"voice": VoiceSettings(rate=99999)}, "--rate: must be at least 80 and at most 450 words per minute (got 99999)"),
-        ({"voice": VoiceSettings(rate=-50)}, "--rate: must be at least 80"),
+        ({"engine": 3}, "--engine: must be an engine name like 'espeak' (got 3)"),
         ({"voice": "en-us"}, "voice: must be a VoiceSettings (got str 'en-us')"),
         ({"script": {"hold": 45}}, "script: must be a ScriptOptions"),
         ({"music": "bed.mp3"}, "--music: must be a list of files"),
@@ -100,8 +99,8 @@ def test_a_hold_scaled_past_the_limit_is_an_option_error_naming_the_stretch() ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--rate", "99999"], "--rate: must be at least 80 and at most 450"),
-        (["--rate", "-50"], "--rate: must be at least 80"),
+        (["--rate", "99999"], "--rate: 99999 is out of range (80 to 450)"),
+        (["--rate", "-50"], "--rate: -50 is out of range (80 to 450)"),
         (["--hold-scale", "101"], "--hold-scale: must be more than 0 and at most 100 (got 101)"),
         (["--hold-scale", "nan"], "--hold-scale: must be more than 0"),
         (["--hold", "0.0001"], "--hold: 0.0001 s rounds to no hold at all"),
@@ -126,7 +125,7 @@ def test_plan_refuses_bad_options_with_exit_2(args: list[str], message: str) -> 
         (["--loudness", "5"], "--loudness: must be at least -40"),
         (["--music-volume", "nan"], "--music-volume: must be at least -60 and at most 0 dB"),
         (["--duck", "-20"], "--duck: must be at least 0 and at most 40 dB (got -20)"),
-        (["--rate", "99999"], "--rate: must be at least 80"),
+        (["--rate", "99999"], "--rate: 99999 is out of range (80 to 450)"),
     ],
 )
 def test_render_refuses_bad_levels_before_writing_anything(tmp_path: Path, args: list[str], message: str) -> None:
@@ -200,7 +199,7 @@ def test_library_takes_str_paths_and_routine_names(tmp_path: Path, fake_engine: 
         (lambda e, c, p: render_session("psoas", p, engine=e, cache=c, jobs=0), OptionError, "--jobs: must be at least 1"),
         (lambda e, c, p: render_session("psoas", p, engine=e, cache=c, progress=1), OptionError, "progress: must be a function"),
         (lambda e, c, p: preview_line(None, p, engine=e, cache=c), OptionError, "preview: the line must be text"),
-        (lambda e, c, p: preview_line("Hi", p, VoiceSettings(rate=1), engine=e, cache=c), OptionError, "--rate"),
+        (lambda e, c, p: preview_line("Hi", p, VoiceSettings(rate=1), engine=e, cache=c), OptionError, "voice rate"),
         (lambda e, c, p: BatchItem(load_builtin("psoas"), 3), OptionError, "output: must be a file path"),
     ],
 )
@@ -211,3 +210,11 @@ def test_library_misuse_raises_our_errors(tmp_path: Path, fake_engine: FakeEngin
     assert message in str(info.value)
     assert fake_engine.calls == [] and not (tmp_path / "x.mp3").exists()
     assert Sidecars()  # the default extras object is fine
+
+
+@pytest.mark.parametrize(("rate", "message"), [(99999, "voice rate: 99999 is out of range (80 to 450)"),
+                                               (-50, "voice rate: -50 is out of range (80 to 450)")])
+def test_voice_settings_refuse_a_rate_out_of_range_when_built(rate: int, message: str) -> None:
+    with pytest.raises(OptionError) as info:
+        VoiceSettings(rate=rate)
+    assert str(info.value) == message

@@ -68,6 +68,8 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Synthesize every l
 VolumeOpt = Annotated[float | None, typer.Option("--volume", metavar="0-1", help="Speech engine volume, 0 to 1.")]
 PitchOpt = Annotated[int | None, typer.Option("--pitch", metavar="0-100",
                                               min=0, max=100, help="Voice pitch, 0 to 100 (default 50).")]
+EngineNameOpt = Annotated[str | None, typer.Option("--engine", metavar="ENGINE", help="Speech engine: auto (the "
+                                                   "natural voice when installed, else espeak), espeak or piper.")]
 EngineOpt = Annotated[str | None, typer.Option("--engine-command", metavar="COMMAND", help="Speak with another TTS program: its "
                                                "command line, with {output} for the WAV to write and {text} for the "
                                                "line (else the line goes to its stdin).")]
@@ -143,7 +145,8 @@ def parse_seconds(text: str, option: str) -> float:
 def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, rest: str | None = None,
                      countdown: int | None = None, halfway: bool | None = None, duration: str | None = None,
                      sides: str = "as-written", voice: str | None = None, rate: int | None = None,
-                     volume: float | None = None, pitch: int | None = None, tones: bool | None = None) -> SessionOptions:
+                     volume: float | None = None, pitch: int | None = None, tones: bool | None = None,
+                     engine: str | None = None) -> SessionOptions:
     """Turn the shared render/plan flags into library options."""
     from voiceguide.pipeline import SessionOptions
     from voiceguide.plan.script import ScriptOptions
@@ -158,17 +161,23 @@ def _session_options(hold: list[str] | None = None, hold_scale: float = 1.0, res
         else:
             every = parse_seconds(value, "--hold")
     # A voice id contains a slash (gmw/en-us); anything else is a language code.
-    voice_settings = VoiceSettings(
-        id=voice if voice and "/" in voice else None,
-        language=voice if voice and "/" not in voice else None,
-        rate=rate,
-        volume=volume,
-        pitch=pitch,
-    )
+    try:
+        voice_settings = VoiceSettings(
+            id=voice if voice and "/" in voice else None,
+            language=voice if voice and "/" not in voice else None,
+            rate=rate,
+            volume=volume,
+            pitch=pitch,
+        )
+    except OptionError as exc:  # name the flag: "voice rate: ..." -> "--rate: ..."
+        message = str(exc)
+        for field in ("rate", "volume", "pitch"):
+            message = message.replace(f"voice {field}:", f"--{field}:")
+        raise OptionError(message) from None
     script = ScriptOptions(hold=every, holds=per_stretch, hold_scale=hold_scale,
                            rest=parse_seconds(rest, "--rest") if rest is not None else None,
                            countdown=countdown, halfway=halfway, side_order=sides, tones=tones)
-    return SessionOptions(script=script, voice=voice_settings,
+    return SessionOptions(script=script, voice=voice_settings, engine=engine,
                           duration=parse_seconds(duration, "--duration") if duration is not None else None)
 
 
@@ -220,6 +229,7 @@ def render(
     volume: VolumeOpt = None,
     pitch: PitchOpt = None,
     engine_command: EngineOpt = None,
+    engine_name: EngineNameOpt = None,
     no_cache: NoCacheOpt = False,
     verify: Annotated[bool, typer.Option("--verify", help="Decode the written file and check its duration and "
                                          "chapters against the plan before replacing anything.")] = False,
@@ -261,7 +271,7 @@ def render(
         if output and len(specs) > 1:
             raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
-                                   pitch, tones)
+                                   pitch, tones, engine_name)
         level = {} if loudness is None else {"loudness": loudness}  # None: the library's default
         options = replace(options, fmt=fmt, bitrate=bitrate, music=tuple(music or ()), music_volume=music_volume,
                           duck=duck, cover=cover, draw_cover=not no_cover, **level)
@@ -280,7 +290,8 @@ def render(
             _WRITTEN[0] = True
             if duration:
                 typer.echo(_hold_summary(result.plan), err=True)
-            typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked})")
+            typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked}, "
+                       f"voice: {result.engine})")
             for extra in result.extras:
                 typer.echo(f"wrote {extra}")
             return
@@ -289,7 +300,8 @@ def render(
             if isinstance(result, VoiceguideError):
                 typer.echo(f"error: {item.output}: {result}", err=True)
             else:
-                typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked})")
+                typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked}, "
+                           f"voice: {result.engine})")
 
         items = [BatchItem(model, output or default_output(base, output_dir, fmt), source)
                  for model, base, source in loaded]
@@ -349,13 +361,15 @@ def preview(
     volume: VolumeOpt = None,
     pitch: PitchOpt = None,
     engine_command: EngineOpt = None,
+    engine_name: EngineNameOpt = None,
 ) -> None:
     """Speak one line to a file, to try a voice before rendering a session."""
     with _user_errors():
-        from voiceguide.pipeline import preview_line
+        from voiceguide.pipeline import engine_for, preview_line
 
-        settings = _session_options(voice=voice, rate=rate, volume=volume, pitch=pitch).voice
-        seconds = preview_line(text, output, settings, engine=_engine(engine_command), cache=_cache())
+        chosen = _session_options(voice=voice, rate=rate, volume=volume, pitch=pitch, engine=engine_name)
+        engine = _engine(engine_command) or engine_for(None, chosen)
+        seconds = preview_line(text, output, chosen.voice, engine=engine, cache=_cache())
         typer.echo(f"wrote {output} ({seconds:.1f} s)")
 
 
@@ -410,6 +424,7 @@ def plan(
     volume: VolumeOpt = None,
     pitch: PitchOpt = None,
     engine_command: EngineOpt = None,
+    engine_name: EngineNameOpt = None,
 ) -> None:
     """Print the timeline (what is said when, the holds, the total) without rendering the session."""
     with _user_errors():
@@ -418,7 +433,7 @@ def plan(
 
         model, _ = resolve_routine(routine)
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
-                                   pitch, tones)
+                                   pitch, tones, engine_name)
         result = plan_session(model, options, engine=_engine(engine_command), cache=_cache(), estimate=estimate)
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -463,14 +478,16 @@ def list_routines() -> None:
 def voices(language: Annotated[str | None, typer.Option("--language", "-l", metavar="LANGUAGE",
                                                         help="Only voices for this language.")]
            = None) -> None:
-    """List the voices the speech engine offers."""
+    """List every installed engine's voices; the engine `auto` uses is marked (default)."""
     with _user_errors():
-        from voiceguide.speech.registry import get_engine
+        from voiceguide.speech.registry import engine_catalogue
 
-        for v in get_engine().voices():
-            if language and not any(lang.lower().startswith(language.lower()) for lang in v.languages):
-                continue
-            typer.echo(f"{v.id:<24} {v.name:<32} {', '.join(v.languages)}")
+        for name, default, offered, missing in engine_catalogue():
+            typer.echo(f"{name}{' (default)' if default else ''}: {missing or f'{len(offered)} voices'}")
+            for v in offered:
+                if language and not any(lang.lower().startswith(language.lower()) for lang in v.languages):
+                    continue
+                typer.echo(f"  {v.id:<24} {v.name:<40} {', '.join(v.languages)}")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from voiceguide.pipeline.render import default_output, output_format, preview_li
 from voiceguide.pipeline.session import (
     check_routine,
     check_voice,
+    engine_for,
     estimate_length,
     plan_session,
     session_clips,
@@ -33,7 +34,7 @@ from voiceguide.pipeline.session import (
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR", "ENCODING", "SYNTHESIS", "VERIFY", "BatchItem", "Progress", "RenderResult",
-    "SessionOptions", "Sidecars", "as_routine", "check_routine", "check_voice", "default_output",
+    "SessionOptions", "Sidecars", "as_routine", "check_routine", "check_voice", "default_output", "engine_for",
     "estimate_length", "output_format", "plan_batch", "plan_outputs", "plan_session", "preview_line",
     "render_many", "render_session", "safe_stem", "session_clips", "session_script", "session_tags",
     "voice_settings",

@@ -10,7 +10,7 @@ from voiceguide.export.outputs import Sidecars
 from voiceguide.pipeline.options import BatchItem, RenderResult, SessionOptions, _arguments, _check_type
 from voiceguide.pipeline.outputs import plan_batch
 from voiceguide.pipeline.render import _check_call, output_format, render_session
-from voiceguide.pipeline.session import _lengths, check_voice, session_script, voice_settings
+from voiceguide.pipeline.session import _lengths, check_voice, engine_for, session_script, voice_settings
 from voiceguide.plan.script import check_script
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Engine
@@ -37,6 +37,7 @@ def render_many(items: Sequence[BatchItem], options: SessionOptions | None = Non
     from voiceguide.host import usable_cores
 
     options, engine, cache = _arguments(options, engine, cache)
+    engine = engine_for(items[0].routine if items and isinstance(items[0], BatchItem) else None, options, engine)
     _check_call(done, jobs, extras)
     for item in items:  # every name, format and bit rate checked before any work
         _check_type("items", item, BatchItem)

@@ -15,7 +15,6 @@ from voiceguide.plan.timeline import MAX_SESSION_SECONDS, Chapter, Plan
 from voiceguide.routine.model import MAX_RATE, MIN_RATE, Routine
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Engine, VoiceSettings
-from voiceguide.speech.registry import get_engine
 
 if TYPE_CHECKING:
     pass
@@ -47,6 +46,7 @@ class SessionOptions:
     bitrate: str | None = None  # None: 64k for voice alone, 128k with music
     duration: float | None = None  # fit the session to this many seconds by scaling holds
     loudness: float | None = TARGET_LUFS  # integrated LUFS of the output; None leaves the clips as levelled one by one
+    engine: str | None = None  # speech engine by name (auto, espeak, piper); None: the routine's, else auto
     fmt: str | None = None  # mp3, m4a, ogg, opus, flac or wav; None: the output's extension decides
     music: tuple[Path, ...] = ()  # background music files, played in turn and looped (default: the routine's)
     music_volume: float = -18.0  # dB the bed plays under the voice when nobody speaks
@@ -65,6 +65,8 @@ class SessionOptions:
             check_number("--duration", self.duration, 60.0, MAX_SESSION_SECONDS, unit=" seconds")
         if self.loudness is not None:
             check_number("--loudness", self.loudness, *LOUDNESS_RANGE, unit=" LUFS")
+        if self.engine is not None and not isinstance(self.engine, str):
+            raise OptionError(f"--engine: must be an engine name like 'espeak' (got {self.engine!r})")
         if self.fmt is not None:
             from voiceguide.export.formats import get_format
 
@@ -98,12 +100,13 @@ def as_routine(value: Routine | str | Path) -> Routine:
     raise OptionError(f"routine: must be a Routine, a routine file path or a built-in name (got {type(value).__name__})")
 
 
-def _arguments(options: Any, engine: Any, cache: Any) -> tuple[SessionOptions, Engine, ClipCache]:
-    """The library call's options, engine and cache with their defaults; OptionError for a wrong kind of value."""
+def _arguments(options: Any, engine: Any, cache: Any) -> tuple[SessionOptions, Engine | None, ClipCache]:
+    """The library call's options, engine and cache with their defaults; OptionError for a wrong kind of value.
+
+    The engine stays None when none was given: the session chooses it (see pipeline.session.engine_for)."""
     options = SessionOptions() if options is None else options
     _check_type("options", options, SessionOptions)
-    engine = get_engine() if engine is None else engine
-    if not all(callable(getattr(engine, name, None)) for name in ("synthesize", "voices", "identity")):
+    if engine is not None and not all(callable(getattr(engine, name, None)) for name in ("synthesize", "voices", "identity")):
         raise OptionError(f"engine: must be a speech engine (synthesize, voices, identity), got {type(engine).__name__}")
     cache = ClipCache() if cache is None else cache
     _check_type("cache", cache, ClipCache)
@@ -128,6 +131,7 @@ class RenderResult:
     extras: tuple[Path, ...] = ()  # sidecars and split files, in the order written
     fmt: str = "mp3"  # the format written
     chapters: tuple[Chapter, ...] = ()  # the chapters the file holds (none in a WAV)
+    engine: str = ""  # the speech engine that spoke it (auto picks one)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from voiceguide.pipeline.options import (
     as_routine,
 )
 from voiceguide.pipeline.outputs import plan_outputs, stretch_ranges
-from voiceguide.pipeline.session import check_voice, session_clips, voice_settings
+from voiceguide.pipeline.session import check_voice, engine_for, session_clips, voice_settings
 from voiceguide.plan.blocks import CueScript
 from voiceguide.plan.options import check_number
 from voiceguide.plan.script import check_script
@@ -68,6 +68,7 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
 
     routine, output = as_routine(routine), _path("output", output)
     options, engine, cache = _arguments(options, engine, cache)
+    engine = engine_for(routine, options, engine)
     _check_call(progress, jobs, extras)
     extras, source = extras or Sidecars(), None if source is None else _path("source", source)
     if not options.music and routine.music:
@@ -122,7 +123,8 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
                check=check if verify else None, progress=encoded, jobs=jobs, temp=staging.temp(output))
         written = _write_extras(extras, output, audio, tags, options, jobs, staging)
         staging.commit()
-    return RenderResult(output, plan, written, fmt.name, tuple(plan.chapters) if fmt.holds_chapters else ())
+    return RenderResult(output, plan, written, fmt.name, tuple(plan.chapters) if fmt.holds_chapters else (),
+                        engine=engine.name)
 
 
 def output_format(output: Path, options: SessionOptions, routine: Routine) -> Format:
@@ -231,7 +233,8 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     output = _path("output", output)
     fmt = choose_format(output)
     voice = voice or VoiceSettings()
-    _, engine, cache = _arguments(SessionOptions(voice=voice, loudness=loudness), engine, cache)  # checks them all
+    session, engine, cache = _arguments(SessionOptions(voice=voice, loudness=loudness), engine, cache)  # checks them
+    engine = engine_for(None, session, engine)
     check_writable(output)
     check_voice(voice, engine)
     clips = synthesize([line], voice, engine, cache, RATE)

@@ -15,6 +15,7 @@ from voiceguide.plan.timeline import RATE, Plan, build_plan, to_samples
 from voiceguide.routine.model import Routine
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings
+from voiceguide.speech.registry import get_engine, resolve_engine_name
 from voiceguide.speech.synth import cached_lengths, synthesize
 
 if TYPE_CHECKING:
@@ -30,12 +31,31 @@ def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
 _OFFERED: dict[str, list[str]] = {}  # engine identity -> its voice ids and languages (listing starts a worker)
 
 
+def engine_for(routine: Routine | None, options: SessionOptions, engine: Engine | None = None) -> Engine:
+    """The engine a session speaks with: ``engine`` if given, else ``options.engine``, the routine's
+    ``voice.engine``, $VOICEGUIDE_ENGINE, or ``auto``: the natural voice (piper) when its extra is installed
+    and the voice asked for is one it can be (no espeak voice id, English), else espeak.
+
+    A piper voice may be any Piper voice file: a voice id ending in ``.onnx`` is its path.
+    """
+    if engine is not None:
+        return engine
+    voice = voice_settings(routine, options.voice) if routine is not None else options.voice
+    wanted = options.engine or (routine.voice.engine if routine is not None else None)
+    model = voice.id if voice.id and voice.id.endswith(".onnx") else None
+    name = resolve_engine_name(wanted)
+    if name == "piper" and not (options.engine or (routine is not None and routine.voice.engine == "piper")) \
+            and not model and (voice.id or not (voice.language or "en").lower().startswith("en")):
+        name = resolve_engine_name("espeak")  # auto: an espeak voice id or another language stays with espeak
+    return get_engine(name, model=model) if name == "piper" else get_engine(name)
+
+
 def check_voice(voice: VoiceSettings, engine: Engine) -> None:
     """OptionError, before any work, for a voice id or language the engine does not have, with the closest it has.
 
     An engine that cannot list its voices (an --engine-command program) decides for itself.
     """
-    if not (voice.id or voice.language):
+    if not (voice.id or voice.language) or (voice.id or "").endswith(".onnx"):  # a voice file is its own check
         return
     key = f"{type(engine).__name__}:{engine.identity()}"
     if key not in _OFFERED:
@@ -124,6 +144,7 @@ def plan_session(routine: Routine | str | Path, options: SessionOptions | None =
     ``routine`` is a Routine, a routine file's path or a built-in routine's name."""
     routine = as_routine(routine)
     options, engine, cache = _arguments(options, engine, cache)
+    engine = engine_for(routine, options, engine)
     check_voice(voice_settings(routine, options.voice), engine)
     check_script(routine, options.script)
     script = session_script(routine, options, engine, cache, estimate)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import msgspec.structs
@@ -47,6 +47,8 @@ def _check(field: str, text: str | None, problem: Any) -> None:
 class Voice(_Model, frozen=True, kw_only=True):
     """How lines are spoken; every field is optional and falls back to the engine's default."""
 
+    engine: Annotated[Literal["auto", "espeak", "pyttsx3", "piper"] | None, Meta(
+        description="Speech engine: auto (the natural voice when installed), espeak or piper.")] = None
     id: Annotated[str | None, Meta(description="Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).")] = None
     language: Annotated[str | None, Meta(description="Language code, e.g. 'en-us'; picks a matching voice.")] = None
     rate: Annotated[int, Meta(ge=MIN_RATE, le=MAX_RATE, description="Speaking rate in words per minute.")] | None = None

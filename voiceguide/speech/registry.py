@@ -7,13 +7,15 @@ its worker) plus one ``register`` line at the bottom of this file.
 from __future__ import annotations
 
 import inspect
+import os
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from voiceguide.errors import OptionError
-from voiceguide.speech.engine import SYNTH_TIMEOUT, Engine, installed_version
+from voiceguide.errors import OptionError, SpeechError
+from voiceguide.speech.engine import SYNTH_TIMEOUT, Engine, VoiceInfo, installed_version
 
 DEFAULT_ENGINE = "espeak"
 
@@ -117,6 +119,59 @@ def _command_installed() -> None:
     """The command engine needs nothing but its program, which only its template names."""
 
 
+def _piper(*, model: str | Path | None = None, workers: int | None = None, timeout: float = SYNTH_TIMEOUT) -> Engine:
+    from voiceguide.speech.piper import PiperEngine, require_piper
+
+    _common(workers, timeout)
+    if model is not None and not isinstance(model, (str, Path)):
+        raise OptionError(f"piper voice: expected the path of a .onnx voice file, got {model!r}")
+    path = None if model is None else Path(model)
+    try:
+        require_piper(path)
+    except SpeechError as exc:  # asked for by name: a usage error, before any work
+        raise OptionError(str(exc)) from None
+    return PiperEngine(model=path, workers=workers, timeout=timeout)
+
+
+def _piper_installed() -> None:
+    from voiceguide.speech.piper import require_piper
+
+    require_piper()
+
+
+AUTO = "auto"  # the natural voice when its extra is installed, else espeak
+
+
+def resolve_engine_name(name: str | None = None) -> str:
+    """The engine a name stands for: ``auto`` (or nothing: $VOICEGUIDE_ENGINE, else auto) picks piper when the
+    natural voice is installed, else espeak; any other name must be registered (OptionError otherwise)."""
+    chosen = (name or os.environ.get("VOICEGUIDE_ENGINE") or AUTO).strip().lower()
+    if chosen == AUTO:
+        from voiceguide.speech.piper import piper_available
+
+        return "piper" if piper_available() else DEFAULT_ENGINE
+    return engine_entry(chosen).name
+
+
+def engine_catalogue() -> list[tuple[str, bool, list[VoiceInfo], str]]:
+    """Every engine that speaks on its own (not ``command``): (name, whether ``auto`` picks it, its voices,
+    or why it has none here: the install command)."""
+    chosen = resolve_engine_name(AUTO)
+    out: list[tuple[str, bool, list[VoiceInfo], str]] = []
+    for name in engine_names():
+        if name == "command":
+            continue
+        try:
+            check_engine(name)
+        except SpeechError as exc:
+            out.append((name, False, [], f"not installed ({exc})"))
+            continue
+        out.append((name, name == chosen, get_engine(name).voices(), ""))
+    return out
+
+
 register(EngineEntry("espeak", "espeak-ng through pyttsx3 (built in)", _espeak, _espeak_installed, ("pyttsx3",)))
+register(EngineEntry("piper", "a natural offline voice: Piper, from pip install 'voiceguide[natural]'", _piper,
+                     _piper_installed, ("natural",)))
 register(EngineEntry("command", "any TTS program run once per line from an argument template", _command,
                      _command_installed))
