@@ -25,13 +25,6 @@ if TYPE_CHECKING:
     from voiceguide.pipeline import SessionOptions
     from voiceguide.plan.timeline import Plan
 
-def _no_argument_type(self: Any, ctx: Any) -> None:
-    """The argument's metavar and help say what to give; typer would add its Python type (<list[str]>)."""
-    return None
-
-
-typer.core.TyperArgument.display_type_rich = _no_argument_type  # type: ignore[method-assign]
-
 app = typer.Typer(
     help="Turn stretch routines into voice-guided audio sessions with exact timing.",
     no_args_is_help=True,
@@ -83,20 +76,6 @@ TonesOpt = Annotated[bool | None, typer.Option("--tones/--no-tones", help="Chime
                                                "ring a bell at the end (default: as the routine says).")]
 SidesOpt = Annotated[str, typer.Option("--sides", metavar="ORDER",
                                        help="Side order: as-written, reversed, right-first, left-first.")]
-
-
-def _version(value: bool) -> None:
-    if value:
-        from voiceguide import __version__
-
-        typer.echo(f"voiceguide {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
-    """Turn stretch routines into voice-guided audio sessions with exact timing."""
 
 
 def _fail(error: VoiceguideError) -> NoReturn:
