@@ -35,7 +35,7 @@ def _spoken(plan: Plan) -> list[Event]:
 def lrc(plan: Plan) -> str:
     """An LRC file: players that show lyrics show the current instruction."""
     lines = [f"[ti:{safe_text(plan.routine)}]", f"[length:{_lrc_time(plan.duration)[:5]}]", "[re:voiceguide]"]
-    lines += [f"[{_lrc_time(plan.seconds(e.start))}]{safe_text(e.text or '')}" for e in _spoken(plan)]
+    lines += [f"[{_lrc_time(plan.seconds(e.start))}]{safe_text(str(e.text or ''))}" for e in _spoken(plan)]
     return "\n".join(lines) + "\n"
 
 
@@ -44,7 +44,7 @@ def vtt(plan: Plan) -> str:
     cues = ["WEBVTT", ""]
     for number, event in enumerate(_spoken(plan), 1):
         cues += [str(number), f"{_vtt_time(plan.seconds(event.start))} --> {_vtt_time(plan.seconds(event.end))}",
-                 safe_text(event.text or "").replace("-->", "->"), ""]
+                 safe_text(str(event.text or "")).replace("-->", "->"), ""]
     return "\n".join(cues)
 
 

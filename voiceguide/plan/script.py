@@ -41,7 +41,7 @@ def check_script(routine: Routine, options: ScriptOptions) -> None:
             names = ", ".join(repr(s.key) for s in routine.stretches)
             raise OptionError(f"--hold: no stretch called {name!r} in {routine.name!r} (stretches: {names})")
     for stretch in routine.stretches:
-        for side in stretch.sides or [None]:
+        for side in ordered_sides(stretch.sides, "as-written"):
             seconds = hold_seconds(routine, stretch, side, options)
             if not 0 < seconds <= MAX_HOLD_SECONDS:
                 what = f"{stretch.name} ({side})" if side else stretch.name
@@ -71,7 +71,7 @@ def longest_hold(routine: Routine, options: ScriptOptions) -> float:
     """The longest hold before scaling (what bounds the scale a routine can take)."""
     unscaled = replace(options, hold_scale=1.0, hold_floor=0.0)
     return max(hold_seconds(routine, stretch, side, unscaled)
-               for stretch in routine.stretches for side in stretch.sides or [None])
+               for stretch in routine.stretches for side in ordered_sides(stretch.sides, "as-written"))
 
 
 def ordered_sides(sides: list[str] | None, order: str) -> list[str | None]:
@@ -82,7 +82,7 @@ def ordered_sides(sides: list[str] | None, order: str) -> list[str | None]:
         return list(reversed(sides))
     if order in {"right-first", "left-first"}:
         first = order.split("-")[0]
-        return sorted(sides, key=lambda s: s.casefold() != first)
+        return list(sorted(sides, key=lambda side: side.casefold() != first))
     return list(sides)
 
 

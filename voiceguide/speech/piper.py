@@ -72,11 +72,11 @@ def model_sha256(path: Path, notes: Path | None = None) -> str:
             return digest
         except (ValueError, KeyError, TypeError):
             pass
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256()
     with open(resolved, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    _hashes[key] = digest.hexdigest()
+            hasher.update(block)
+    _hashes[key] = hasher.hexdigest()
     remember(notes, _MODEL_NOTES, note, json.dumps({"path": key[0], "sha256": _hashes[key]}).encode("utf-8"))
     return _hashes[key]
 
