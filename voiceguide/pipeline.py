@@ -99,15 +99,16 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
     tones = [t for t in texts if is_tone(t)]
     texts = [t for t in texts if not is_tone(t)]
     voice = voice_settings(routine, options.voice)
+    report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
     if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
         lengths = cached_lengths(texts, voice, engine, cache, RATE)
         missing = [t for t in texts if t not in lengths]
         if estimate:
             lengths |= {t: estimate_length(t, voice) for t in missing}
         elif missing:
-            lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
+            lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE,
+                                                                               progress=report).items()}
         return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
-    report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
     clips = synthesize(texts, voice, engine, cache, RATE, progress=report) | {t: tone_clip(t, RATE) for t in tones}
     return {t: clip.samples for t, clip in clips.items()}, clips
 
@@ -183,8 +184,8 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     (samples, assembled and encoded as one stream) and verification. MP3 is
     encoded on ``jobs`` cores (default: all this process may use).
     """
-    from voiceguide.audio.assemble import SessionAudio
     from voiceguide.export.encode import check_writable, encode
+    from voiceguide.export.formats import format_for
     from voiceguide.export.verify import verify as verify_file
 
     options = options or SessionOptions()
@@ -195,7 +196,8 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
     options = replace(options, bitrate=options.bitrate or ("128k" if options.music else "64k"))
     tracks = _music_tracks(options, cache)  # an unreadable music file fails before any synthesis
     cover = _cover(options, routine.name)  # likewise a bad cover image
-    lengths, clips = _lengths(routine, options, engine or Pyttsx3Engine(), cache, estimate=False, progress=progress)
+    engine = engine or Pyttsx3Engine()
+    lengths, clips = _session_clips(routine, options, engine, cache, progress)
     plan = build_plan(build_script(routine, _script_options(routine, options, lengths)), lengths)
 
     def check(temp: Path) -> None:
@@ -209,27 +211,99 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
         if progress:
             progress(ENCODING, samples, plan.total)
 
-    target = options.loudness if options.loudness is not None else -16.0
-    if options.loudness is not None:
-        from voiceguide.audio.loudness import level_session
-
-        remember = cache.folder if cache.enabled else None
-        if tracks:  # the bed adds loudness of its own: aim the voice so that the mix lands on target
-            from voiceguide.audio.music import mix_loudness
-
-            target += options.loudness - mix_loudness(plan, options.loudness, options.loudness + options.music_volume)
-        clips = level_session(plan, clips, target, remember=remember).clips
-    encoded(0)
-    audio: Any = SessionAudio(plan, clips)
-    if tracks:
-        from voiceguide.audio.music import MixedAudio, MusicBed
-
-        audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
     tags = session_tags(routine, plan)
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
-    encode(audio, plan.rate, output, tags, plan.chapters,
-           bitrate=options.bitrate, fmt=options.fmt, check=check if verify else None, progress=encoded, jobs=jobs)
+    fmt = format_for(output, options.fmt)
+    audio = _levelled_encode(plan, clips, tracks, options, fmt, cache,
+                             lambda source, check_file: encode(source, plan.rate, output, tags, plan.chapters,
+                                                               bitrate=options.bitrate or "64k", fmt=fmt,
+                                                               check=check_file, progress=encoded, jobs=jobs),
+                             check if verify else None)
     return RenderResult(output, plan, _write_extras(extras or Sidecars(), output, audio, tags, options, jobs))
+
+
+def _session_clips(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
+                   progress: Progress | None) -> tuple[dict[str, int], Any]:
+    """Every line's length and its clip; with the cache on, the clips stay in the cache until assembly reads them
+    (flat memory however much is said), except tones and any line the cache could not store."""
+    if not cache.enabled:
+        return _lengths(routine, options, engine, cache, estimate=False, progress=progress)
+    from voiceguide.audio.clips import CachedClips
+    from voiceguide.audio.tones import tone_clip
+    from voiceguide.plan.tones import is_tone
+
+    failures = cache.write_failures
+    lengths, _ = _lengths(routine, options, engine, cache, estimate=False, progress=progress, need_clips=False)
+    if cache.write_failures != failures:  # some clips exist only in memory: keep what synthesis returned
+        return _lengths(routine, options, engine, cache, estimate=False)
+    voice, identity = voice_settings(routine, options.voice), engine.identity()
+    held = {text: tone_clip(text, RATE) for text in lengths if is_tone(text)}
+    return lengths, CachedClips(cache, lambda text: cache.key(identity, voice, RATE, text),
+                                {t: n for t, n in lengths.items() if t not in held}, RATE, held)
+
+
+def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: SessionOptions, fmt: str, cache: ClipCache,
+                     write: Callable[[Any, Callable[[Path], None] | None], None],
+                     verify: Callable[[Path], None] | None) -> Any:
+    """Level the session (and mix its music), write it, and measure the written file's loudness and true peak;
+    if the encoder moved them off target, level once more with the correction and write again. Returns the audio."""
+    from voiceguide.audio.assemble import SessionAudio
+
+    if options.loudness is None:
+        audio: Any = SessionAudio(plan, clips)
+        if tracks:
+            from voiceguide.audio.music import MixedAudio, MusicBed
+
+            audio = MixedAudio(audio, MusicBed(plan, tracks, -16.0 + options.music_volume, options.duck))
+        write(audio, verify)
+        return audio
+    from voiceguide.audio.encoded import ENCODER_TRIM, Retune, corrected, measure_file, recall_trim, remember_trim, trim_key
+    from voiceguide.audio.loudness import session_signature
+
+    folder = cache.folder if cache.enabled else None
+    signature = session_signature(plan, clips)
+    key = trim_key(signature, fmt, options.bitrate, options.loudness, [(str(t.path), t.loudness) for t in tracks],
+                   options.music_volume, options.duck)
+    known = recall_trim(folder, key)
+    trim = known or ENCODER_TRIM.get(fmt, ENCODER_TRIM["wav"])
+    for attempt in range(2):
+        audio = _levelled_audio(plan, clips, tracks, options, trim, signature, folder)
+
+        def check(temp: Path, trim: Any = trim, last: bool = attempt == 1) -> None:
+            if known is None:
+                found = measure_file(temp)
+                better = corrected(trim, found, options.loudness or 0.0)
+                if better is not None and not last:
+                    raise Retune(better, found)  # nothing is written: encode again with the correction
+                remember_trim(folder, key, trim)
+            if verify is not None:
+                verify(temp)
+
+        try:
+            write(audio, check)
+        except Retune as retune:
+            trim = retune.trim
+            continue
+        return audio
+    return audio
+
+
+def _levelled_audio(plan: Plan, clips: Any, tracks: list[Any], options: SessionOptions, trim: Any,
+                    signature: str, folder: Path | None) -> Any:
+    """The session levelled to ``options.loudness`` plus the format's trim, with the music bed mixed in."""
+    from voiceguide.audio.assemble import SessionAudio
+    from voiceguide.audio.loudness import level_session
+
+    target = (options.loudness or 0.0) + trim.gain_db
+    if not tracks:
+        return SessionAudio(plan, clips, level_session(plan, clips, target, folder, trim.ceiling_dbfs, signature))
+    from voiceguide.audio.music import STEREO_DB, MixedAudio, MusicBed, mix_loudness
+
+    # The bed adds loudness of its own: aim the voice so that the mix lands on target. The voice is
+    # levelled alone (mono) and then played on both channels, which a stereo measurement hears 3 dB louder.
+    voice = target + target - mix_loudness(plan, target, target + options.music_volume)
+    levels = level_session(plan, clips, voice - STEREO_DB, folder, trim.ceiling_dbfs, signature)
+    return MixedAudio(SessionAudio(plan, clips, levels), MusicBed(plan, tracks, voice + options.music_volume, options.duck))
 
 
 def _cover(options: SessionOptions, title: str) -> tuple[bytes, str] | None:
@@ -409,6 +483,6 @@ def preview_line(text: str, output: Path, voice: VoiceSettings | None = None, *,
     clips = synthesize([line], voice, engine or Pyttsx3Engine(), cache or ClipCache(), RATE)
     script = CueScript("preview", (SpeechBlock((Line(line, "preview"),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
-    levelled = level_session(plan, clips, loudness).clips
-    encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=format_for(output, None))
+    levels = level_session(plan, clips, loudness)
+    encode(SessionAudio(plan, clips, levels), RATE, output, Tags(title=line), [], fmt=format_for(output, None))
     return plan.duration

@@ -1,13 +1,16 @@
-"""Loudness: every session at -16 LUFS integrated with true peaks at most -1 dBTP.
+"""Loudness: every session at its LUFS target (-16 by default) with true peaks at most -1 dBTP.
 
 Speech clips are already levelled one by one (speech.process_clip). At
-render time the session's integrated loudness is measured with ffmpeg's
+render time the session's integrated loudness is measured once with ffmpeg's
 ``ebur128`` filter, the way players and podcast apps measure it, on the spoken
-parts only: long silences are shortened to a second, which changes nothing
-the gated measurement counts but makes it take a fraction of a second for a
-session of hours. One gain brings the session to the target; a smooth
-look-ahead limiter keeps every clip's peaks under the ceiling, and a second
-measurement corrects for what the limiter took away.
+parts only: long silences are shortened, which changes nothing the gated
+measurement counts but makes it take a fraction of a second for a session of
+hours. One gain brings the session to the target; the few clips that gain
+would push past the sample-peak ceiling go through a smooth look-ahead
+limiter, and the loudness the limiter takes away is made up in-process. The
+gain is applied as assembly reads each clip (audio.assemble), so no levelled
+copy of the speech is ever held. What the encoder then does to loudness and
+peaks is measured on the written file (audio.encoded).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import math
 import re
 import tempfile
 import warnings
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from voiceguide.audio.clips import clip_digest
 from voiceguide.errors import EncoderError
 from voiceguide.host import recall
 from voiceguide.host import remember as store
@@ -36,6 +41,7 @@ MAX_GAP_SECONDS = 0.45  # longer silences are shortened for the measurement: a 4
 BLOCK_MS = 1  # the limiter's gain changes once per millisecond
 ATTACK_BLOCKS = 5  # the gain starts falling this many blocks before a peak
 RISE_DB_PER_BLOCK = 0.2  # and recovers at most 0.2 dB per millisecond afterwards
+MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
 
 
 def _audioop():  # type: ignore[no-untyped-def]
@@ -94,87 +100,138 @@ def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_D
     block = max(1, rate * BLOCK_MS // 1000) * 2
     gain = 10 ** (gain_db / 20)
     ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
+    if audioop.max(pcm, 2) * gain <= ceiling:
+        return audioop.mul(pcm, 2, gain)  # nothing to limit: one multiply
     pieces = [pcm[i : i + block] for i in range(0, len(pcm), block)]
     want = [min(gain, ceiling / peak) if (peak := audioop.max(p, 2)) else gain for p in pieces]
+    envelope = _window_min(want, ATTACK_BLOCKS + 1)  # look ahead: be down by the time a peak arrives
     rise = 10 ** (RISE_DB_PER_BLOCK / 20)
-    envelope = list(want)
-    for i in range(len(envelope)):  # look ahead: be down by the time a peak arrives
-        envelope[i] = min(want[i : i + ATTACK_BLOCKS + 1])
     for i in range(1, len(envelope)):  # recover slowly after it
         envelope[i] = min(envelope[i], envelope[i - 1] * rise)
     for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
         envelope[i] = min(envelope[i], envelope[i + 1] * rise)
-    return b"".join(audioop.mul(p, 2, g) for p, g in zip(pieces, envelope, strict=True))
+    out: list[bytes] = []
+    run = 0  # blocks at the same gain go through one multiply
+    for i in range(1, len(envelope) + 1):
+        if i == len(envelope) or envelope[i] != envelope[run]:
+            out.append(audioop.mul(pcm[run * block : i * block], 2, envelope[run]))
+            run = i
+    return b"".join(out)
+
+
+def _window_min(values: list[float], width: int) -> list[float]:
+    """min(values[i : i + width]) for every i, in one pass (a monotonic queue instead of a min() per window)."""
+    result = [0.0] * len(values)
+    queue: deque[int] = deque()  # indexes of increasing values, the window's minimum first
+    for i in range(len(values) - 1, -1, -1):
+        while queue and values[queue[-1]] >= values[i]:
+            queue.pop()
+        queue.append(i)
+        if queue[0] >= i + width:
+            queue.popleft()
+        result[i] = values[queue[0]]
+    return result
 
 
 @dataclass(frozen=True)
-class Levelled:
-    """Clips brought to the session target, and what was measured."""
+class Levels:
+    """How the session's clips are levelled: one gain, with the few clips whose peaks it would push
+    past the ceiling limited (those are kept, gained and limited; every other clip is scaled as it is read)."""
 
-    clips: dict[str, Clip]
     gain_db: float
-    measured: Loudness  # the session after levelling
+    ceiling_dbfs: float = CEILING_DBFS
+    limited: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def gain(self) -> float:
+        """The gain as a factor."""
+        return 10 ** (self.gain_db / 20)
+
+    def pcm(self, clips: Mapping[str, Clip], text: str, first: int, last: int) -> bytes:
+        """Samples ``first`` to ``last`` of one clip, levelled."""
+        done = self.limited.get(text)
+        if done is not None:
+            return done[first * 2 : last * 2]
+        return _audioop().mul(clips[text].pcm[first * 2 : last * 2], 2, self.gain)
+
+
+def _limit_over(clips: Mapping[str, Clip], texts: list[str], rate: int, gain_db: float, ceiling_dbfs: float,
+                peaks: Mapping[str, int] | None = None) -> dict[str, bytes]:
+    """The clips (of ``texts``) whose peaks would pass the ceiling at this gain, limited."""
+    audioop = _audioop()
+    over: dict[str, bytes] = {}
+    limit_at = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
+    for text in texts:
+        peak = peaks[text] if peaks is not None else audioop.max(clips[text].pcm, 2)
+        if peak > limit_at:
+            over[text] = limit(clips[text].pcm, rate, gain_db, ceiling_dbfs)
+    return over
 
 
 def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_LUFS,
-                  remember: Path | None = None) -> Levelled:
-    """Gain (and limiting) for every clip so the session measures ``target`` LUFS with peaks under the ceiling.
+                  remember: Path | None = None, ceiling_dbfs: float = CEILING_DBFS,
+                  speech_signature: str | None = None) -> Levels:
+    """One gain (and limiting where peaks need it) so the session measures ``target`` LUFS under the ceiling.
 
-    The limiter makes loudness grow more slowly than gain, so the gain is found
-    by the secant method on measurements (three or four, each a fraction of a
-    second). With ``remember`` (a folder) the gain found for exactly this
-    speech and arrangement is kept, so re-rendering the session measures once.
+    The speech is measured once by ebur128 (silences shortened). Limiting the
+    loudest clips takes a little loudness away; that loss is estimated from
+    their energy before and after, in-process, and made up with more gain (a
+    few rounds). The result for exactly this speech, arrangement, target and
+    ceiling is remembered in ``remember`` (a folder), so a warm render measures nothing.
     """
-    used = sorted({event.text or "" for event in plan.speech()})
+    used = list(dict.fromkeys(event.text or "" for event in plan.speech()))
     if not used:
-        return Levelled(dict(clips), 0.0, Loudness(-math.inf, -math.inf))
-    signature = _signature(plan, clips, target)
-
-    def limited(gain: float) -> dict[str, Clip]:
-        return {text: Clip(limit(clips[text].pcm, plan.rate, gain), plan.rate) for text in used}
-
+        return Levels(0.0, ceiling_dbfs)
+    signature = hashlib.sha256(repr((speech_signature or session_signature(plan, clips), target, ceiling_dbfs,
+                                     RISE_DB_PER_BLOCK, ATTACK_BLOCKS)).encode()).hexdigest()
     known = recall(remember, "levels", signature)
     if known is not None:
         try:
-            gain = float(json.loads(known)["gain_db"])
+            note = json.loads(known)
+            gain, names = float(note["gain_db"]), [str(t) for t in note["limited"]]
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
         else:
-            return Levelled(limited(gain), gain, Loudness(target, -math.inf))
-    raw = measure(speech_only(plan, clips), plan.rate, true_peak=False)
-    points: list[tuple[float, float]] = []  # (gain, loudness after limiting)
-    gain = target - raw.integrated
-    best: tuple[float, dict[str, Clip], Loudness] | None = None
-    for _ in range(5):
-        levelled = limited(gain)
-        after = measure(speech_only(plan, levelled), plan.rate, true_peak=False)
-        points.append((gain, after.integrated))
-        if best is None or abs(after.integrated - target) < abs(best[2].integrated - target):
-            best = (gain, levelled, after)
-        if abs(after.integrated - target) <= 0.2:
+            return Levels(gain, ceiling_dbfs, {t: limit(clips[t].pcm, plan.rate, gain, ceiling_dbfs)
+                                               for t in names if t in used})
+    audioop = _audioop()
+    raw = measure(speech_only(plan, clips), plan.rate, true_peak=False).integrated
+    if not math.isfinite(raw):
+        return Levels(0.0, ceiling_dbfs)  # nothing audible to level
+    said = Counter(event.text or "" for event in plan.speech())
+    peaks: dict[str, int] = {}
+    energy: dict[str, float] = {}  # sum of squares of each clip, as it is
+    for text in used:
+        pcm = clips[text].pcm
+        peaks[text] = audioop.max(pcm, 2)
+        energy[text] = float(audioop.rms(pcm, 2)) ** 2 * (len(pcm) // 2)
+    total = sum(energy[t] * said[t] for t in used)
+    gain = min(MAX_GAIN_DB, target - raw)
+    limited: dict[str, bytes] = {}
+    for _ in range(6):
+        limited = _limit_over(clips, used, plan.rate, gain, ceiling_dbfs, peaks)
+        factor = 10 ** (gain / 10)
+        after = total * factor - sum((energy[t] * factor - float(audioop.rms(p, 2)) ** 2 * (len(p) // 2)) * said[t]
+                                     for t, p in limited.items())
+        loss = 10 * math.log10(max(after, 1e-9) / max(total * factor, 1e-9))  # dB the limiter took away (<= 0)
+        wanted = min(MAX_GAIN_DB, target - raw - loss)
+        if abs(wanted - gain) < 0.02:
             break
-        if len(points) == 1:
-            gain += (target - after.integrated) * 2  # the limiter roughly halves what gain adds
-        else:
-            (g0, l0), (g1, l1) = points[-2], points[-1]
-            slope = (l1 - l0) / (g1 - g0) if g1 != g0 and l1 != l0 else 0.5
-            gain = g1 + (target - l1) / max(slope, 0.1)
-        gain = min(gain, 30.0)
-    assert best is not None
-    store(remember, "levels", signature, json.dumps({"gain_db": best[0]}).encode())
-    return Levelled(best[1], best[0], best[2])
+        gain = (gain + wanted) / 2 if limited else wanted  # damped: the loss grows with the gain
+    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": sorted(limited)}).encode())
+    return Levels(gain, ceiling_dbfs, limited)
 
 
-def _signature(plan: Plan, clips: Mapping[str, Clip], target: float) -> str:
-    """What the measured loudness depends on: the clips, where they sit, the target and the limiter."""
-    digest = hashlib.sha256(repr((target, CEILING_DBFS, RISE_DB_PER_BLOCK, ATTACK_BLOCKS, MAX_GAP_SECONDS)).encode())
+def session_signature(plan: Plan, clips: Mapping[str, Clip]) -> str:
+    """What the session's loudness depends on: the clips' contents and where they sit (silences as measured)."""
+    digest = hashlib.sha256(repr((MAX_GAP_SECONDS, plan.rate)).encode())
     cap = round(MAX_GAP_SECONDS * plan.rate)
-    digests: dict[str, bytes] = {}  # each clip hashed once, however often it is said
+    digests: dict[str, bytes] = {}  # each clip's digest read once, however often it is said
     cursor = 0
     for event in plan.speech():
         text = event.text or ""
         if text not in digests:
-            digests[text] = hashlib.sha256(clips[text].pcm).digest()
+            digests[text] = clip_digest(clips, text)
         digest.update(min(cap, event.start - cursor).to_bytes(8, "little"))
         digest.update(digests[text])
         cursor = event.end
