@@ -20,10 +20,11 @@ import json
 import math
 import re
 import tempfile
+import threading
 import warnings
-from collections import Counter, deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from voiceguide.audio.clips import clip_digest
@@ -41,6 +42,8 @@ MAX_GAP_SECONDS = 0.45  # longer silences are shortened for the measurement: a 4
 BLOCK_MS = 1  # the limiter's gain changes once per millisecond
 ATTACK_BLOCKS = 5  # the gain starts falling this many blocks before a peak
 RISE_DB_PER_BLOCK = 0.2  # and recovers at most 0.2 dB per millisecond afterwards
+COARSE_BLOCKS = 64  # the limiter looks for peaks this many blocks at a time before looking closer
+RECENT_LIMITED = 8  # limited clips kept for their next use
 MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
 
 
@@ -95,28 +98,61 @@ def speech_only(plan: Plan, clips: Mapping[str, Clip], max_gap: float = MAX_GAP_
 
 
 def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_DBFS) -> bytes:
-    """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling."""
+    """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling.
+
+    Only the neighbourhood of peaks that pass the ceiling is worked on block by
+    block (found with one C call per 64 ms); everything else is one multiply.
+    """
     audioop = _audioop()
     block = max(1, rate * BLOCK_MS // 1000) * 2
     gain = 10 ** (gain_db / 20)
     ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
-    if audioop.max(pcm, 2) * gain <= ceiling:
+    over = ceiling / gain  # a sample above this passes the ceiling once gained
+    if audioop.max(pcm, 2) <= over:
         return audioop.mul(pcm, 2, gain)  # nothing to limit: one multiply
-    pieces = [pcm[i : i + block] for i in range(0, len(pcm), block)]
-    want = [min(gain, ceiling / peak) if (peak := audioop.max(p, 2)) else gain for p in pieces]
-    envelope = _window_min(want, ATTACK_BLOCKS + 1)  # look ahead: be down by the time a peak arrives
+    count = -(-len(pcm) // block)
+    want = [gain] * count
+    hot: list[int] = []  # blocks that must come down
+    coarse = COARSE_BLOCKS * block
+    for start in range(0, len(pcm), coarse):
+        if audioop.max(pcm[start : start + coarse], 2) > over:
+            for i in range(start // block, min(count, (start + coarse) // block)):
+                peak = audioop.max(pcm[i * block : (i + 1) * block], 2)
+                if peak > over:
+                    want[i] = ceiling / peak
+                    hot.append(i)
     rise = 10 ** (RISE_DB_PER_BLOCK / 20)
-    for i in range(1, len(envelope)):  # recover slowly after it
-        envelope[i] = min(envelope[i], envelope[i - 1] * rise)
-    for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
-        envelope[i] = min(envelope[i], envelope[i + 1] * rise)
+    # How far a dip can reach: the look-ahead plus the blocks it takes to climb back to full gain.
+    reach = ATTACK_BLOCKS + 2 + math.ceil(math.log(gain / min(want)) / math.log(rise))
     out: list[bytes] = []
-    run = 0  # blocks at the same gain go through one multiply
-    for i in range(1, len(envelope) + 1):
-        if i == len(envelope) or envelope[i] != envelope[run]:
-            out.append(audioop.mul(pcm[run * block : i * block], 2, envelope[run]))
-            run = i
+    done = 0  # blocks written
+    for first, last in _segments(hot, reach, count):
+        out.append(audioop.mul(pcm[done * block : first * block], 2, gain))
+        envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
+        for i in range(1, len(envelope)):  # recover slowly after it
+            envelope[i] = min(envelope[i], envelope[i - 1] * rise)
+        for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
+            envelope[i] = min(envelope[i], envelope[i + 1] * rise)
+        run = 0  # blocks at the same gain go through one multiply
+        for i in range(1, len(envelope) + 1):
+            if i == len(envelope) or envelope[i] != envelope[run]:
+                out.append(audioop.mul(pcm[(first + run) * block : (first + i) * block], 2, envelope[run]))
+                run = i
+        done = last
+    out.append(audioop.mul(pcm[done * block :], 2, gain))
     return b"".join(out)
+
+
+def _segments(hot: list[int], reach: int, count: int) -> list[tuple[int, int]]:
+    """Block ranges within ``reach`` of a hot block, merged; outside them the limiter's gain is steady."""
+    segments: list[tuple[int, int]] = []
+    for i in hot:
+        first, last = max(0, i - reach), min(count, i + reach + 1)
+        if segments and first <= segments[-1][1]:
+            segments[-1] = (segments[-1][0], last)
+        else:
+            segments.append((first, last))
+    return segments
 
 
 def _window_min(values: list[float], width: int) -> list[float]:
@@ -133,14 +169,19 @@ def _window_min(values: list[float], width: int) -> list[float]:
     return result
 
 
-@dataclass(frozen=True)
 class Levels:
-    """How the session's clips are levelled: one gain, with the few clips whose peaks it would push
-    past the ceiling limited (those are kept, gained and limited; every other clip is scaled as it is read)."""
+    """How the session's clips are levelled: one gain, and the clips whose peaks that gain would push past
+    the ceiling, which go through the limiter. Applied as assembly reads each clip: no levelled copy of the
+    speech is held, only a few recently limited clips (lines said again soon)."""
 
-    gain_db: float
-    ceiling_dbfs: float = CEILING_DBFS
-    limited: Mapping[str, bytes] = field(default_factory=dict)
+    def __init__(self, gain_db: float, ceiling_dbfs: float = CEILING_DBFS, limited: Iterable[str] = (),
+                 rate: int = 44100) -> None:
+        self.gain_db = gain_db
+        self.ceiling_dbfs = ceiling_dbfs
+        self.limited = frozenset(limited)
+        self.rate = rate
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()  # the MP3 encoder reads parts of the session on several threads
 
     @property
     def gain(self) -> float:
@@ -149,23 +190,30 @@ class Levels:
 
     def pcm(self, clips: Mapping[str, Clip], text: str, first: int, last: int) -> bytes:
         """Samples ``first`` to ``last`` of one clip, levelled."""
-        done = self.limited.get(text)
-        if done is not None:
-            return done[first * 2 : last * 2]
-        return _audioop().mul(clips[text].pcm[first * 2 : last * 2], 2, self.gain)
+        if text not in self.limited:
+            return _audioop().mul(clips[text].pcm[first * 2 : last * 2], 2, self.gain)
+        with self._lock:
+            done = self._recent.get(text)
+        if done is None:
+            done = limit(clips[text].pcm, self.rate, self.gain_db, self.ceiling_dbfs)
+            with self._lock:
+                self._recent[text] = done
+                while len(self._recent) > RECENT_LIMITED:
+                    self._recent.popitem(last=False)
+        return done[first * 2 : last * 2]
 
 
-def _limit_over(clips: Mapping[str, Clip], texts: list[str], rate: int, gain_db: float, ceiling_dbfs: float,
-                peaks: Mapping[str, int] | None = None) -> dict[str, bytes]:
-    """The clips (of ``texts``) whose peaks would pass the ceiling at this gain, limited."""
+def _limited_energy(clips: Mapping[str, Clip], texts: list[str], rate: int, gain_db: float, ceiling_dbfs: float,
+                    peaks: Mapping[str, int]) -> dict[str, float]:
+    """Sum of squares of every clip (of ``texts``) whose peaks pass the ceiling at this gain, once limited."""
     audioop = _audioop()
-    over: dict[str, bytes] = {}
-    limit_at = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
+    over = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
+    energy: dict[str, float] = {}
     for text in texts:
-        peak = peaks[text] if peaks is not None else audioop.max(clips[text].pcm, 2)
-        if peak > limit_at:
-            over[text] = limit(clips[text].pcm, rate, gain_db, ceiling_dbfs)
-    return over
+        if peaks[text] > over:
+            limited = limit(clips[text].pcm, rate, gain_db, ceiling_dbfs)
+            energy[text] = float(audioop.rms(limited, 2)) ** 2 * (len(limited) // 2)
+    return energy
 
 
 def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_LUFS,
@@ -181,7 +229,7 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
     """
     used = list(dict.fromkeys(event.text or "" for event in plan.speech()))
     if not used:
-        return Levels(0.0, ceiling_dbfs)
+        return Levels(0.0, ceiling_dbfs, (), plan.rate)
     signature = hashlib.sha256(repr((speech_signature or session_signature(plan, clips), target, ceiling_dbfs,
                                      RISE_DB_PER_BLOCK, ATTACK_BLOCKS)).encode()).hexdigest()
     known = recall(remember, "levels", signature)
@@ -192,12 +240,11 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
         else:
-            return Levels(gain, ceiling_dbfs, {t: limit(clips[t].pcm, plan.rate, gain, ceiling_dbfs)
-                                               for t in names if t in used})
+            return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate)
     audioop = _audioop()
     raw = measure(speech_only(plan, clips), plan.rate, true_peak=False).integrated
     if not math.isfinite(raw):
-        return Levels(0.0, ceiling_dbfs)  # nothing audible to level
+        return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
     said = Counter(event.text or "" for event in plan.speech())
     peaks: dict[str, int] = {}
     energy: dict[str, float] = {}  # sum of squares of each clip, as it is
@@ -207,19 +254,20 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
         energy[text] = float(audioop.rms(pcm, 2)) ** 2 * (len(pcm) // 2)
     total = sum(energy[t] * said[t] for t in used)
     gain = min(MAX_GAIN_DB, target - raw)
-    limited: dict[str, bytes] = {}
+    limited: dict[str, float] = {}
     for _ in range(6):
-        limited = _limit_over(clips, used, plan.rate, gain, ceiling_dbfs, peaks)
+        limited = _limited_energy(clips, used, plan.rate, gain, ceiling_dbfs, peaks)
         factor = 10 ** (gain / 10)
-        after = total * factor - sum((energy[t] * factor - float(audioop.rms(p, 2)) ** 2 * (len(p) // 2)) * said[t]
-                                     for t, p in limited.items())
+        after = total * factor - sum((energy[t] * factor - limited[t]) * said[t] for t in limited)
         loss = 10 * math.log10(max(after, 1e-9) / max(total * factor, 1e-9))  # dB the limiter took away (<= 0)
         wanted = min(MAX_GAIN_DB, target - raw - loss)
         if abs(wanted - gain) < 0.02:
             break
         gain = (gain + wanted) / 2 if limited else wanted  # damped: the loss grows with the gain
-    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": sorted(limited)}).encode())
-    return Levels(gain, ceiling_dbfs, limited)
+    over = 32767 * 10 ** ((ceiling_dbfs - gain) / 20)
+    names = sorted(t for t in used if peaks[t] > over)  # the clips the limiter works on at the final gain
+    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": names}).encode())
+    return Levels(gain, ceiling_dbfs, names, plan.rate)
 
 
 def session_signature(plan: Plan, clips: Mapping[str, Clip]) -> str:
