@@ -257,34 +257,33 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
             audio = MixedAudio(audio, MusicBed(plan, tracks, -16.0 + options.music_volume, options.duck))
         write(audio, verify)
         return audio
-    from voiceguide.audio.encoded import ENCODER_TRIM, Retune, corrected, measure_file, recall_trim, remember_trim, trim_key
+    from voiceguide.audio import encoded
     from voiceguide.audio.loudness import session_signature
 
     folder = cache.folder if cache.enabled else None
     signature = session_signature(plan, clips)
-    key = trim_key(signature, fmt, options.bitrate, options.loudness, [(str(t.path), t.loudness) for t in tracks],
+    key = encoded.trim_key(signature, fmt, options.bitrate, options.loudness, [(str(t.path), t.loudness) for t in tracks],
                    options.music_volume, options.duck)
-    known = recall_trim(folder, key)
-    trim = known or ENCODER_TRIM.get(fmt, ENCODER_TRIM["wav"])
-    for attempt in range(2):
+    known = encoded.recall_trim(folder, key)
+    trim, verified = known or (encoded.ENCODER_TRIM.get(fmt, encoded.ENCODER_TRIM["wav"]), False)
+    for attempt in range(encoded.ATTEMPTS):
         audio = _levelled_audio(plan, clips, tracks, options, trim, signature, folder)
 
-        def check(temp: Path, trim: Any = trim, last: bool = attempt == 1) -> None:
-            if known is None:
-                found = measure_file(temp)
-                better = corrected(trim, found, options.loudness or 0.0)
+        def check(temp: Path, trim: Any = trim, last: bool = attempt == encoded.ATTEMPTS - 1) -> None:
+            if not verified:
+                better = encoded.corrected(trim, encoded.measure_file(temp), options.loudness or 0.0)
                 if better is not None and not last:
-                    raise Retune(better, found)  # nothing is written: encode again with the correction
-                remember_trim(folder, key, trim)
+                    raise encoded.Retune(better, trim)  # nothing is written: encode again with the correction
+                encoded.remember_trim(folder, key, better or trim, better is None)
             if verify is not None:
                 verify(temp)
 
         try:
             write(audio, check)
-        except Retune as retune:
+        except encoded.Retune as retune:
             trim = retune.trim
             continue
-        return audio
+        break
     return audio
 
 

@@ -86,13 +86,15 @@ def parse_ebur128(log: str) -> Loudness:
     return Loudness(float(integrated[-1]), float(peak[-1]) if peak else -math.inf)
 
 
-def speech_only(plan: Plan, clips: Mapping[str, Clip], max_gap: float = MAX_GAP_SECONDS) -> Iterator[bytes]:
-    """The session with every silence longer than ``max_gap`` seconds shortened to it."""
+def speech_only(plan: Plan, clips: Mapping[str, Clip], max_gap: float = MAX_GAP_SECONDS,
+                levels: Levels | None = None) -> Iterator[bytes]:
+    """The session (levelled with ``levels``) with every silence longer than ``max_gap`` seconds shortened to it."""
     cap = round(max_gap * plan.rate)
     cursor = 0
     for event in plan.speech():
         yield bytes(2 * min(cap, event.start - cursor))
-        yield clips[event.text or ""].pcm
+        text = event.text or ""
+        yield clips[text].pcm if levels is None else levels.pcm(clips, text, 0, event.end - event.start)
         cursor = event.end
     yield bytes(2 * min(cap, plan.total - cursor))
 
@@ -241,33 +243,59 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
             pass  # unreadable: measure afresh
         else:
             return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate)
-    audioop = _audioop()
     raw = measure(speech_only(plan, clips), plan.rate, true_peak=False).integrated
     if not math.isfinite(raw):
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
-    said = Counter(event.text or "" for event in plan.speech())
-    peaks: dict[str, int] = {}
-    energy: dict[str, float] = {}  # sum of squares of each clip, as it is
-    for text in used:
-        pcm = clips[text].pcm
-        peaks[text] = audioop.max(pcm, 2)
-        energy[text] = float(audioop.rms(pcm, 2)) ** 2 * (len(pcm) // 2)
-    total = sum(energy[t] * said[t] for t in used)
-    gain = min(MAX_GAIN_DB, target - raw)
-    limited: dict[str, float] = {}
-    for _ in range(6):
-        limited = _limited_energy(clips, used, plan.rate, gain, ceiling_dbfs, peaks)
+    loss = _LimiterLoss(plan, clips, used, ceiling_dbfs)
+    gain = loss.gain_for(target - raw)
+    # The energy estimate misses K-weighting and gating: measure the levelled speech once and correct,
+    # scaling the correction by how much of a gain change survives the limiter.
+    after = measure(speech_only(plan, clips, levels=loss.levels(gain)), plan.rate, true_peak=False).integrated
+    if abs(after - target) > 0.05:
+        slope = 1 + (loss(gain + 0.5) - loss(gain)) / 0.5
+        gain = min(MAX_GAIN_DB, gain + (target - after) / min(1.0, max(0.3, slope)))
+    levels = loss.levels(gain)
+    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": sorted(levels.limited)}).encode())
+    return levels
+
+
+class _LimiterLoss:
+    """How much loudness the limiter takes away at a gain, estimated from clip energies (no measurement)."""
+
+    def __init__(self, plan: Plan, clips: Mapping[str, Clip], used: list[str], ceiling_dbfs: float) -> None:
+        audioop = _audioop()
+        self.plan, self.clips, self.used, self.ceiling_dbfs = plan, clips, used, ceiling_dbfs
+        self.said = Counter(event.text or "" for event in plan.speech())
+        self.peaks: dict[str, int] = {}
+        self.energy: dict[str, float] = {}  # sum of squares of each clip, as it is
+        for text in used:
+            pcm = clips[text].pcm
+            self.peaks[text] = audioop.max(pcm, 2)
+            self.energy[text] = float(audioop.rms(pcm, 2)) ** 2 * (len(pcm) // 2)
+        self.total = sum(self.energy[t] * self.said[t] for t in used)
+
+    def __call__(self, gain: float) -> float:
+        """dB the limiter takes from the whole session's energy at ``gain`` (<= 0)."""
+        limited = _limited_energy(self.clips, self.used, self.plan.rate, gain, self.ceiling_dbfs, self.peaks)
         factor = 10 ** (gain / 10)
-        after = total * factor - sum((energy[t] * factor - limited[t]) * said[t] for t in limited)
-        loss = 10 * math.log10(max(after, 1e-9) / max(total * factor, 1e-9))  # dB the limiter took away (<= 0)
-        wanted = min(MAX_GAIN_DB, target - raw - loss)
-        if abs(wanted - gain) < 0.02:
-            break
-        gain = (gain + wanted) / 2 if limited else wanted  # damped: the loss grows with the gain
-    over = 32767 * 10 ** ((ceiling_dbfs - gain) / 20)
-    names = sorted(t for t in used if peaks[t] > over)  # the clips the limiter works on at the final gain
-    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": names}).encode())
-    return Levels(gain, ceiling_dbfs, names, plan.rate)
+        after = self.total * factor - sum((self.energy[t] * factor - limited[t]) * self.said[t] for t in limited)
+        return 10 * math.log10(max(after, 1e-9) / max(self.total * factor, 1e-9))
+
+    def gain_for(self, wanted: float) -> float:
+        """The gain that adds ``wanted`` dB once the limiter has taken its share (damped fixed point)."""
+        gain = min(MAX_GAIN_DB, wanted)
+        for _ in range(6):
+            loss = self(gain)
+            better = min(MAX_GAIN_DB, wanted - loss)
+            if abs(better - gain) < 0.02:
+                break
+            gain = (gain + better) / 2 if loss < 0 else better
+        return gain
+
+    def levels(self, gain: float) -> Levels:
+        """Levels at ``gain``: the clips whose peaks then pass the ceiling are limited."""
+        over = 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20)
+        return Levels(gain, self.ceiling_dbfs, [t for t in self.used if self.peaks[t] > over], self.plan.rate)
 
 
 def session_signature(plan: Plan, clips: Mapping[str, Clip]) -> str:
