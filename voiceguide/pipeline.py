@@ -105,10 +105,9 @@ def _lengths(routine: Routine, options: SessionOptions, engine: Engine, cache: C
         missing = [t for t in texts if t not in lengths]
         if estimate:
             lengths |= {t: estimate_length(t, voice) for t in missing}
-        elif missing:
-            lengths |= {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE,
-                                                                               progress=report).items()}
-        return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
+        fresh = synthesize(missing, voice, engine, cache, RATE, progress=report) if missing and not estimate else {}
+        lengths |= {t: clip.samples for t, clip in fresh.items()}
+        return lengths | {t: tone_samples(t, RATE) for t in tones}, fresh  # only what was synthesized now
     clips = synthesize(texts, voice, engine, cache, RATE, progress=report) | {t: tone_clip(t, RATE) for t in tones}
     return {t: clip.samples for t, clip in clips.items()}, clips
 
@@ -224,20 +223,20 @@ def render_session(routine: Routine, output: Path, options: SessionOptions | Non
 
 def _session_clips(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
                    progress: Progress | None) -> tuple[dict[str, int], Any]:
-    """Every line's length and its clip; with the cache on, the clips stay in the cache until assembly reads them
-    (flat memory however much is said), except tones and any line the cache could not store."""
+    """Every line's length and its clip; with the cache on, cached clips stay in the cache until assembly reads
+    them (flat memory however much is said on a warm render)."""
     if not cache.enabled:
         return _lengths(routine, options, engine, cache, estimate=False, progress=progress)
     from voiceguide.audio.clips import CachedClips
     from voiceguide.audio.tones import tone_clip
     from voiceguide.plan.tones import is_tone
 
-    failures = cache.write_failures
-    lengths, _ = _lengths(routine, options, engine, cache, estimate=False, progress=progress, need_clips=False)
-    if cache.write_failures != failures:  # some clips exist only in memory: keep what synthesis returned
-        return _lengths(routine, options, engine, cache, estimate=False)
+    lengths, fresh = _lengths(routine, options, engine, cache, estimate=False, progress=progress, need_clips=False)
     voice, identity = voice_settings(routine, options.voice), engine.identity()
-    held = {text: tone_clip(text, RATE) for text in lengths if is_tone(text)}
+    # Lines synthesized by this render stay in memory: a concurrent render of the same lines may replace
+    # them in the cache with a take a few samples longer (espeak is not bit-exact), and the cache may be
+    # unwritable. Lines that were already cached are read when assembly needs them.
+    held = {text: tone_clip(text, RATE) for text in lengths if is_tone(text)} | fresh
     return lengths, CachedClips(cache, lambda text: cache.key(identity, voice, RATE, text),
                                 {t: n for t, n in lengths.items() if t not in held}, RATE, held)
 
