@@ -62,13 +62,12 @@ from voiceguide import SessionOptions, resolve_routine
 
 # --- library internals used by the benchmark -------------------------------------------
 # (everything beyond `voiceguide` top-level names and the CLI; re-point these when modules move)
-from voiceguide.audio.assemble import SessionAudio
-from voiceguide.audio.loudness import level_session
 from voiceguide.export.formats import DEFAULT_BITRATE, parse_bitrate
 from voiceguide.export.mp3 import LAME_QUALITY
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.host import usable_cores
 from voiceguide.pipeline import session_clips  # a render's plan and clips
+from voiceguide.pipeline.render import warm_audio  # and the levelled PCM source it encodes
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.registry import get_engine
 
@@ -284,9 +283,9 @@ def prepare(spec: str, cache_dir: Path, raw: Path, clip_dir: Path, rendered_plan
     plan, clips = session_clips(routine, options, get_engine(), cache)
     if json.loads(json.dumps(plan.to_dict())) != json.loads(rendered_plan.read_text(encoding="utf-8")):
         raise SystemExit(f"{spec}: the benchmark's plan differs from the render's; the floor would encode other PCM")
-    levelled = level_session(plan, clips, options.loudness, remember=cache.folder).clips
+    audio = warm_audio(plan, clips, options, cache)
     with open(raw, "wb") as handle:
-        for chunk in SessionAudio(plan, levelled).chunks():
+        for chunk in audio.chunks():
             handle.write(chunk)
     if raw.stat().st_size != plan.total * 2:
         raise SystemExit(f"{spec}: assembled {raw.stat().st_size // 2} samples, planned {plan.total}")
@@ -297,7 +296,8 @@ def prepare(spec: str, cache_dir: Path, raw: Path, clip_dir: Path, rendered_plan
         text = event.text or ""
         if text not in index:
             index[text] = len(index)
-            (clip_dir / f"{index[text]}.pcm").write_bytes(levelled[text].pcm)
+            # the line as levelled in the session: the same samples the render plays there
+            (clip_dir / f"{index[text]}.pcm").write_bytes(b"".join(audio.chunks(event.start, event.end)))
         sequence.append([event.start - cursor, index[text]])
         spoken += event.end - event.start
         cursor = event.end

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from voiceguide.audio.clips import clip_samples
 from voiceguide.plan.timeline import RATE, Plan
 from voiceguide.speech.engine import Clip
+
+if TYPE_CHECKING:
+    from voiceguide.audio.loudness import Levels
 
 BYTES_PER_SAMPLE = 2  # mono 16-bit
 _ZEROS = bytes(RATE * BYTES_PER_SAMPLE)  # one second of silence, shared by every gap
@@ -29,16 +33,19 @@ def _silence(samples: int) -> Iterator[bytes]:
 
 @dataclass(frozen=True)
 class SessionAudio:
-    """A planned session's audio, produced on demand: mono 16-bit PCM at ``plan.rate``."""
+    """A planned session's audio, produced on demand: mono 16-bit PCM at ``plan.rate``.
+
+    With ``levels`` every clip is levelled as it is read (the clips are never copied whole).
+    """
 
     plan: Plan
     clips: Mapping[str, Clip]
+    levels: Levels | None = None
 
     def __post_init__(self) -> None:
         cursor = 0
         for event in self.plan.speech():
-            clip = self.clips[event.text or ""]
-            if clip.rate != self.plan.rate or clip.samples != event.end - event.start or event.start < cursor:
+            if clip_samples(self.clips, event.text or "") != event.end - event.start or event.start < cursor:
                 raise ValueError(f"clip for {event.text!r} does not match the plan")  # a bug, not user error
             cursor = event.end
 
@@ -58,8 +65,11 @@ class SessionAudio:
                 break
             first, last = max(event.start, start), min(event.end, end)
             yield from _silence(first - cursor)
-            pcm = self.clips[event.text or ""].pcm
-            yield pcm[(first - event.start) * BYTES_PER_SAMPLE : (last - event.start) * BYTES_PER_SAMPLE]
+            text = event.text or ""
+            if self.levels is not None:
+                yield self.levels.pcm(self.clips, text, first - event.start, last - event.start)
+            else:
+                yield self.clips[text].pcm[(first - event.start) * BYTES_PER_SAMPLE : (last - event.start) * BYTES_PER_SAMPLE]
             cursor = last
         yield from _silence(end - cursor)
 

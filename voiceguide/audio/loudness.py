@@ -1,13 +1,16 @@
-"""Loudness: every session at -16 LUFS integrated with true peaks at most -1 dBTP.
+"""Loudness: every session at its LUFS target (-16 by default) with true peaks at most -1 dBTP.
 
 Speech clips are already levelled one by one (speech.process_clip). At
-render time the session's integrated loudness is measured with ffmpeg's
+render time the session's integrated loudness is measured once with ffmpeg's
 ``ebur128`` filter, the way players and podcast apps measure it, on the spoken
-parts only: long silences are shortened to a second, which changes nothing
-the gated measurement counts but makes it take a fraction of a second for a
-session of hours. One gain brings the session to the target; a smooth
-look-ahead limiter keeps every clip's peaks under the ceiling, and a second
-measurement corrects for what the limiter took away.
+parts only: long silences are shortened, which changes nothing the gated
+measurement counts but makes it take a fraction of a second for a session of
+hours. One gain brings the session to the target; the few clips that gain
+would push past the sample-peak ceiling go through a smooth look-ahead
+limiter, and the loudness the limiter takes away is made up in-process. The
+gain is applied as assembly reads each clip (audio.assemble), so no levelled
+copy of the speech is ever held. What the encoder then does to loudness and
+peaks is measured on the written file (audio.encoded).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import json
 import math
 import re
 import tempfile
+import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from voiceguide.audio.clips import clip_digest
 from voiceguide.errors import EncoderError
 from voiceguide.host import recall
 from voiceguide.host import remember as store
@@ -36,6 +42,9 @@ MAX_GAP_SECONDS = 0.45  # longer silences are shortened for the measurement: a 4
 BLOCK_MS = 1  # the limiter's gain changes once per millisecond
 ATTACK_BLOCKS = 5  # the gain starts falling this many blocks before a peak
 RISE_DB_PER_BLOCK = 0.2  # and recovers at most 0.2 dB per millisecond afterwards
+COARSE_BLOCKS = 64  # the limiter looks for peaks this many blocks at a time before looking closer
+RECENT_LIMITED = 8  # limited clips kept for their next use
+MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
 
 
 def _audioop():  # type: ignore[no-untyped-def]
@@ -77,104 +86,228 @@ def parse_ebur128(log: str) -> Loudness:
     return Loudness(float(integrated[-1]), float(peak[-1]) if peak else -math.inf)
 
 
-def speech_only(plan: Plan, clips: Mapping[str, Clip], max_gap: float = MAX_GAP_SECONDS) -> Iterator[bytes]:
-    """The session with every silence longer than ``max_gap`` seconds shortened to it."""
+def speech_only(plan: Plan, clips: Mapping[str, Clip], max_gap: float = MAX_GAP_SECONDS,
+                levels: Levels | None = None) -> Iterator[bytes]:
+    """The session (levelled with ``levels``) with every silence longer than ``max_gap`` seconds shortened to it."""
     cap = round(max_gap * plan.rate)
     cursor = 0
     for event in plan.speech():
         yield bytes(2 * min(cap, event.start - cursor))
-        yield clips[event.text or ""].pcm
+        text = event.text or ""
+        yield clips[text].pcm if levels is None else levels.pcm(clips, text, 0, event.end - event.start)
         cursor = event.end
     yield bytes(2 * min(cap, plan.total - cursor))
 
 
 def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_DBFS) -> bytes:
-    """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling."""
+    """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling.
+
+    Only the neighbourhood of peaks that pass the ceiling is worked on block by
+    block (found with one C call per 64 ms); everything else is one multiply.
+    """
     audioop = _audioop()
     block = max(1, rate * BLOCK_MS // 1000) * 2
     gain = 10 ** (gain_db / 20)
     ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
-    pieces = [pcm[i : i + block] for i in range(0, len(pcm), block)]
-    want = [min(gain, ceiling / peak) if (peak := audioop.max(p, 2)) else gain for p in pieces]
+    over = ceiling / gain  # a sample above this passes the ceiling once gained
+    if audioop.max(pcm, 2) <= over:
+        return audioop.mul(pcm, 2, gain)  # nothing to limit: one multiply
+    count = -(-len(pcm) // block)
+    want = [gain] * count
+    hot: list[int] = []  # blocks that must come down
+    coarse = COARSE_BLOCKS * block
+    for start in range(0, len(pcm), coarse):
+        if audioop.max(pcm[start : start + coarse], 2) > over:
+            for i in range(start // block, min(count, (start + coarse) // block)):
+                peak = audioop.max(pcm[i * block : (i + 1) * block], 2)
+                if peak > over:
+                    want[i] = ceiling / peak
+                    hot.append(i)
     rise = 10 ** (RISE_DB_PER_BLOCK / 20)
-    envelope = list(want)
-    for i in range(len(envelope)):  # look ahead: be down by the time a peak arrives
-        envelope[i] = min(want[i : i + ATTACK_BLOCKS + 1])
-    for i in range(1, len(envelope)):  # recover slowly after it
-        envelope[i] = min(envelope[i], envelope[i - 1] * rise)
-    for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
-        envelope[i] = min(envelope[i], envelope[i + 1] * rise)
-    return b"".join(audioop.mul(p, 2, g) for p, g in zip(pieces, envelope, strict=True))
+    # How far a dip can reach: the look-ahead plus the blocks it takes to climb back to full gain.
+    reach = ATTACK_BLOCKS + 2 + math.ceil(math.log(gain / min(want)) / math.log(rise))
+    out: list[bytes] = []
+    done = 0  # blocks written
+    for first, last in _segments(hot, reach, count):
+        out.append(audioop.mul(pcm[done * block : first * block], 2, gain))
+        envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
+        for i in range(1, len(envelope)):  # recover slowly after it
+            envelope[i] = min(envelope[i], envelope[i - 1] * rise)
+        for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
+            envelope[i] = min(envelope[i], envelope[i + 1] * rise)
+        run = 0  # blocks at the same gain go through one multiply
+        for i in range(1, len(envelope) + 1):
+            if i == len(envelope) or envelope[i] != envelope[run]:
+                out.append(audioop.mul(pcm[(first + run) * block : (first + i) * block], 2, envelope[run]))
+                run = i
+        done = last
+    out.append(audioop.mul(pcm[done * block :], 2, gain))
+    return b"".join(out)
 
 
-@dataclass(frozen=True)
-class Levelled:
-    """Clips brought to the session target, and what was measured."""
+def _segments(hot: list[int], reach: int, count: int) -> list[tuple[int, int]]:
+    """Block ranges within ``reach`` of a hot block, merged; outside them the limiter's gain is steady."""
+    segments: list[tuple[int, int]] = []
+    for i in hot:
+        first, last = max(0, i - reach), min(count, i + reach + 1)
+        if segments and first <= segments[-1][1]:
+            segments[-1] = (segments[-1][0], last)
+        else:
+            segments.append((first, last))
+    return segments
 
-    clips: dict[str, Clip]
-    gain_db: float
-    measured: Loudness  # the session after levelling
+
+def _window_min(values: list[float], width: int) -> list[float]:
+    """min(values[i : i + width]) for every i, in one pass (a monotonic queue instead of a min() per window)."""
+    result = [0.0] * len(values)
+    queue: deque[int] = deque()  # indexes of increasing values, the window's minimum first
+    for i in range(len(values) - 1, -1, -1):
+        while queue and values[queue[-1]] >= values[i]:
+            queue.pop()
+        queue.append(i)
+        if queue[0] >= i + width:
+            queue.popleft()
+        result[i] = values[queue[0]]
+    return result
+
+
+class Levels:
+    """How the session's clips are levelled: one gain, and the clips whose peaks that gain would push past
+    the ceiling, which go through the limiter. Applied as assembly reads each clip: no levelled copy of the
+    speech is held, only a few recently limited clips (lines said again soon)."""
+
+    def __init__(self, gain_db: float, ceiling_dbfs: float = CEILING_DBFS, limited: Iterable[str] = (),
+                 rate: int = 44100) -> None:
+        self.gain_db = gain_db
+        self.ceiling_dbfs = ceiling_dbfs
+        self.limited = frozenset(limited)
+        self.rate = rate
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()  # the MP3 encoder reads parts of the session on several threads
+
+    @property
+    def gain(self) -> float:
+        """The gain as a factor."""
+        return 10 ** (self.gain_db / 20)
+
+    def pcm(self, clips: Mapping[str, Clip], text: str, first: int, last: int) -> bytes:
+        """Samples ``first`` to ``last`` of one clip, levelled."""
+        if text not in self.limited:
+            return _audioop().mul(clips[text].pcm[first * 2 : last * 2], 2, self.gain)
+        with self._lock:
+            done = self._recent.get(text)
+        if done is None:
+            done = limit(clips[text].pcm, self.rate, self.gain_db, self.ceiling_dbfs)
+            with self._lock:
+                self._recent[text] = done
+                while len(self._recent) > RECENT_LIMITED:
+                    self._recent.popitem(last=False)
+        return done[first * 2 : last * 2]
+
+
+def _limited_energy(clips: Mapping[str, Clip], texts: list[str], rate: int, gain_db: float, ceiling_dbfs: float,
+                    peaks: Mapping[str, int]) -> dict[str, float]:
+    """Sum of squares of every clip (of ``texts``) whose peaks pass the ceiling at this gain, once limited."""
+    audioop = _audioop()
+    over = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
+    energy: dict[str, float] = {}
+    for text in texts:
+        if peaks[text] > over:
+            limited = limit(clips[text].pcm, rate, gain_db, ceiling_dbfs)
+            energy[text] = float(audioop.rms(limited, 2)) ** 2 * (len(limited) // 2)
+    return energy
 
 
 def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_LUFS,
-                  remember: Path | None = None) -> Levelled:
-    """Gain (and limiting) for every clip so the session measures ``target`` LUFS with peaks under the ceiling.
+                  remember: Path | None = None, ceiling_dbfs: float = CEILING_DBFS,
+                  speech_signature: str | None = None) -> Levels:
+    """One gain (and limiting where peaks need it) so the session measures ``target`` LUFS under the ceiling.
 
-    The limiter makes loudness grow more slowly than gain, so the gain is found
-    by the secant method on measurements (three or four, each a fraction of a
-    second). With ``remember`` (a folder) the gain found for exactly this
-    speech and arrangement is kept, so re-rendering the session measures once.
+    The speech is measured once by ebur128 (silences shortened). Limiting the
+    loudest clips takes a little loudness away; that loss is estimated from
+    their energy before and after, in-process, and made up with more gain (a
+    few rounds). The result for exactly this speech, arrangement, target and
+    ceiling is remembered in ``remember`` (a folder), so a warm render measures nothing.
     """
     used = list(dict.fromkeys(event.text or "" for event in plan.speech()))  # words and tones: not sortable together
     if not used:
-        return Levelled(dict(clips), 0.0, Loudness(-math.inf, -math.inf))
-    signature = _signature(plan, clips, target)
-
-    def limited(gain: float) -> dict[str, Clip]:
-        return {text: Clip(limit(clips[text].pcm, plan.rate, gain), plan.rate) for text in used}
-
+        return Levels(0.0, ceiling_dbfs, (), plan.rate)
+    signature = hashlib.sha256(repr((speech_signature or session_signature(plan, clips), target, ceiling_dbfs,
+                                     RISE_DB_PER_BLOCK, ATTACK_BLOCKS)).encode()).hexdigest()
     known = recall(remember, "levels", signature)
     if known is not None:
         try:
-            gain = float(json.loads(known)["gain_db"])
+            note = json.loads(known)
+            gain, names = float(note["gain_db"]), [str(t) for t in note["limited"]]
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
         else:
-            return Levelled(limited(gain), gain, Loudness(target, -math.inf))
-    raw = measure(speech_only(plan, clips), plan.rate, true_peak=False)
-    points: list[tuple[float, float]] = []  # (gain, loudness after limiting)
-    gain = target - raw.integrated
-    best: tuple[float, dict[str, Clip], Loudness] | None = None
-    for _ in range(5):
-        levelled = limited(gain)
-        after = measure(speech_only(plan, levelled), plan.rate, true_peak=False)
-        points.append((gain, after.integrated))
-        if best is None or abs(after.integrated - target) < abs(best[2].integrated - target):
-            best = (gain, levelled, after)
-        if abs(after.integrated - target) <= 0.2:
-            break
-        if len(points) == 1:
-            gain += (target - after.integrated) * 2  # the limiter roughly halves what gain adds
-        else:
-            (g0, l0), (g1, l1) = points[-2], points[-1]
-            slope = (l1 - l0) / (g1 - g0) if g1 != g0 and l1 != l0 else 0.5
-            gain = g1 + (target - l1) / max(slope, 0.1)
-        gain = min(gain, 30.0)
-    assert best is not None
-    store(remember, "levels", signature, json.dumps({"gain_db": best[0]}).encode())
-    return Levelled(best[1], best[0], best[2])
+            return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate)
+    raw = measure(speech_only(plan, clips), plan.rate, true_peak=False).integrated
+    if not math.isfinite(raw):
+        return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
+    loss = _LimiterLoss(plan, clips, used, ceiling_dbfs)
+    gain = loss.gain_for(target - raw)
+    # The energy estimate misses K-weighting and gating: measure the levelled speech once and correct,
+    # scaling the correction by how much of a gain change survives the limiter.
+    after = measure(speech_only(plan, clips, levels=loss.levels(gain)), plan.rate, true_peak=False).integrated
+    if abs(after - target) > 0.05:
+        slope = 1 + (loss(gain + 0.5) - loss(gain)) / 0.5
+        gain = min(MAX_GAIN_DB, gain + (target - after) / min(1.0, max(0.3, slope)))
+    levels = loss.levels(gain)
+    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": sorted(levels.limited)}).encode())
+    return levels
 
 
-def _signature(plan: Plan, clips: Mapping[str, Clip], target: float) -> str:
-    """What the measured loudness depends on: the clips, where they sit, the target and the limiter."""
-    digest = hashlib.sha256(repr((target, CEILING_DBFS, RISE_DB_PER_BLOCK, ATTACK_BLOCKS, MAX_GAP_SECONDS)).encode())
+class _LimiterLoss:
+    """How much loudness the limiter takes away at a gain, estimated from clip energies (no measurement)."""
+
+    def __init__(self, plan: Plan, clips: Mapping[str, Clip], used: list[str], ceiling_dbfs: float) -> None:
+        audioop = _audioop()
+        self.plan, self.clips, self.used, self.ceiling_dbfs = plan, clips, used, ceiling_dbfs
+        self.said = Counter(event.text or "" for event in plan.speech())
+        self.peaks: dict[str, int] = {}
+        self.energy: dict[str, float] = {}  # sum of squares of each clip, as it is
+        for text in used:
+            pcm = clips[text].pcm
+            self.peaks[text] = audioop.max(pcm, 2)
+            self.energy[text] = float(audioop.rms(pcm, 2)) ** 2 * (len(pcm) // 2)
+        self.total = sum(self.energy[t] * self.said[t] for t in used)
+
+    def __call__(self, gain: float) -> float:
+        """dB the limiter takes from the whole session's energy at ``gain`` (<= 0)."""
+        limited = _limited_energy(self.clips, self.used, self.plan.rate, gain, self.ceiling_dbfs, self.peaks)
+        factor = 10 ** (gain / 10)
+        after = self.total * factor - sum((self.energy[t] * factor - limited[t]) * self.said[t] for t in limited)
+        return 10 * math.log10(max(after, 1e-9) / max(self.total * factor, 1e-9))
+
+    def gain_for(self, wanted: float) -> float:
+        """The gain that adds ``wanted`` dB once the limiter has taken its share (damped fixed point)."""
+        gain = min(MAX_GAIN_DB, wanted)
+        for _ in range(6):
+            loss = self(gain)
+            better = min(MAX_GAIN_DB, wanted - loss)
+            if abs(better - gain) < 0.02:
+                break
+            gain = (gain + better) / 2 if loss < 0 else better
+        return gain
+
+    def levels(self, gain: float) -> Levels:
+        """Levels at ``gain``: the clips whose peaks then pass the ceiling are limited."""
+        over = 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20)
+        return Levels(gain, self.ceiling_dbfs, [t for t in self.used if self.peaks[t] > over], self.plan.rate)
+
+
+def session_signature(plan: Plan, clips: Mapping[str, Clip]) -> str:
+    """What the session's loudness depends on: the clips' contents and where they sit (silences as measured)."""
+    digest = hashlib.sha256(repr((MAX_GAP_SECONDS, plan.rate)).encode())
     cap = round(MAX_GAP_SECONDS * plan.rate)
-    digests: dict[str, bytes] = {}  # each clip hashed once, however often it is said
+    digests: dict[str, bytes] = {}  # each clip's digest read once, however often it is said
     cursor = 0
     for event in plan.speech():
         text = event.text or ""
         if text not in digests:
-            digests[text] = hashlib.sha256(clips[text].pcm).digest()
+            digests[text] = clip_digest(clips, text)
         digest.update(min(cap, event.start - cursor).to_bytes(8, "little"))
         digest.update(digests[text])
         cursor = event.end

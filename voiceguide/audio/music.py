@@ -31,6 +31,7 @@ from voiceguide.plan.timeline import RATE, Plan
 ATTACK = 0.15  # seconds the music starts going down before a line
 RELEASE = 0.5  # seconds it takes to come back up after one
 FADE_IN, FADE_OUT = 3.0, 5.0
+STEREO_DB = 10 * math.log10(2)  # mono voice on both channels measures this much louder (BS.1770 sums channels)
 MEASURE_SECONDS = 180  # loudness of a music file is measured on its first three minutes
 
 

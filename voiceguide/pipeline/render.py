@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,6 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     encoded on ``jobs`` cores (default: all this process may use). ``routine``
     is a Routine, a routine file's path or a built-in routine's name.
     """
-    from voiceguide.audio.assemble import SessionAudio
     from voiceguide.export.encode import encode
     from voiceguide.export.outputs import Staging
     from voiceguide.export.verify import verify as verify_file
@@ -99,32 +99,103 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
         if progress:
             progress(ENCODING, samples, plan.total)
 
-    target = options.loudness if options.loudness is not None else TARGET_LUFS
-    if options.loudness is not None:
-        from voiceguide.audio.loudness import level_session
-
-        remember = cache.folder if cache.enabled else None
-        if tracks:  # the bed adds loudness of its own: aim the voice so that the mix lands on target
-            from voiceguide.audio.music import mix_loudness
-
-            target += options.loudness - mix_loudness(plan, options.loudness, options.loudness + options.music_volume)
-        clips = level_session(plan, clips, target, remember=remember).clips
     encoded(0)
-    audio: Any = SessionAudio(plan, clips)
-    if tracks:
-        from voiceguide.audio.music import MixedAudio, MusicBed
-
-        audio = MixedAudio(audio, MusicBed(plan, tracks, target + options.music_volume, options.duck))
     tags = session_tags(routine, plan)
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
     # All or nothing: every file goes to a temporary name first and all are renamed at the end.
     with Staging([t.path for t in targets], journal=cache.folder) as staging:
-        encode(audio, plan.rate, output, tags, plan.chapters, bitrate=options.bitrate, fmt=fmt,
-               check=check if verify else None, progress=encoded, jobs=jobs, temp=staging.temp(output))
+        def write(source: Any, check_file: Callable[[Path], None] | None) -> None:
+            encode(source, plan.rate, output, tags, plan.chapters, bitrate=options.bitrate, fmt=fmt,
+                   check=check_file, progress=encoded, jobs=jobs, temp=staging.temp(output))
+
+        audio = _levelled_encode(plan, clips, tracks, options, fmt.name, cache, write, check if verify else None)
         written = _write_extras(extras, output, audio, tags, options, jobs, staging)
         staging.commit()
     return RenderResult(output, plan, written, fmt.name, tuple(plan.chapters) if fmt.holds_chapters else (),
                         engine=engine.name)
+
+
+def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: SessionOptions, fmt: str, cache: ClipCache,
+                     write: Callable[[Any, Callable[[Path], None] | None], None],
+                     verify: Callable[[Path], None] | None) -> Any:
+    """Level the session (and mix its music), write it, and measure the written file's loudness and true peak;
+    if the encoder moved them off target, level once more with the correction and write again. Returns the audio."""
+    if options.loudness is None:
+        audio = session_audio(plan, clips, tracks, options, None)
+        write(audio, verify)
+        return audio
+    from voiceguide.audio import encoded
+
+    folder = cache.folder if cache.enabled else None
+    signature, key, trim, verified = _remembered_trim(plan, clips, tracks, options, fmt, folder)
+    for attempt in range(encoded.ATTEMPTS):
+        audio = session_audio(plan, clips, tracks, options, trim, signature, folder)
+
+        def check(temp: Path, trim: Any = trim, last: bool = attempt == encoded.ATTEMPTS - 1) -> None:
+            if not verified:
+                better = encoded.corrected(trim, encoded.measure_file(temp), options.loudness or 0.0)
+                if better is not None and not last:
+                    raise encoded.Retune(better, trim)  # nothing is written: encode again with the correction
+                encoded.remember_trim(folder, key, better or trim, better is None)
+            if verify is not None:
+                verify(temp)
+
+        try:
+            write(audio, check)
+        except encoded.Retune as retune:
+            trim = retune.trim
+            continue
+        break
+    return audio
+
+
+def _remembered_trim(plan: Plan, clips: Any, tracks: list[Any], options: SessionOptions, fmt: str,
+                     folder: Path | None) -> tuple[str, str, Any, bool]:
+    """The session's signature, its key for the format's loudness correction, the correction (remembered, else the
+    format's measured allowance) and whether a written file has confirmed it."""
+    from voiceguide.audio import encoded
+    from voiceguide.audio.loudness import session_signature
+
+    signature = session_signature(plan, clips)
+    key = encoded.trim_key(signature, fmt, options.bitrate, options.loudness,
+                           [(str(t.path), t.loudness) for t in tracks], options.music_volume, options.duck)
+    known = encoded.recall_trim(folder, key)
+    trim, verified = known or (encoded.ENCODER_TRIM.get(fmt, encoded.ENCODER_TRIM["wav"]), False)
+    return signature, key, trim, verified
+
+
+def warm_audio(plan: Plan, clips: Any, options: SessionOptions, cache: ClipCache, fmt: str = "mp3") -> Any:
+    """The PCM source a warm render of a voice-only session encodes: levelled with the remembered correction."""
+    folder = cache.folder if cache.enabled else None
+    signature, _, trim, _ = _remembered_trim(plan, clips, [], options, fmt, folder)
+    return session_audio(plan, clips, [], options, trim, signature, folder)
+
+
+def session_audio(plan: Plan, clips: Any, tracks: list[Any], options: SessionOptions, trim: Any,
+                  signature: str | None = None, folder: Path | None = None) -> Any:
+    """The session's PCM source as a render encodes it: levelled to ``options.loudness`` plus the format's
+    ``trim`` (None: not levelled as a session), with the music bed mixed in."""
+    from voiceguide.audio.assemble import SessionAudio
+
+    if trim is None or options.loudness is None:
+        audio: Any = SessionAudio(plan, clips)
+        if tracks:
+            from voiceguide.audio.music import MixedAudio, MusicBed
+
+            audio = MixedAudio(audio, MusicBed(plan, tracks, TARGET_LUFS + options.music_volume, options.duck))
+        return audio
+    from voiceguide.audio.loudness import level_session
+
+    target = options.loudness + trim.gain_db
+    if not tracks:
+        return SessionAudio(plan, clips, level_session(plan, clips, target, folder, trim.ceiling_dbfs, signature))
+    from voiceguide.audio.music import STEREO_DB, MixedAudio, MusicBed, mix_loudness
+
+    # The bed adds loudness of its own: aim the voice so that the mix lands on target. The voice is
+    # levelled alone (mono) and then played on both channels, which a stereo measurement hears 3 dB louder.
+    voice = target + target - mix_loudness(plan, target, target + options.music_volume)
+    levels = level_session(plan, clips, voice - STEREO_DB, folder, trim.ceiling_dbfs, signature)
+    return MixedAudio(SessionAudio(plan, clips, levels), MusicBed(plan, tracks, voice + options.music_volume, options.duck))
 
 
 def output_format(output: Path, options: SessionOptions, routine: Routine) -> Format:
@@ -240,6 +311,6 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     clips = synthesize([line], voice, engine, cache, RATE)
     script = CueScript("preview", (SpeechBlock((Line(line, Role.PREVIEW),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
-    levelled = level_session(plan, clips, loudness).clips
-    encode(SessionAudio(plan, levelled), RATE, output, Tags(title=line), [], fmt=fmt)
+    levels = level_session(plan, clips, loudness)
+    encode(SessionAudio(plan, clips, levels), RATE, output, Tags(title=line), [], fmt=fmt)
     return plan.duration

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,10 +93,18 @@ def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engin
     tones = [t for t in heard if isinstance(t, Tone)]
     texts = [t for t in heard if isinstance(t, str)]
     voice = voice_settings(routine, options.voice)
-    if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
-        lengths: dict[Say, int] = {**_speech_lengths(texts, voice, engine, cache, estimate)}
-        return lengths | {t: tone_samples(t, RATE) for t in tones}, {}
     report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
+    if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
+        found = cached_lengths(texts, voice, engine, cache, RATE)
+        missing = [t for t in texts if t not in found]
+        lengths: dict[Say, int] = {**found}
+        fresh: dict[Say, Clip] = {}
+        if estimate:
+            lengths |= {t: estimate_length(t, voice) for t in missing}
+        elif missing:
+            fresh = {**synthesize(missing, voice, engine, cache, RATE, progress=report)}
+            lengths |= {t: clip.samples for t, clip in fresh.items()}
+        return lengths | {t: tone_samples(t, RATE) for t in tones}, fresh  # the clips: only what was said now
     clips: dict[Say, Clip] = {**synthesize(texts, voice, engine, cache, RATE, progress=report),
                               **{t: tone_clip(t, RATE) for t in tones}}
     return {t: clip.samples for t, clip in clips.items()}, clips
@@ -116,25 +125,30 @@ def session_script(routine: Routine, options: SessionOptions, engine: Engine, ca
     return build_script(routine, fit_to_duration(routine, options.script, options.duration, lengths))
 
 
-def _speech_lengths(texts: list[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
-                    estimate: bool) -> dict[str, int]:
-    """Lengths without the clips: cached lines from their headers, the rest estimated or synthesized into the cache."""
-    lengths = cached_lengths(texts, voice, engine, cache, RATE)
-    missing = [t for t in texts if t not in lengths]
-    if estimate:
-        return lengths | {t: estimate_length(t, voice) for t in missing}
-    if missing:
-        return lengths | {t: clip.samples for t, clip in synthesize(missing, voice, engine, cache, RATE).items()}
-    return lengths
-
-
 def session_clips(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
-                  progress: Progress | None = None) -> tuple[Plan, dict[Say, Clip]]:
+                  progress: Progress | None = None) -> tuple[Plan, Mapping[Say, Clip]]:
     """The exact plan and every clip it plays (speech synthesized or read from the cache, tones generated),
-    before session levelling: what a render assembles."""
+    before session levelling: what a render assembles.
+
+    With the cache on, cached clips stay in the cache until assembly reads them (flat memory however much is
+    said). Lines synthesized now stay in memory: a concurrent render of the same lines may replace them in the
+    cache, and the cache may be unwritable.
+    """
     script = session_script(routine, options, engine, cache)
-    lengths, clips = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress)
-    return build_plan(script, lengths), clips
+    if not cache.enabled:
+        lengths, clips = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress)
+        return build_plan(script, lengths), clips
+    from voiceguide.audio.clips import CachedClips
+    from voiceguide.audio.tones import tone_clip
+    from voiceguide.plan.tones import Tone
+
+    lengths, fresh = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress,
+                              need_clips=False)
+    voice, identity = voice_settings(routine, options.voice), engine.identity()
+    held: dict[Say, Clip] = {text: tone_clip(text, RATE) for text in lengths if isinstance(text, Tone)} | fresh
+    cached = CachedClips(cache, lambda text: cache.key(identity, voice, RATE, str(text)),
+                         {t: n for t, n in lengths.items() if t not in held}, RATE, held)
+    return build_plan(script, lengths), cached
 
 
 def plan_session(routine: Routine | str | Path, options: SessionOptions | None = None, *,

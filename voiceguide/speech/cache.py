@@ -66,6 +66,19 @@ class ClipCache:
             return None
         return int(_HEADER.unpack(header)[2]) // 2
 
+    def digest(self, key: str) -> bytes | None:
+        """The SHA-256 of the stored clip's PCM, from its header only (the content's identity, cheaply)."""
+        if not self.enabled:
+            return None
+        try:
+            with open(self._path(key), "rb") as handle:
+                header = handle.read(_HEADER.size)
+        except OSError:
+            return None
+        if len(header) < _HEADER.size or header[:8] != _MAGIC:
+            return None
+        return bytes(_HEADER.unpack(header)[3])
+
     def put(self, key: str, clip: Clip) -> None:
         """Store a clip atomically (write a temporary file, then rename).
 

@@ -1,0 +1,193 @@
+"""Loudness on the file as written: every format, with and without music, at the target within 0.5 LU and
+at most -1 dBTP, measured by ffmpeg's ebur128 (peak=true) on the decoded file, every channel counted."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+import wave
+from array import array
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from conftest import FakeEngine, write_tone
+
+from voiceguide.audio import encoded
+from voiceguide.audio.encoded import ENCODER_TRIM, MAX_TRUE_PEAK, PEAK_MARGIN, Trim, corrected, measure_file
+from voiceguide.audio.loudness import ATTACK_BLOCKS, RISE_DB_PER_BLOCK, Loudness, limit
+from voiceguide.pipeline import SessionOptions, render_session
+from voiceguide.routine.load import parse_routine
+from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.engine import VoiceSettings
+
+RATE = 44100
+FORMATS = ("mp3", "m4a", "ogg", "opus", "flac", "wav")
+ROUTINE = """\
+name: Loudness check
+intro: A short session to check loudness in every format.
+defaults: {hold: 20, rest: 4, prepare: 3, switch: 3, countdown: 3, tones: true}
+stretches:
+  - name: Reach up
+    instructions: Reach up high, lengthen the spine and breathe.
+    sides: [left, right]
+    cues: [{at: 8, say: Soften the shoulders and keep breathing.}]
+  - name: Fold forward
+    instructions: Fold forward slowly and let the head hang.
+"""
+
+
+class BuzzyEngine(FakeEngine):
+    """Like the fake engine, but each line is a buzzy, peaky 'voice': harmonics in phase (crest factor ~4),
+    onsets and syllables that make lossy encoders overshoot true peak, as real speech does."""
+
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
+                   on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
+        out = {}
+        for index, text in enumerate(texts):
+            seed = int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
+            pitch = 100 + seed % 80
+            count = round(min(4.0, 0.3 + 0.05 * len(text)) * self.RATE)
+            samples = array("h", bytes(2 * round(self.PAD * self.RATE)))
+            for i in range(count):
+                t = i / self.RATE
+                syllable = max(0.0, math.sin(math.pi * t * 4)) ** 0.5  # four syllables a second, sharp-edged
+                value = sum(math.cos(2 * math.pi * pitch * k * t) / k for k in range(1, 9)) / 2.72
+                samples.append(round(26000 * syllable * value))
+            samples.extend(bytes(2 * round(self.PAD * self.RATE)))
+            path = folder / f"{index}.wav"
+            with wave.open(str(path), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(self.RATE)
+                wav.writeframes(samples.tobytes())
+            out[text] = path
+            if on_done is not None:
+                on_done(text)
+        return out
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("music") / "bed.wav"
+    write_tone(path, 12.0, RATE, freq=330.0, amplitude=0.4)  # shorter than the session: it loops
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> ClipCache:
+    return ClipCache(tmp_path_factory.mktemp("clips"))
+
+
+MEASURED: dict[tuple[str, bool, float], Loudness] = {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("music", [False, True], ids=["voice", "music"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_measures_the_target_on_the_written_file(fmt: str, music: bool, bed: Path, tmp_path: Path,
+                                                              shared_cache: ClipCache) -> None:
+    out = tmp_path / f"session.{fmt}"
+    options = SessionOptions(fmt=fmt, music=(bed,) if music else ())
+    plan = render_session(parse_routine(ROUTINE), out, options, engine=BuzzyEngine(), cache=shared_cache).plan
+    assert 60 <= plan.duration <= 150
+    found = measure_file(out)
+    MEASURED[(fmt, music, -16.0)] = found
+    assert abs(found.integrated - -16.0) <= 0.5, found
+    assert found.true_peak <= MAX_TRUE_PEAK, found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["mp3", "m4a", "opus"])
+def test_a_chosen_target_holds_too(fmt: str, bed: Path, tmp_path: Path, shared_cache: ClipCache) -> None:
+    for music in ((), (bed,)):
+        out = tmp_path / f"quiet.{fmt}"
+        render_session(parse_routine(ROUTINE), out, SessionOptions(fmt=fmt, loudness=-19.0, music=music),
+                       engine=BuzzyEngine(), cache=shared_cache)
+        found = measure_file(out)
+        assert abs(found.integrated - -19.0) <= 0.5 and found.true_peak <= MAX_TRUE_PEAK, (music, found)
+
+
+def test_a_warm_render_reuses_the_correction_without_measuring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               cache: ClipCache) -> None:
+    measured: list[Path] = []
+    real = encoded.measure_file
+    monkeypatch.setattr(encoded, "measure_file", lambda path: measured.append(path) or real(path))
+    out = tmp_path / "s.m4a"
+    for _ in range(2):
+        render_session(parse_routine(ROUTINE), out, engine=BuzzyEngine(), cache=cache)
+    cold = len(measured)
+    assert 1 <= cold <= encoded.ATTEMPTS  # measured once, or again after each correction
+    render_session(parse_routine(ROUTINE), out, engine=BuzzyEngine(), cache=cache)
+    assert len(measured) == cold  # the warm renders measured nothing
+    found = real(out)
+    assert abs(found.integrated + 16.0) <= 0.5 and found.true_peak <= MAX_TRUE_PEAK
+
+
+def test_a_missed_target_is_corrected_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           cache: ClipCache) -> None:
+    """A deliberately wrong allowance (4 dB too loud, a ceiling at 0 dBFS) is caught on the written file
+    and corrected by one more encode."""
+    monkeypatch.setitem(ENCODER_TRIM, "ogg", Trim(4.0, 0.0))
+    out = tmp_path / "s.ogg"
+    render_session(parse_routine(ROUTINE), out, engine=BuzzyEngine(), cache=cache)
+    found = measure_file(out)
+    assert abs(found.integrated + 16.0) <= 0.5 and found.true_peak <= MAX_TRUE_PEAK, found
+
+
+def test_correction_arithmetic() -> None:
+    assert corrected(Trim(0.4, -2.0), Loudness(-16.2, -1.5), -16.0) is None  # within tolerance, under the peak
+    louder = corrected(Trim(0.4, -2.0), Loudness(-16.6, -1.5), -16.0)
+    assert louder is not None and (louder.gain_db, louder.ceiling_dbfs) == pytest.approx((1.0, -2.0))
+    again = corrected(Trim(0.0, -3.0), Loudness(-16.0, 0.4), -16.0)
+    assert again is not None and again.gain_db == 0.0 and again.ceiling_dbfs == pytest.approx(-3.0 - 1.4 - PEAK_MARGIN)
+    assert corrected(Trim(), Loudness(-math.inf, -math.inf), -16.0) is None  # silence
+
+
+def _reference_limit(pcm: bytes, gain_db: float, ceiling_dbfs: float) -> list[float]:
+    """The limiter's gain per 1 ms block, computed the plain way (every block, min() over every window)."""
+    samples = array("h")
+    samples.frombytes(pcm)
+    block = RATE // 1000
+    gain, ceiling = 10 ** (gain_db / 20), 32767 * 10 ** (ceiling_dbfs / 20)
+    want = []
+    for i in range(0, len(samples), block):
+        peak = max(abs(max(samples[i : i + block])), abs(min(samples[i : i + block])))
+        want.append(min(gain, ceiling / peak) if peak else gain)
+    envelope = [min(want[i : i + ATTACK_BLOCKS + 1]) for i in range(len(want))]
+    rise = 10 ** (RISE_DB_PER_BLOCK / 20)
+    for i in range(1, len(envelope)):
+        envelope[i] = min(envelope[i], envelope[i - 1] * rise)
+    for i in range(len(envelope) - 2, -1, -1):
+        envelope[i] = min(envelope[i], envelope[i + 1] * rise)
+    return envelope
+
+
+@pytest.mark.parametrize("gain_db", [0.0, 4.0, 12.0])
+def test_limiter_matches_the_plain_algorithm_everywhere(gain_db: float) -> None:
+    """The fast limiter works only near peaks; its output must equal the plain per-block algorithm's."""
+    rng = random.Random(7)
+    samples = array("h")
+    for _ in range(40):  # quiet stretches, isolated spikes and loud bursts, in random order
+        kind = rng.choice(["quiet", "spike", "burst", "silence"])
+        length = rng.randrange(50, 9000)
+        level = {"quiet": 2000, "spike": 1500, "burst": 30000, "silence": 0}[kind]
+        chunk = [round(level * math.sin(i * 0.07 + rng.random())) for i in range(length)]
+        if kind == "spike":
+            chunk[length // 2] = rng.choice([-32000, 32000])
+        samples.extend(chunk)
+    pcm = samples.tobytes()
+    envelope = _reference_limit(pcm, gain_db, -2.0)
+    expected = array("h")
+    block = RATE // 1000
+    for index, gain in enumerate(envelope):
+        expected.extend(max(-32768, min(32767, int(v * gain))) for v in samples[index * block : (index + 1) * block])
+    got = array("h")
+    got.frombytes(limit(pcm, RATE, gain_db, -2.0))
+    assert len(got) == len(expected)
+    assert max(abs(a - b) for a, b in zip(got, expected, strict=True)) <= 1  # audioop rounds as int() does, +-1
+    ceiling = 32767 * 10 ** (-2.0 / 20)
+    assert max(map(abs, got)) <= ceiling + 1
+    assert any(a != b for a, b in itertools.pairwise(envelope))  # the fixture does make the limiter work

@@ -1,0 +1,91 @@
+"""Clips read from the cache when assembly reaches them, so a session of hours never holds all its speech.
+
+A render used to keep every distinct line in memory (and a levelled copy of
+each): peak memory grew with the unique speech. ``CachedClips`` keeps only
+lengths and content digests (from the cache files' headers) and a small,
+byte-bounded set of recently used clips; the rest stay on disk until needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+
+from voiceguide.errors import SpeechError
+from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.engine import Clip
+
+KEEP_BYTES = 8 << 20  # recently used clips kept in memory (lines said again soon: "Switch sides.", numbers)
+
+
+class CachedClips(Mapping[str, Clip]):
+    """text -> Clip, loaded from ``cache`` on demand; ``held`` clips (tones, lines the cache could not store) stay in memory.
+
+    ``key(text)`` is the clip's cache key and ``lengths`` every text's length in
+    samples, as planned. Safe to read from several encoder threads at once.
+    """
+
+    def __init__(self, cache: ClipCache, key: Callable[[str], str], lengths: Mapping[str, int], rate: int,
+                 held: Mapping[str, Clip] | None = None, keep_bytes: int = KEEP_BYTES) -> None:
+        self.cache = cache
+        self.key = key
+        self.lengths = dict(lengths)
+        self.rate = rate
+        self.held = dict(held or {})
+        self.keep_bytes = keep_bytes
+        self._recent: OrderedDict[str, Clip] = OrderedDict()
+        self._recent_bytes = 0
+        self._lock = threading.Lock()
+
+    def __getitem__(self, text: str) -> Clip:
+        if text in self.held:
+            return self.held[text]
+        if text not in self.lengths:
+            raise KeyError(text)
+        with self._lock:
+            clip = self._recent.get(text)
+            if clip is not None:
+                self._recent.move_to_end(text)
+                return clip
+        clip = self.cache.get(self.key(text))
+        if clip is None or clip.samples != self.lengths[text] or clip.rate != self.rate:
+            # Removed or changed under us (a concurrent `cache clear`, a damaged file): the plan no longer holds.
+            raise SpeechError(f"the cached speech for {text[:60]!r} changed during the render; render again")
+        with self._lock:
+            if clip.samples * 2 <= self.keep_bytes // 4 and text not in self._recent:
+                self._recent[text] = clip
+                self._recent_bytes += len(clip.pcm)
+                while self._recent_bytes > self.keep_bytes:
+                    _, old = self._recent.popitem(last=False)
+                    self._recent_bytes -= len(old.pcm)
+        return clip
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lengths.keys() | self.held.keys())
+
+    def __len__(self) -> int:
+        return len(self.lengths.keys() | self.held.keys())
+
+    def samples(self, text: str) -> int:
+        """A clip's length without loading it."""
+        return self.held[text].samples if text in self.held else self.lengths[text]
+
+    def digest(self, text: str) -> bytes:
+        """The SHA-256 of a clip's PCM, from the cache file's header when it has one (no PCM read)."""
+        if text not in self.held:
+            found = self.cache.digest(self.key(text))
+            if found is not None:
+                return found
+        return hashlib.sha256(self[text].pcm).digest()
+
+
+def clip_samples(clips: Mapping[str, Clip], text: str) -> int:
+    """A clip's length in samples, without loading it when the clips are read from the cache."""
+    return clips.samples(text) if isinstance(clips, CachedClips) else clips[text].samples
+
+
+def clip_digest(clips: Mapping[str, Clip], text: str) -> bytes:
+    """The SHA-256 of a clip's PCM (from the cache header when possible)."""
+    return clips.digest(text) if isinstance(clips, CachedClips) else hashlib.sha256(clips[text].pcm).digest()

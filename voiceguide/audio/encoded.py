@@ -1,0 +1,106 @@
+"""What an encoder does to loudness and peaks, measured on the file as written, and corrected.
+
+Lossy encoders move both: LAME plays about 0.4 dB quieter, AAC, Vorbis and
+Opus overshoot true peak on sharp onsets. Each format starts from a measured
+allowance (extra gain, a lower sample-peak ceiling); then the written file is
+decoded and measured by ebur128 (``peak=true``), and if it misses the target
+by more than ``TOLERANCE_LU`` or peaks over ``MAX_TRUE_PEAK`` the session is
+levelled once more with the correction and encoded again. The correction that
+worked is remembered per session, format and settings, so a warm render
+neither measures nor encodes twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from voiceguide.audio.loudness import CEILING_DBFS, Loudness, parse_ebur128
+from voiceguide.host import recall, remember
+
+MAX_TRUE_PEAK = -1.0  # dBTP, measured on the decoded file
+TOLERANCE_LU = 0.3  # a written file further than this from the target is levelled and encoded again
+PEAK_MARGIN = 0.5  # dB kept under MAX_TRUE_PEAK when the ceiling has to come down
+ATTEMPTS = 3  # encodes at most: the first, and up to two corrections (one is the rule)
+
+
+@dataclass(frozen=True)
+class Trim:
+    """What a format needs on top of the session's levels: extra gain (dB) and the limiter's ceiling (dBFS)."""
+
+    gain_db: float = 0.0
+    ceiling_dbfs: float = CEILING_DBFS
+
+
+# Starting points, measured on real and synthetic speech (see tests/test_loudness_formats.py): MP3
+# decodes ~0.4 dB quieter than it was fed (and a dense 40-minute routine peaked at -0.7 dBTP with a -2 dBFS
+# ceiling), AAC ~0.5 dB quieter; AAC overshoots true peak by up to ~3 dB on espeak speech,
+# Vorbis and Opus by up to ~2 dB.
+ENCODER_TRIM = {
+    "mp3": Trim(0.4, -2.8),
+    "m4a": Trim(0.6, -4.0),
+    "ogg": Trim(0.0, -3.0),
+    "opus": Trim(0.0, -3.0),
+    "flac": Trim(0.0, -1.5),
+    "wav": Trim(0.0, -1.5),
+}
+
+
+class Retune(Exception):  # a signal, not an error: the file is encoded again with ``trim``
+    """The written file missed the target: level again with ``trim`` and encode once more."""
+
+    def __init__(self, trim: Trim, previous: Trim) -> None:
+        super().__init__(f"retrim {previous} -> {trim}")
+        self.trim = trim
+
+
+def measure_file(path: Path) -> Loudness:
+    """Integrated loudness and true peak of an audio file as ffmpeg decodes it (every channel, as players do)."""
+    from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
+
+    command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn",
+               "-af", "ebur128=framelog=quiet:peak=true", "-f", "null", "-"]
+    with tempfile.TemporaryFile() as log:
+        run_ffmpeg(command, [], log)
+        log.seek(0)
+        return parse_ebur128(log.read().decode(errors="replace"))
+
+
+def corrected(trim: Trim, found: Loudness, target: float) -> Trim | None:
+    """The trim that brings a file measured ``found`` to ``target`` under the peak limit; None if it is there."""
+    if not math.isfinite(found.integrated):
+        return None  # silence: nothing to correct
+    off = target - found.integrated
+    over = found.true_peak - MAX_TRUE_PEAK
+    if abs(off) <= TOLERANCE_LU and over <= 0:
+        return None
+    ceiling = trim.ceiling_dbfs - (over + PEAK_MARGIN if over > 0 else 0.0)
+    return Trim(trim.gain_db + off, ceiling)
+
+
+def trim_key(*parts: object) -> str:
+    """A remembered trim's name: everything the written file's loudness depends on."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def recall_trim(folder: Path | None, key: str) -> tuple[Trim, bool] | None:
+    """The trim last used for ``key`` and whether its file measured on target, or None."""
+    known = recall(folder, "levels", f"trim-{key}")
+    if known is None:
+        return None
+    try:
+        data = json.loads(known)
+        return Trim(float(data["gain_db"]), float(data["ceiling_dbfs"])), bool(data["verified"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def remember_trim(folder: Path | None, key: str, trim: Trim, verified: bool) -> None:
+    """Keep the trim for this session: ``verified`` if its file measured on target (the next render then
+    measures nothing), else the best correction so far (the next render measures again)."""
+    remember(folder, "levels", f"trim-{key}", json.dumps({"gain_db": trim.gain_db, "ceiling_dbfs": trim.ceiling_dbfs,
+                                                          "verified": verified}).encode())
