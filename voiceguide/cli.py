@@ -251,9 +251,10 @@ def render(
             raise OptionError(f"-o/--output names one file, but {len(specs)} routines were given; use --output-dir")
         options = _session_options(hold, hold_scale, rest, countdown, halfway, duration, sides, voice, rate, volume,
                                    pitch, tones, engine_name)
-        level = {} if loudness is None else {"loudness": loudness}  # None: the library's default
         options = replace(options, fmt=fmt, bitrate=bitrate, music=tuple(music or ()), music_volume=music_volume,
-                          duck=duck, cover=cover, draw_cover=not no_cover, **level)
+                          duck=duck, cover=cover, draw_cover=not no_cover)
+        if loudness is not None:  # else the library's default
+            options = replace(options, loudness=loudness)
         wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
         # Every file is validated before anything is rendered (with --keep-going, bad ones are reported at the end).
         loaded, bad = load_routines(specs, keep_going)
@@ -560,4 +561,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -54,12 +54,17 @@ def _estimate(entry: Entry) -> float:
     return sides * entry.hold + (sides - 1) * SWITCH + PREPARE + REST + SPEECH_ESTIMATE
 
 
+def _own_first(pool: list[Entry], area: str) -> list[Entry]:
+    """Entries whose first area is ``area`` before those that also reach it (stable otherwise)."""
+    return [e for e in pool if e.areas[0] == area] + [e for e in pool if e.areas[0] != area]
+
+
 def pick_stretches(request: NewSession) -> list[Entry]:
     """Library entries for the request: areas in turn, each entry once, strength holds last."""
     # "full-body" draws on every area in turn, top to bottom, so a short session still covers the body.
     areas = [a for area in request.areas for a in (FULL_BODY if area == "full-body" else (area,))]
     # Each area offers its own stretches first (those listing it first), then those that also reach it.
-    pools = [sorted(entries(area, request.level), key=lambda e, a=area: e.areas[0] != a) for area in dict.fromkeys(areas)]
+    pools = [_own_first(entries(area, request.level), area) for area in dict.fromkeys(areas)]
     if not any(pools):
         raise OptionError(f"--area: no {request.level or ''} stretches for {', '.join(request.areas)}".replace("  ", " "))
     target = request.minutes * 60

@@ -141,4 +141,4 @@ def test_cli_says_what_was_written_and_verify_passes(fmt: str, chapters: str, tm
     out = tmp_path / f"psoas.{fmt}"
     result = runner.invoke(app, ["render", "psoas", "-o", str(out), "--verify", "-q"])
     assert result.exit_code == 0, result.output
-    assert f"({result.stdout.split('(')[1].split(',')[0]}, {chapters}, verified)" in result.stdout
+    assert f"({result.stdout.split('(')[1].split(',')[0]}, {chapters}, verified, voice: espeak)" in result.stdout

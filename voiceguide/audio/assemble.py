@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from voiceguide.audio.clips import clip_samples
+from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import RATE, Plan
 from voiceguide.speech.engine import Clip
 
@@ -39,7 +40,7 @@ class SessionAudio:
     """
 
     plan: Plan
-    clips: Mapping[str, Clip]
+    clips: Mapping[Say, Clip]
     levels: Levels | None = None
 
     def __post_init__(self) -> None:
@@ -118,6 +119,6 @@ class AudioPart:
                 for a, b in self.audio.silences() if b > self.start and a < self.end]
 
 
-def pcm_chunks(plan: Plan, clips: Mapping[str, Clip]) -> Iterator[bytes]:
+def pcm_chunks(plan: Plan, clips: Mapping[Say, Clip]) -> Iterator[bytes]:
     """Yield the whole session as mono 16-bit PCM at ``plan.rate``; exactly ``plan.total`` samples in all."""
     return SessionAudio(plan, clips).chunks()

@@ -14,32 +14,33 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 
 from voiceguide.errors import SpeechError
+from voiceguide.plan.blocks import Say
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip
 
 KEEP_BYTES = 8 << 20  # recently used clips kept in memory (lines said again soon: "Switch sides.", numbers)
 
 
-class CachedClips(Mapping[str, Clip]):
+class CachedClips(Mapping[Say, Clip]):
     """text -> Clip, loaded from ``cache`` on demand; ``held`` clips (tones, lines the cache could not store) stay in memory.
 
     ``key(text)`` is the clip's cache key and ``lengths`` every text's length in
     samples, as planned. Safe to read from several encoder threads at once.
     """
 
-    def __init__(self, cache: ClipCache, key: Callable[[str], str], lengths: Mapping[str, int], rate: int,
-                 held: Mapping[str, Clip] | None = None, keep_bytes: int = KEEP_BYTES) -> None:
+    def __init__(self, cache: ClipCache, key: Callable[[Say], str], lengths: Mapping[Say, int], rate: int,
+                 held: Mapping[Say, Clip] | None = None, keep_bytes: int = KEEP_BYTES) -> None:
         self.cache = cache
         self.key = key
         self.lengths = dict(lengths)
         self.rate = rate
         self.held = dict(held or {})
         self.keep_bytes = keep_bytes
-        self._recent: OrderedDict[str, Clip] = OrderedDict()
+        self._recent: OrderedDict[Say, Clip] = OrderedDict()
         self._recent_bytes = 0
         self._lock = threading.Lock()
 
-    def __getitem__(self, text: str) -> Clip:
+    def __getitem__(self, text: Say) -> Clip:
         if text in self.held:
             return self.held[text]
         if text not in self.lengths:
@@ -52,7 +53,7 @@ class CachedClips(Mapping[str, Clip]):
         clip = self.cache.get(self.key(text))
         if clip is None or clip.samples != self.lengths[text] or clip.rate != self.rate:
             # Removed or changed under us (a concurrent `cache clear`, a damaged file): the plan no longer holds.
-            raise SpeechError(f"the cached speech for {text[:60]!r} changed during the render; render again")
+            raise SpeechError(f"the cached speech for {str(text)[:60]!r} changed during the render; render again")
         with self._lock:
             if clip.samples * 2 <= self.keep_bytes // 4 and text not in self._recent:
                 self._recent[text] = clip
@@ -62,17 +63,17 @@ class CachedClips(Mapping[str, Clip]):
                     self._recent_bytes -= len(old.pcm)
         return clip
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Say]:
         return iter(self.lengths.keys() | self.held.keys())
 
     def __len__(self) -> int:
         return len(self.lengths.keys() | self.held.keys())
 
-    def samples(self, text: str) -> int:
+    def samples(self, text: Say) -> int:
         """A clip's length without loading it."""
         return self.held[text].samples if text in self.held else self.lengths[text]
 
-    def digest(self, text: str) -> bytes:
+    def digest(self, text: Say) -> bytes:
         """The SHA-256 of a clip's PCM, from the cache file's header when it has one (no PCM read)."""
         if text not in self.held:
             found = self.cache.digest(self.key(text))
@@ -81,11 +82,11 @@ class CachedClips(Mapping[str, Clip]):
         return hashlib.sha256(self[text].pcm).digest()
 
 
-def clip_samples(clips: Mapping[str, Clip], text: str) -> int:
+def clip_samples(clips: Mapping[Say, Clip], text: Say) -> int:
     """A clip's length in samples, without loading it when the clips are read from the cache."""
     return clips.samples(text) if isinstance(clips, CachedClips) else clips[text].samples
 
 
-def clip_digest(clips: Mapping[str, Clip], text: str) -> bytes:
+def clip_digest(clips: Mapping[Say, Clip], text: Say) -> bytes:
     """The SHA-256 of a clip's PCM (from the cache header when possible)."""
     return clips.digest(text) if isinstance(clips, CachedClips) else hashlib.sha256(clips[text].pcm).digest()

@@ -26,11 +26,13 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from voiceguide.audio.clips import clip_digest
 from voiceguide.errors import EncoderError
 from voiceguide.host import recall
 from voiceguide.host import remember as store
+from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
 from voiceguide.speech.engine import Clip
 
@@ -47,7 +49,7 @@ RECENT_LIMITED = 8  # limited clips kept for their next use
 MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
 
 
-def _audioop():  # type: ignore[no-untyped-def]
+def _audioop() -> Any:  # audioop has no stubs on every Python we support
     with warnings.catch_warnings():  # deprecated on 3.12 (audioop-lts provides it on 3.13+)
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioop
@@ -86,7 +88,7 @@ def parse_ebur128(log: str) -> Loudness:
     return Loudness(float(integrated[-1]), float(peak[-1]) if peak else -math.inf)
 
 
-def speech_only(plan: Plan, clips: Mapping[str, Clip], max_gap: float = MAX_GAP_SECONDS,
+def speech_only(plan: Plan, clips: Mapping[Say, Clip], max_gap: float = MAX_GAP_SECONDS,
                 levels: Levels | None = None) -> Iterator[bytes]:
     """The session (levelled with ``levels``) with every silence longer than ``max_gap`` seconds shortened to it."""
     cap = round(max_gap * plan.rate)
@@ -176,13 +178,13 @@ class Levels:
     the ceiling, which go through the limiter. Applied as assembly reads each clip: no levelled copy of the
     speech is held, only a few recently limited clips (lines said again soon)."""
 
-    def __init__(self, gain_db: float, ceiling_dbfs: float = CEILING_DBFS, limited: Iterable[str] = (),
+    def __init__(self, gain_db: float, ceiling_dbfs: float = CEILING_DBFS, limited: Iterable[Say] = (),
                  rate: int = 44100) -> None:
         self.gain_db = gain_db
         self.ceiling_dbfs = ceiling_dbfs
         self.limited = frozenset(limited)
         self.rate = rate
-        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent: OrderedDict[Say, bytes] = OrderedDict()
         self._lock = threading.Lock()  # the MP3 encoder reads parts of the session on several threads
 
     @property
@@ -190,7 +192,7 @@ class Levels:
         """The gain as a factor."""
         return 10 ** (self.gain_db / 20)
 
-    def pcm(self, clips: Mapping[str, Clip], text: str, first: int, last: int) -> bytes:
+    def pcm(self, clips: Mapping[Say, Clip], text: Say, first: int, last: int) -> bytes:
         """Samples ``first`` to ``last`` of one clip, levelled."""
         if text not in self.limited:
             return _audioop().mul(clips[text].pcm[first * 2 : last * 2], 2, self.gain)
@@ -205,12 +207,12 @@ class Levels:
         return done[first * 2 : last * 2]
 
 
-def _limited_energy(clips: Mapping[str, Clip], texts: list[str], rate: int, gain_db: float, ceiling_dbfs: float,
-                    peaks: Mapping[str, int]) -> dict[str, float]:
+def _limited_energy(clips: Mapping[Say, Clip], texts: list[Say], rate: int, gain_db: float, ceiling_dbfs: float,
+                    peaks: Mapping[Say, int]) -> dict[Say, float]:
     """Sum of squares of every clip (of ``texts``) whose peaks pass the ceiling at this gain, once limited."""
     audioop = _audioop()
     over = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
-    energy: dict[str, float] = {}
+    energy: dict[Say, float] = {}
     for text in texts:
         if peaks[text] > over:
             limited = limit(clips[text].pcm, rate, gain_db, ceiling_dbfs)
@@ -218,7 +220,7 @@ def _limited_energy(clips: Mapping[str, Clip], texts: list[str], rate: int, gain
     return energy
 
 
-def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_LUFS,
+def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_LUFS,
                   remember: Path | None = None, ceiling_dbfs: float = CEILING_DBFS,
                   speech_signature: str | None = None) -> Levels:
     """One gain (and limiting where peaks need it) so the session measures ``target`` LUFS under the ceiling.
@@ -262,12 +264,12 @@ def level_session(plan: Plan, clips: Mapping[str, Clip], target: float = TARGET_
 class _LimiterLoss:
     """How much loudness the limiter takes away at a gain, estimated from clip energies (no measurement)."""
 
-    def __init__(self, plan: Plan, clips: Mapping[str, Clip], used: list[str], ceiling_dbfs: float) -> None:
+    def __init__(self, plan: Plan, clips: Mapping[Say, Clip], used: list[Say], ceiling_dbfs: float) -> None:
         audioop = _audioop()
         self.plan, self.clips, self.used, self.ceiling_dbfs = plan, clips, used, ceiling_dbfs
         self.said = Counter(event.text or "" for event in plan.speech())
-        self.peaks: dict[str, int] = {}
-        self.energy: dict[str, float] = {}  # sum of squares of each clip, as it is
+        self.peaks: dict[Say, int] = {}
+        self.energy: dict[Say, float] = {}  # sum of squares of each clip, as it is
         for text in used:
             pcm = clips[text].pcm
             self.peaks[text] = audioop.max(pcm, 2)
@@ -298,11 +300,11 @@ class _LimiterLoss:
         return Levels(gain, self.ceiling_dbfs, [t for t in self.used if self.peaks[t] > over], self.plan.rate)
 
 
-def session_signature(plan: Plan, clips: Mapping[str, Clip]) -> str:
+def session_signature(plan: Plan, clips: Mapping[Say, Clip]) -> str:
     """What the session's loudness depends on: the clips' contents and where they sit (silences as measured)."""
     digest = hashlib.sha256(repr((MAX_GAP_SECONDS, plan.rate)).encode())
     cap = round(MAX_GAP_SECONDS * plan.rate)
-    digests: dict[str, bytes] = {}  # each clip's digest read once, however often it is said
+    digests: dict[Say, bytes] = {}  # each clip's digest read once, however often it is said
     cursor = 0
     for event in plan.speech():
         text = event.text or ""

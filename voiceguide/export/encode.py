@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from mutagen import MutagenError
 
@@ -69,7 +70,7 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
             assert kbps is not None
             encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores(), channels)
         else:
-            chunks = source.chunks() if hasattr(source, "silences") else source
+            chunks = cast(PcmSource, source).chunks() if hasattr(source, "silences") else source
             _encode_ffmpeg(counter.through(chunks), rate, temp, tags, chapters, kbps, chosen, output, channels)
         if check is not None:
             check(temp)  # e.g. --verify: a file that fails never replaces the previous one

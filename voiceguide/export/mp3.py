@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from voiceguide.export.formats import MP3_BITRATES
 from voiceguide.export.id3 import id3_tag
@@ -41,7 +41,7 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
         parts = [audio.chunks(a, b - (FRAME if b != audio.total else 0)) for a, b in pairwise(cuts)]
         total = audio.total
     else:
-        parts = [iter(source)]  # type: ignore[arg-type]
+        parts = [iter(source)]
         total = -1
     path.write_bytes(id3_tag(tags, chapters, rate))
     info_length = _info_frame_length(kbps, rate, channels)
@@ -62,7 +62,7 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
         out.write(_info_frame(first, kbps, rate, channels, frames, content, end - info_at))
 
 
-def _new_encoder(rate: int, kbps: int, channels: int = 1):  # type: ignore[no-untyped-def]
+def _new_encoder(rate: int, kbps: int, channels: int = 1) -> Any:
     import lameenc
 
     encoder = lameenc.Encoder()

@@ -97,7 +97,7 @@ def _vorbis_chapters(path: Path) -> tuple[StoredChapter, ...] | None:
         return None  # MP4 atoms, RIFF: no Vorbis comments
     starts: dict[str, float] = {}
     names: dict[str, str] = {}
-    for key, value in audio.tags:
+    for key, value in list(audio.tags):  # type: ignore[arg-type]  # a Vorbis comment block: (key, value) pairs
         match = re.fullmatch(r"CHAPTER(\d+)(NAME)?", key.upper())
         clock = re.fullmatch(r"(\d+):(\d\d):(\d\d)\.(\d{3})", value)
         if match and match[2]:

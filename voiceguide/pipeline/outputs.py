@@ -37,7 +37,7 @@ def stretch_ranges(plan: Plan) -> list[tuple[str, int, int, list[Chapter]]]:
 def render_inputs(routine: Routine, options: SessionOptions | None, source: Path | None) -> list[tuple[str, Path]]:
     """Every file a render reads (an output must never be one of them)."""
     found = [("the routine file", Path(source))] if source is not None else []
-    music = (options.music if options is not None else ()) or tuple(routine.music or ())
+    music: tuple[str | Path, ...] = (options.music if options is not None else ()) or tuple(routine.music or ())
     found += [("a music file", Path(track)) for track in music]
     cover = options.cover if options is not None else None
     return found + ([("the cover image", Path(cover))] if cover is not None else [])

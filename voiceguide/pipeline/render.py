@@ -24,13 +24,13 @@ from voiceguide.pipeline.options import (
 )
 from voiceguide.pipeline.outputs import plan_outputs, stretch_ranges
 from voiceguide.pipeline.session import check_voice, engine_for, session_clips, voice_settings
-from voiceguide.plan.blocks import CueScript
+from voiceguide.plan.blocks import CueScript, Say
 from voiceguide.plan.options import check_number
 from voiceguide.plan.script import check_script
 from voiceguide.plan.timeline import RATE, Plan, build_plan
 from voiceguide.routine.model import Routine
 from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.engine import Engine, VoiceSettings
+from voiceguide.speech.engine import Clip, Engine, VoiceSettings
 from voiceguide.speech.synth import synthesize
 
 if TYPE_CHECKING:
@@ -311,6 +311,6 @@ def preview_line(text: str, output: str | Path, voice: VoiceSettings | None = No
     clips = synthesize([line], voice, engine, cache, RATE)
     script = CueScript("preview", (SpeechBlock((Line(line, Role.PREVIEW),), Place("Preview")),))
     plan = build_plan(script, {line: clips[line].samples})
-    levels = level_session(plan, clips, loudness)
-    encode(SessionAudio(plan, clips, levels), RATE, output, Tags(title=line), [], fmt=fmt)
+    said: dict[Say, Clip] = {line: clips[line]}
+    encode(SessionAudio(plan, said, level_session(plan, said, loudness)), RATE, output, Tags(title=line), [], fmt=fmt)
     return plan.duration

@@ -97,16 +97,16 @@ def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engin
     if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
         found = cached_lengths(texts, voice, engine, cache, RATE)
         missing = [t for t in texts if t not in found]
-        lengths: dict[Say, int] = {**found}
+        lengths: dict[Say, int] = {text: samples for text, samples in found.items()}
         fresh: dict[Say, Clip] = {}
         if estimate:
             lengths |= {t: estimate_length(t, voice) for t in missing}
         elif missing:
-            fresh = {**synthesize(missing, voice, engine, cache, RATE, progress=report)}
+            fresh = {text: clip for text, clip in synthesize(missing, voice, engine, cache, RATE, progress=report).items()}
             lengths |= {t: clip.samples for t, clip in fresh.items()}
         return lengths | {t: tone_samples(t, RATE) for t in tones}, fresh  # the clips: only what was said now
-    clips: dict[Say, Clip] = {**synthesize(texts, voice, engine, cache, RATE, progress=report),
-                              **{t: tone_clip(t, RATE) for t in tones}}
+    spoken = synthesize(texts, voice, engine, cache, RATE, progress=report)
+    clips: dict[Say, Clip] = {text: spoken[text] for text in spoken} | {t: tone_clip(t, RATE) for t in tones}
     return {t: clip.samples for t, clip in clips.items()}, clips
 
 
@@ -145,7 +145,8 @@ def session_clips(routine: Routine, options: SessionOptions, engine: Engine, cac
     lengths, fresh = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress,
                               need_clips=False)
     voice, identity = voice_settings(routine, options.voice), engine.identity()
-    held: dict[Say, Clip] = {text: tone_clip(text, RATE) for text in lengths if isinstance(text, Tone)} | fresh
+    held: dict[Say, Clip] = {text: tone_clip(text, RATE) for text in lengths if isinstance(text, Tone)}
+    held |= fresh
     cached = CachedClips(cache, lambda text: cache.key(identity, voice, RATE, str(text)),
                          {t: n for t, n in lengths.items() if t not in held}, RATE, held)
     return build_plan(script, lengths), cached

@@ -82,7 +82,8 @@ def ordered_sides(sides: list[str] | None, order: str) -> list[str | None]:
         return list(reversed(sides))
     if order in {"right-first", "left-first"}:
         first = order.split("-")[0]
-        return list(sorted(sides, key=lambda side: side.casefold() != first))
+        leading: list[str | None] = [side for side in sides if side.casefold() == first]
+        return leading + [side for side in sides if side.casefold() != first]
     return list(sides)
 
 

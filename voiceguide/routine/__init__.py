@@ -8,6 +8,19 @@ imported on first use (PEP 562) so the CLI's ``--help`` does not load msgspec.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from voiceguide.routine.builtin import (
+        builtin_names,
+        expand_routine_args,
+        load_builtin,
+        resolve_routine,
+        write_starter,
+    )
+    from voiceguide.routine.load import load_routine_file, parse_routine, parse_routine_cached, routine_schema
+    from voiceguide.routine.model import Cue, Defaults, Phrases, Routine, Stretch, Voice
+
 DEFAULT_ROUTINE = "psoas"  # what `render` and `plan` use when no routine is named
 
 _EXPORTS = {
@@ -27,4 +40,8 @@ def __getattr__(name: str) -> object:
     return getattr(import_module(f"voiceguide.routine.{module}"), name)
 
 
-__all__ = ["DEFAULT_ROUTINE", *sorted(_EXPORTS)]
+__all__ = [
+    "DEFAULT_ROUTINE", "Cue", "Defaults", "Phrases", "Routine", "Stretch", "Voice", "builtin_names",
+    "expand_routine_args", "load_builtin", "load_routine_file", "parse_routine", "parse_routine_cached",
+    "resolve_routine", "routine_schema", "write_starter",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import Any
 
 from voiceguide.errors import SpeechError
 from voiceguide.speech.engine import Clip
@@ -16,7 +17,7 @@ SILENCE_DBFS = -50.0
 FADE_MS = 5
 
 
-def _pydub():  # type: ignore[no-untyped-def]
+def _pydub() -> Any:
     """Import pydub quietly: it warns at import when no ffmpeg is on PATH, which we never use it for."""
     import warnings
 
