@@ -34,6 +34,7 @@ from voiceguide.host import recall
 from voiceguide.host import remember as store
 from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
+from voiceguide.plan.tones import Tone
 from voiceguide.speech.engine import Clip
 
 TARGET_LUFS = -16.0
@@ -240,7 +241,7 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
     if known is not None:
         try:
             note = json.loads(known)
-            gain, names = float(note["gain_db"]), [str(t) for t in note["limited"]]
+            gain, names = float(note["gain_db"]), [_heard(entry) for entry in note["limited"]]
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
         else:
@@ -257,8 +258,15 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
         slope = 1 + (loss(gain + 0.5) - loss(gain)) / 0.5
         gain = min(MAX_GAIN_DB, gain + (target - after) / min(1.0, max(0.3, slope)))
     levels = loss.levels(gain)
-    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": sorted(levels.limited)}).encode())
+    limited = sorted([["tone", t.value] if isinstance(t, Tone) else ["text", t] for t in levels.limited])
+    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": limited}).encode())
     return levels
+
+
+def _heard(entry: list[str]) -> Say:
+    """A remembered clip name back as the plan has it: words, or a tone (stored as ["tone", name])."""
+    kind, value = entry
+    return Tone(value) if kind == "tone" else str(value)
 
 
 class _LimiterLoss:
