@@ -1,3 +1,5 @@
+# Over 350 lines, knowingly: one thin function per command, and most of the file is the option declarations
+# typer reads from each signature (a command parses, calls one library function, reports).
 """The ``voiceguide`` command: a thin layer over the library.
 
 Each command parses its arguments, calls one library function and prints the
@@ -242,7 +244,7 @@ def render(
     with _user_errors():
         from dataclasses import replace
 
-        from voiceguide.pipeline import BatchItem, RenderResult, Sidecars, default_output, render_many, render_session
+        from voiceguide.pipeline import BatchItem, default_output, render_session
         from voiceguide.pipeline.outputs import load_routines
         from voiceguide.routine.builtin import expand_routine_args
 
@@ -255,42 +257,60 @@ def render(
                           duck=duck, cover=cover, draw_cover=not no_cover)
         if loudness is not None:  # else the library's default
             options = replace(options, loudness=loudness)
-        wanted = Sidecars(lrc=lrc or sidecars, vtt=vtt or sidecars, json=plan_json or sidecars, split=split)
+        wanted = _extras(lrc, vtt, plan_json, split, every=sidecars)
         # Every file is validated before anything is rendered (with --keep-going, bad ones are reported at the end).
         loaded, bad = load_routines(specs, keep_going)
         for error in bad:
             typer.echo(f"error: {error}", err=True)
-        checked = ", verified" if verify else ""
         if len(loaded) == 1 and not bad:
             model, base, source = loaded[0]
-            reporter = None if quiet else _Progress()
             result = render_session(model, output or default_output(base, output_dir, fmt), options,
                                     engine=_engine(engine_command), cache=_cache(no_cache), verify=verify,
-                                    progress=reporter, extras=wanted, source=source)
+                                    progress=None if quiet else _Progress(), extras=wanted, source=source)
             _WRITTEN[0] = True
             if duration:
                 typer.echo(_hold_summary(result.plan), err=True)
-            typer.echo(f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked}, "
-                       f"voice: {result.engine})")
+            typer.echo(_wrote(result, verify))
             for extra in result.extras:
                 typer.echo(f"wrote {extra}")
             return
-
-        def finished(item: BatchItem, result: RenderResult | VoiceguideError) -> None:
-            if isinstance(result, VoiceguideError):
-                typer.echo(f"error: {item.output}: {result}", err=True)
-            else:
-                typer.echo(f"wrote {item.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked}, "
-                           f"voice: {result.engine})")
-
         items = [BatchItem(model, output or default_output(base, output_dir, fmt), source)
                  for model, base, source in loaded]
-        results = render_many(items, options, jobs=jobs, engine=_engine(engine_command), cache=_cache(no_cache),
-                              verify=verify, done=finished, extras=wanted) if items else []
-        failures = bad + [r for r in results if isinstance(r, VoiceguideError)]
-        if failures:
-            typer.echo(f"{len(failures)} of {len(bad) + len(results)} renders failed", err=True)
-            raise typer.Exit(failures[0].exit_code)
+        _render_batch(items, bad, options, jobs=jobs, engine=_engine(engine_command), cache=_cache(no_cache),
+                      verify=verify, extras=wanted)
+
+
+def _render_batch(items: list[Any], bad: list[VoiceguideError], options: Any, *, jobs: int | None, engine: Any,
+                  cache: Any, verify: bool, extras: Any) -> None:
+    """Several renders (one per core), each reported as it finishes; the failures (and bad files) counted at the end."""
+    from voiceguide.pipeline import render_many
+
+    def finished(item: Any, result: Any) -> None:
+        if isinstance(result, VoiceguideError):
+            typer.echo(f"error: {item.output}: {result}", err=True)
+        else:
+            typer.echo(_wrote(result, verify))
+
+    results = render_many(items, options, jobs=jobs, engine=engine, cache=cache, verify=verify, done=finished,
+                          extras=extras) if items else []
+    failures = bad + [r for r in results if isinstance(r, VoiceguideError)]
+    if failures:
+        typer.echo(f"{len(failures)} of {len(bad) + len(results)} renders failed", err=True)
+        raise typer.Exit(failures[0].exit_code)
+
+
+def _extras(lrc: bool, vtt: bool, plan_json: bool, split: bool, every: bool) -> Any:
+    """The sidecar flags as the library's Sidecars (--sidecars is all three)."""
+    from voiceguide.pipeline import Sidecars
+
+    return Sidecars(lrc=lrc or every, vtt=vtt or every, json=plan_json or every, split=split)
+
+
+def _wrote(result: Any, verified: bool) -> str:
+    """One line for a finished render: where, how long, its chapters, and which voice spoke."""
+    checked = ", verified" if verified else ""
+    return (f"wrote {result.output} ({_clock(result.plan.duration)}, {len(result.chapters)} chapters{checked}, "
+            f"voice: {result.engine})")
 
 
 _STAGE_LABELS = {"synthesis": "speech", "encoding": "encoding", "verify": "verifying"}

@@ -59,15 +59,9 @@ def _own_first(pool: list[Entry], area: str) -> list[Entry]:
     return [e for e in pool if e.areas[0] == area] + [e for e in pool if e.areas[0] != area]
 
 
-def pick_stretches(request: NewSession) -> list[Entry]:
-    """Library entries for the request: areas in turn, each entry once, strength holds last."""
-    # "full-body" draws on every area in turn, top to bottom, so a short session still covers the body.
-    areas = [a for area in request.areas for a in (FULL_BODY if area == "full-body" else (area,))]
-    # Each area offers its own stretches first (those listing it first), then those that also reach it.
-    pools = [_own_first(entries(area, request.level), area) for area in dict.fromkeys(areas)]
-    if not any(pools):
-        raise OptionError(f"--area: no {request.level or ''} stretches for {', '.join(request.areas)}".replace("  ", " "))
-    target = request.minutes * 60
+def _fill(pools: list[list[Entry]], target: float) -> list[Entry]:
+    """Entries from the pools in turn, each once, until the estimate reaches 90% of ``target`` seconds
+    (none that would take it past 115%)."""
     picked: list[Entry] = []
     total = 0.0
     while total < target * 0.9:
@@ -83,6 +77,18 @@ def pick_stretches(request: NewSession) -> list[Entry]:
                 break
         if not added:
             break
+    return picked
+
+
+def pick_stretches(request: NewSession) -> list[Entry]:
+    """Library entries for the request: areas in turn, each entry once, strength holds last."""
+    # "full-body" draws on every area in turn, top to bottom, so a short session still covers the body.
+    areas = [a for area in request.areas for a in (FULL_BODY if area == "full-body" else (area,))]
+    # Each area offers its own stretches first (those listing it first), then those that also reach it.
+    pools = [_own_first(entries(area, request.level), area) for area in dict.fromkeys(areas)]
+    if not any(pools):
+        raise OptionError(f"--area: no {request.level or ''} stretches for {', '.join(request.areas)}".replace("  ", " "))
+    picked = _fill(pools, request.minutes * 60)
     return sorted(picked, key=lambda e: e.kind == "strength")  # stable: stretches first, then strength holds
 
 
@@ -132,21 +138,28 @@ def compose(request: NewSession, *, engine: Engine | None = None, cache: ClipCac
         raise OptionError(f"--minutes: {request.minutes:g} minutes is too short for these stretches "
                           f"(speech and changes alone take {fixed / 60:.1f} minutes)")
     scale = (target - fixed) / hold_time
-    holds = [(e, min(MAX_HOLD, max(MIN_HOLD, round(h * scale)))) for e, h in holds]
-    # Whole seconds per hold: spend what rounding left over one second at a time (a hold counts once per side).
-    for _ in range(4 * len(holds)):
-        left = target - fixed - sum(h * len(e.sides or [None]) for e, h in holds)
-        candidates = [i for i, (e, h) in enumerate(holds)
-                      if len(e.sides or [None]) <= abs(left) + 0.5 and MIN_HOLD <= h + (1 if left > 0 else -1) <= MAX_HOLD]
-        if abs(left) < 1 or not candidates:
-            break
-        i = min(candidates, key=lambda k: (len(holds[k][0].sides or [None]), k))
-        holds[i] = (holds[i][0], holds[i][1] + (1 if left > 0 else -1))
+    holds = _whole_seconds([(e, min(MAX_HOLD, max(MIN_HOLD, round(h * scale)))) for e, h in holds], target - fixed)
     short = target - fixed - sum(h * len(e.sides or [None]) for e, h in holds)
     if short > 5:
         raise OptionError(f"--minutes: the library has too few {' or '.join(request.areas)} stretches to fill "
                           f"{request.minutes:g} minutes (about {(target - short) / 60:.0f} at most); add another --area")
     return _routine_text(request, holds)
+
+
+def _whole_seconds(holds: list[tuple[Entry, int]], wanted: float) -> list[tuple[Entry, int]]:
+    """Holds in whole seconds adding up to ``wanted`` as nearly as they can: what rounding left over is spent
+    one second at a time (a hold counts once per side), within MIN_HOLD and MAX_HOLD."""
+    holds = list(holds)
+    for _ in range(4 * len(holds)):
+        left = wanted - sum(h * len(e.sides or [None]) for e, h in holds)
+        step = 1 if left > 0 else -1
+        candidates = [i for i, (e, h) in enumerate(holds)
+                      if len(e.sides or [None]) <= abs(left) + 0.5 and MIN_HOLD <= h + step <= MAX_HOLD]
+        if abs(left) < 1 or not candidates:
+            break
+        i = min(candidates, key=lambda k: (len(holds[k][0].sides or [None]), k))
+        holds[i] = (holds[i][0], holds[i][1] + step)
+    return holds
 
 
 def write_new_session(request: NewSession, path: str | Path, force: bool = False, *, engine: Engine | None = None,

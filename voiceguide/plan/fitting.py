@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from voiceguide.errors import OptionError, PlanError
@@ -34,11 +34,7 @@ def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, len
     high = most
     longest = total(high)
     if longest is None:  # the longest holds make too long a session (over the 6-hour limit): find the longest that fits
-        fits, over = low, high
-        for _ in range(50):
-            mid = (fits + over) / 2
-            fits, over = (mid, over) if total(mid) is not None else (fits, mid)
-        most = high = fits
+        most = high = _last_that_fits(total, low, high)
         longest = total(high)
     if longest is None or longest < target:
         raise OptionError(f"--duration: {_clock(target)} is longer than this routine can reasonably last "
@@ -63,6 +59,14 @@ def fit_to_duration(routine: Routine, options: ScriptOptions, target: float, len
         else:
             low = mid
     return replace(options, hold_scale=min(round(high, 6), most), hold_floor=HOLD_FLOOR)
+
+
+def _last_that_fits(total: Callable[[float], float | None], low: float, high: float) -> float:
+    """The largest scale in [low, high] whose plan can be made (bisection: the plans fail above some scale)."""
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if total(mid) is not None else (low, mid)
+    return low
 
 
 def _clock(seconds: float) -> str:

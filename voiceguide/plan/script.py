@@ -189,39 +189,59 @@ def _turn_blocks(routine: Routine, turn: _Turn, options: ScriptOptions, pacer: P
     gap = _setting(turn.stretch, routine, "prepare" if turn.first_side else "switch")
     if gap > 0:
         blocks.append(Window(Kind.PREPARE if turn.first_side else Kind.SWITCH, gap, (), turn.place))
+    return blocks + _hold_blocks(routine, turn, options, pacer)
+
+
+def _hold_blocks(routine: Routine, turn: _Turn, options: ScriptOptions, pacer: Pacer) -> list[Block]:
+    """The hold with its cues, then the release on its last sample."""
     seconds = hold_seconds(routine, turn.stretch, turn.side, options)
     countdown = options.countdown if options.countdown is not None else int(_setting(turn.stretch, routine, "countdown"))
     halfway = bool(_setting(turn.stretch, routine, "halfway")) if options.halfway is None else options.halfway
     cues = _hold_cues(routine, turn.stretch, seconds, countdown, halfway, turn.place.chapter, pacer)
-    blocks.append(Window(Kind.HOLD, seconds, cues, turn.place))
-    if routine.phrases.release:  # on the hold's last sample: come out of it
-        blocks.append(SpeechBlock((Line(routine.phrases.release, Role.RELEASE),), turn.place, pause=pause))
+    blocks: list[Block] = [Window(Kind.HOLD, seconds, cues, turn.place)]
+    if routine.phrases.release:  # come out of it
+        blocks.append(SpeechBlock((Line(routine.phrases.release, Role.RELEASE),), turn.place,
+                                  pause=routine.defaults.pause))
     return blocks
 
 
 def _lead_in(routine: Routine, turn: _Turn, first: bool) -> list[Line]:
     """What is said before a side's hold: the stretch's name (once) and instructions, the round, the side."""
-    phrases, stretch, lines = routine.phrases, turn.stretch, []
+    phrases, lines = routine.phrases, []
     if turn.first_side and turn.round == 1:
-        announce = (phrases.first_up if first else phrases.next_up).format(name=stretch.name)
-        lines.append(Line(announce or stretch.name + ".", Role.TITLE))
-        if stretch.instructions:
-            lines.append(Line(stretch.instructions, Role.INSTRUCTIONS))
-        if stretch.caution:
-            lines.append(Line(stretch.caution, Role.CAUTION))
+        lines += _introduction(routine, turn.stretch, first)
     if turn.first_side and turn.rounds > 1 and phrases.round:
         lines.append(Line(phrases.round.format(n=turn.round, total=turn.rounds), Role.ROUND))
     if not turn.first_side and phrases.switch_sides:
         lines.append(Line(phrases.switch_sides, Role.SWITCH))
-    if turn.side is not None:
-        if stretch.side_label:
-            label = stretch.side_label.format(side=turn.side)
-            lines.append(Line(label[:1].upper() + label[1:].rstrip(".") + ".", Role.SIDE))
-        elif phrases.side:
-            lines.append(Line(phrases.side.format(side=turn.side[:1].upper() + turn.side[1:]), Role.SIDE))
+    side = _side_line(routine, turn)
+    if side is not None:
+        lines.append(side)
     if turn.first_side and phrases.get_ready:
         lines.append(Line(phrases.get_ready, Role.GET_READY))
     return lines
+
+
+def _introduction(routine: Routine, stretch: Stretch, first: bool) -> list[Line]:
+    """A stretch's name (said once, in the line that introduces it), instructions and caution."""
+    phrases = routine.phrases
+    announce = (phrases.first_up if first else phrases.next_up).format(name=stretch.name)
+    lines = [Line(announce or stretch.name + ".", Role.TITLE)]
+    lines += [Line(text, role) for text, role in ((stretch.instructions, Role.INSTRUCTIONS),
+                                                  (stretch.caution, Role.CAUTION)) if text]
+    return lines
+
+
+def _side_line(routine: Routine, turn: _Turn) -> Line | None:
+    """The side, said as the stretch means it ("Left knee down.") or with the ``side`` phrase ("Left side.")."""
+    if turn.side is None:
+        return None
+    if turn.stretch.side_label:
+        label = turn.stretch.side_label.format(side=turn.side)
+        return Line(label[:1].upper() + label[1:].rstrip(".") + ".", Role.SIDE)
+    if routine.phrases.side:
+        return Line(routine.phrases.side.format(side=turn.side[:1].upper() + turn.side[1:]), Role.SIDE)
+    return None
 
 
 def _check_line_count(script: CueScript) -> None:
