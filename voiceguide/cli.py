@@ -575,6 +575,29 @@ def new(
         typer.echo(f"wrote {path}: {len(routine.stretches)} stretches; render it with: voiceguide render {path}")
 
 
+@app.command()
+def serve(
+    folder: Annotated[Path, typer.Argument(help="Folder of routines; rendered sessions go in FOLDER/.voiceguide.")]
+    = Path("."),
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="Port to listen on.")] = 8765,
+    host: Annotated[str | None, typer.Option("--host", metavar="ADDRESS", help="Address to bind "
+                                             "(default 127.0.0.1; --lan: every interface).")] = None,
+    lan: Annotated[bool, typer.Option("--lan", help="Reachable from phones on this network; every request then "
+                                      "needs the access key (printed with the URL and a QR code).")] = False,
+    key: Annotated[str | None, typer.Option("--key", metavar="KEY", help="Access key (default: a new random one "
+                                            "each run, with --lan).")] = None,
+) -> None:
+    """Serve the library, the player and a podcast feed of rendered sessions (needs voiceguide[serve])."""
+    with _user_errors():
+        import importlib.util
+
+        if any(importlib.util.find_spec(name) is None for name in ("starlette", "uvicorn", "segno")):
+            raise OptionError("serve needs: pip install 'voiceguide[serve]'")
+        from voiceguide.serve.server import serve as run
+
+        run(folder, host=host, port=port, lan=lan, key=key)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
