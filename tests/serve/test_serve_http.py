@@ -75,7 +75,9 @@ def test_pages_reference_nothing_outside(client: TestClient) -> None:
 def test_library_lists_builtins_folder_routines_and_sessions(client: TestClient, rendered: dict[str, Any]) -> None:
     data = client.get("/api/library").json()
     ids = [r["id"] for r in data["routines"]]
-    assert ids[:2] == ["builtin-desk-break", "builtin-psoas"] and "file-tiny" in ids
+    from voiceguide.routine import builtin_names
+
+    assert ids[:len(builtin_names())] == [f"builtin-{name}" for name in builtin_names()] and "file-tiny" in ids
     tiny = next(r for r in data["routines"] if r["id"] == "file-tiny")
     assert [s["name"] for s in tiny["stretches"]] == ["Reach up", "Side bend"] and tiny["duration"] > 10
     [session] = data["sessions"]
@@ -104,7 +106,7 @@ def test_session_files(client: TestClient, rendered: dict[str, Any]) -> None:
 
 def test_routine_api(client: TestClient) -> None:
     info = client.get("/api/routines/builtin-psoas").json()
-    assert info["name"] == "Psoas release" and len(info["stretches"]) == 3 and info["text"] is None
+    assert info["name"] == "Psoas release" and len(info["stretches"]) == 4 and info["text"] is None
     tiny = client.get("/api/routines/file-tiny").json()
     assert tiny["text"].startswith("# Two short stretches")
     assert client.get("/api/routines/nope").status_code == 404
@@ -191,9 +193,9 @@ def test_save_as_writes_a_valid_routine_and_refuses_to_overwrite(folder_copy: Pa
         planned = c.post("/api/plan", json={"routine_id": "file-my-psoas"}).json()
         scaled = c.post("/api/plan", json={"routine_id": "builtin-psoas", "settings": {"hold_scale": 1.5, "rest": 7}}).json()
         assert planned["duration"] == pytest.approx(scaled["duration"], abs=0.01)
-        # Holds baked shorter than a coaching cue would make a file that does not plan: refused, nothing written.
-        short = c.post("/api/save", json={"name": "short", "routine_id": "builtin-psoas", "settings": {"hold_scale": 0.5}})
-        assert short.status_code == 400 and "coaching cue" in short.json()["error"]
+        # Holds baked shorter than the countdown would make a file that does not plan: refused, nothing written.
+        short = c.post("/api/save", json={"name": "short", "routine_id": "builtin-psoas", "settings": {"hold_scale": 0.05}})
+        assert short.status_code == 400 and "countdown" in short.json()["error"]
         assert not (folder_copy / "short.yaml").exists()
         again = c.post("/api/save", json={"name": "my-psoas", "routine_id": "builtin-psoas"})
         assert again.status_code == 409
