@@ -376,6 +376,7 @@ def run(quick: bool, runs: int) -> dict[str, Any]:
             results["batch"] = batch_runs(work, warm_env, vg, min(runs, 3))
         if _piper_installed():
             results["natural"] = natural_runs(work, warm_env, vg, 2 if quick else max(3, min(runs, 5)))
+        results["companion"] = companion_latency(work, warm_env, 20)
     busy1, steal1 = _cpu_stat()
     elapsed = time.perf_counter() - began
     results["elapsed_s"] = elapsed
@@ -486,6 +487,49 @@ def natural_runs(work: Path, warm_env: dict[str, str], vg: list[str], runs: int)
     return {**{label: {**summary(m), "rss_mb": summary(m, "rss_mb"), "runs": m} for label, m in found.items()},
             "piper_vs_espeak_cold": medians["piper cold"] / medians["espeak cold"],
             "piper_2_vs_1": medians["piper 1 core"] / medians["piper 2 cores"]}
+
+
+def companion_latency(work: Path, warm_env: dict[str, str], count: int) -> dict[str, Any]:
+    """`voiceguide serve` (issue 14): the editor's re-plan round trip for psoas (POST /api/plan, estimated as the
+    editor asks) and the player page's load, both from a warm server in this process (Starlette's test client)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(name) is None for name in ("starlette", "httpx")):
+        return {}
+    from starlette.testclient import TestClient
+
+    from voiceguide.serve import create_app
+
+    log("companion ...")
+    folder = work / "companion"
+    folder.mkdir()
+    saved = {key: os.environ.get(key) for key in ("VOICEGUIDE_CACHE_DIR", "VOICEGUIDE_ENGINE")}
+    os.environ.update({"VOICEGUIDE_CACHE_DIR": warm_env["VOICEGUIDE_CACHE_DIR"], "VOICEGUIDE_ENGINE": "espeak"})
+    try:
+        with TestClient(create_app(folder)) as client:
+            timings: dict[str, list[float]] = {"re-plan (ms)": [], "library page (ms)": [], "player script (ms)": []}
+            client.post("/api/plan", json={"routine_id": "builtin-psoas"})  # warm
+            for step in range(count):
+                started = time.perf_counter()
+                client.post("/api/plan", json={"routine_id": "builtin-psoas", "settings": {"hold_scale": 1 + step / 100}})
+                timings["re-plan (ms)"].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                client.get("/")
+                timings["library page (ms)"].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                client.get("/static/player.js")
+                timings["player script (ms)"].append((time.perf_counter() - started) * 1000)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    found = {label: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+             for label, v in timings.items()}
+    for label, f in found.items():
+        log(f"companion  {label:20} {f['median']:7.1f} median  {f['min']:7.1f} min  {f['max']:7.1f} max  (n={f['n']})")
+    return found
 
 
 def resolve_routine_text() -> str:
@@ -614,6 +658,10 @@ def report(results: dict[str, Any]) -> str:
               f"median {statistics.median(others):.2f} cores, max {others[-1]:.2f}"
               f"{' -- a NOISY run: compare ratios, not seconds' if statistics.median(others) > 0.1 else ''}",
               "", "| target | measured (medians) | at maxima | limit | met |", "| --- | --- | --- | --- | --- |"]
+    companion = results.get("companion")
+    if companion:
+        lines[-3:-3] = ["", "companion (`voiceguide serve`, warm, in-process test client): " + "; ".join(
+            f"{label} median {f['median']:.1f}, max {f['max']:.1f} (n={f['n']})" for label, f in companion.items())]
     natural = results.get("natural")
     if natural:
         rows = [describe("natural", label, natural[label]["runs"]) for label in
