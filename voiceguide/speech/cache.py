@@ -53,8 +53,8 @@ class ClipCache:
         path.unlink(missing_ok=True)  # truncated or corrupt: regenerate
         return None
 
-    def length(self, key: str) -> int | None:
-        """The stored clip's length in samples, reading only its header (for quick plans)."""
+    def _header(self, key: str) -> tuple[bytes, int, int, bytes] | None:
+        """A stored clip's header (magic, rate, byte length, sha256 of the PCM) without its PCM, or None."""
         if not self.enabled:
             return None
         try:
@@ -64,20 +64,18 @@ class ClipCache:
             return None
         if len(header) < _HEADER.size or header[:8] != _MAGIC:
             return None
-        return int(_HEADER.unpack(header)[2]) // 2
+        magic, rate, length, digest = _HEADER.unpack(header)
+        return bytes(magic), int(rate), int(length), bytes(digest)
+
+    def length(self, key: str) -> int | None:
+        """The stored clip's length in samples, reading only its header (for quick plans)."""
+        header = self._header(key)
+        return None if header is None else int(header[2]) // 2
 
     def digest(self, key: str) -> bytes | None:
         """The SHA-256 of the stored clip's PCM, from its header only (the content's identity, cheaply)."""
-        if not self.enabled:
-            return None
-        try:
-            with open(self._path(key), "rb") as handle:
-                header = handle.read(_HEADER.size)
-        except OSError:
-            return None
-        if len(header) < _HEADER.size or header[:8] != _MAGIC:
-            return None
-        return bytes(_HEADER.unpack(header)[3])
+        header = self._header(key)
+        return None if header is None else bytes(header[3])
 
     def put(self, key: str, clip: Clip) -> None:
         """Store a clip atomically (write a temporary file, then rename).
