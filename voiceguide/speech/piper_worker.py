@@ -34,6 +34,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import wave
 from pathlib import Path
@@ -76,6 +77,9 @@ RATE_TABLE: tuple[tuple[float, float], ...] = (
 )
 MIN_SCALE, MAX_SCALE = 0.5, 2.5  # beyond the table we extrapolate from its end segments, then clamp
 
+PACED_WORDS = 8  # lines this long or longer are held to the rate asked for
+PACE_TOLERANCE = 0.03  # within 3% of it
+SPEECH_THRESHOLD = 10 ** (-50 / 20)  # -50 dBFS: where clip processing trims a line, so its pace is measured alike
 SENTENCE_PAUSE_S = 0.35  # silence put between the sentences of one line (Piper itself adds none)
 # About -1 dBFS. Each sentence is peak-normalized by Piper (its default, as its CLI sounds: raw
 # sentence peaks differ, e.g. 0.27 and 0.50 in "Breathe in. Breathe out."), the line is scaled to
@@ -182,27 +186,53 @@ class Speaker:
         if language and not any(lang.lower().replace("_", "-").startswith(language) for lang in entry["languages"]):
             raise ValueError(f"no voice for language {language!r} (the piper voice speaks {entry['languages'][0]})")
 
-    def synth_config(self, voice: dict[str, Any]) -> Any:
+    def synth_config(self, voice: dict[str, Any], rate: float | None = None) -> Any:
         from piper import SynthesisConfig
 
-        return SynthesisConfig(length_scale=length_scale_for(voice.get("rate")), noise_scale=0.0, noise_w_scale=0.0,
-                               normalize_audio=True, volume=1.0)
+        return SynthesisConfig(length_scale=length_scale_for(rate or voice.get("rate")), noise_scale=0.0,
+                               noise_w_scale=0.0, normalize_audio=True, volume=1.0)
 
-    def pcm(self, text: str, voice: dict[str, Any]) -> bytes:
-        """16-bit mono PCM for ``text``: sentences (each peak-normalized) joined by SENTENCE_PAUSE_S, at PEAK times volume."""
+    def _speak(self, text: str, voice: dict[str, Any], rate: float | None = None) -> Any:
+        """The line as float samples: sentences (each peak-normalized by Piper) joined by SENTENCE_PAUSE_S."""
         import numpy as np
 
-        self._check_voice(voice)
-        config = self.synth_config(voice)
         pause = np.zeros(round(self.sample_rate * SENTENCE_PAUSE_S), dtype=np.float32)
         parts: list[Any] = []
-        for chunk in self.voice.synthesize(text, syn_config=config):
+        for chunk in self.voice.synthesize(text, syn_config=self.synth_config(voice, rate)):
             if parts:
                 parts.append(pause)
             parts.append(np.asarray(chunk.audio_float_array, dtype=np.float32))
         if not parts:
             raise RuntimeError("the engine produced no audio")
-        audio = np.concatenate(parts)
+        return np.concatenate(parts)
+
+    def _paced(self, text: str, voice: dict[str, Any]) -> Any:
+        """The line at the rate asked for: the table maps words per minute to Piper's length_scale for single
+        sentences, but a line's own words and its pauses between sentences move its pace; a line of eight
+        words or more that lands more than 3% off is spoken once more with the rate corrected by what it missed.
+        Deterministic: the same line and settings give the same samples."""
+        import numpy as np
+
+        audio = self._speak(text, voice)
+        asked = voice.get("rate")
+        words = len(re.findall(r"[^\W_]+(?:'[^\W_]+)?", text))
+        if not asked or words < PACED_WORDS:
+            return audio
+        loud = np.flatnonzero(np.abs(audio) > SPEECH_THRESHOLD)
+        seconds = (loud[-1] - loud[0] + 1) / self.sample_rate if loud.size else 0.0
+        if seconds <= 0:
+            return audio
+        got = words * 60 / seconds
+        if abs(got / asked - 1) <= PACE_TOLERANCE:
+            return audio
+        return self._speak(text, voice, rate=float(asked) * asked / got)
+
+    def pcm(self, text: str, voice: dict[str, Any]) -> bytes:
+        """16-bit mono PCM for ``text`` at the rate asked for, at PEAK times volume."""
+        import numpy as np
+
+        self._check_voice(voice)
+        audio = self._paced(text, voice)
         peak = float(np.max(np.abs(audio)))
         if peak < 1e-6:
             raise RuntimeError("the engine produced only silence")
