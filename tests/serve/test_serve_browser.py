@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serve_fixtures import client, folder_copy, rendered  # noqa: F401  (fixtures, shared by the serve tests)
 
 from voiceguide.serve.app import create_app
 

@@ -12,6 +12,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
+from serve_fixtures import client, folder_copy, rendered  # noqa: F401  (fixtures, shared by the serve tests)
 from starlette.testclient import TestClient
 
 from voiceguide.errors import RoutineError

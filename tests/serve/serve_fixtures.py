@@ -1,4 +1,7 @@
-"""Fixtures for the web app: a folder with a tiny routine, rendered once (real engine) for the whole session."""
+"""Fixtures for the web app (imported by the serve tests; not a conftest, whose module name the top-level one owns).
+
+A folder with a tiny routine, rendered once (real engine) for the whole session.
+"""
 
 from __future__ import annotations
 
