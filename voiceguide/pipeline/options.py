@@ -12,7 +12,8 @@ from voiceguide.errors import OptionError
 from voiceguide.plan.options import check_number
 from voiceguide.plan.script import ScriptOptions
 from voiceguide.plan.timeline import MAX_SESSION_SECONDS, Chapter, Plan
-from voiceguide.routine.model import MAX_RATE, MIN_RATE, Routine
+from voiceguide.routine.model import Routine
+from voiceguide.routine.voice import RATE_RANGE
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Engine, VoiceSettings
 
@@ -58,7 +59,7 @@ class SessionOptions:
         _check_type("script", self.script, ScriptOptions)
         _check_type("voice", self.voice, VoiceSettings)
         if self.voice.rate is not None:
-            check_number("--rate", self.voice.rate, MIN_RATE, MAX_RATE, whole=True, unit=" words per minute")
+            check_number("--rate", self.voice.rate, *RATE_RANGE, whole=True, unit=" words per minute")
         if self.bitrate is not None and not isinstance(self.bitrate, str):
             raise OptionError(f"--bitrate: must be text like '96k' (got {self.bitrate!r})")
         if self.duration is not None:

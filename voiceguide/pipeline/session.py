@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def voice_settings(routine: Routine, override: VoiceSettings) -> VoiceSettings:
     """The routine's voice with any field the caller set taking precedence."""
-    return override.over(VoiceSettings.from_routine(routine.voice))
+    return override.over(routine.voice)
 
 
 _OFFERED: dict[str, list[str]] = {}  # engine identity -> its voice ids and languages (listing starts a worker)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
         write_starter,
     )
     from voiceguide.routine.load import load_routine_file, parse_routine, parse_routine_cached, routine_schema
-    from voiceguide.routine.model import Cue, Defaults, Phrases, Routine, Stretch, Voice
+    from voiceguide.routine.model import Cue, Defaults, Phrases, Routine, Stretch
+    from voiceguide.routine.voice import VoiceSettings
 
 DEFAULT_ROUTINE = "psoas"  # what `render` and `plan` use when no routine is named
 
@@ -27,7 +28,7 @@ _EXPORTS = {
     "builtin_names": "builtin", "expand_routine_args": "builtin", "load_builtin": "builtin",
     "resolve_routine": "builtin", "write_starter": "builtin", "load_routine_file": "load", "parse_routine": "load",
     "parse_routine_cached": "load", "routine_schema": "load", "Cue": "model", "Defaults": "model", "Phrases": "model",
-    "Routine": "model", "Stretch": "model", "Voice": "model",
+    "Routine": "model", "Stretch": "model", "VoiceSettings": "voice",
 }
 
 
@@ -41,7 +42,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "DEFAULT_ROUTINE", "Cue", "Defaults", "Phrases", "Routine", "Stretch", "Voice", "builtin_names",
+    "DEFAULT_ROUTINE", "Cue", "Defaults", "Phrases", "Routine", "Stretch", "VoiceSettings", "builtin_names",
     "expand_routine_args", "load_builtin", "load_routine_file", "parse_routine", "parse_routine_cached",
     "resolve_routine", "routine_schema", "write_starter",
 ]

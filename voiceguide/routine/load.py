@@ -15,7 +15,7 @@ import msgspec
 import msgspec.structs
 
 from voiceguide.errors import RoutineError
-from voiceguide.routine.model import _NESTED, MAX_FILE_BYTES, Path_, Routine, _dotted, _Model, _num
+from voiceguide.routine.model import _NESTED, MAX_FILE_BYTES, Path_, Routine, _dotted, _num
 
 
 def _nearest_line(lines: dict[Path_, int], path: Path_) -> int:
@@ -26,7 +26,7 @@ def _nearest_line(lines: dict[Path_, int], path: Path_) -> int:
 
 def _fields_at(path: Path_) -> list[str]:
     """The field names allowed at a path, for 'did you mean' suggestions."""
-    model: type[_Model] | None = Routine
+    model: type[msgspec.Struct] | None = Routine
     for part in path:
         if isinstance(part, int) or model is None:
             continue
@@ -96,6 +96,8 @@ def _describe_value(message: str, field: str, got: Any) -> str:
             return f"{field}: must not be empty"
         least = "at least" if found["op"] == ">=" else "at most"
         return f"{field}: must have {least} {found['limit']} {unit}"
+    if re.match(r"Expected `str` matching regex '\\\\S'$", message):
+        return f"{field}: must not be blank"
     if found := re.match(r"Expected `str` matching regex '(.*)'$", message):
         return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})"
     if found := _TYPE.match(message):

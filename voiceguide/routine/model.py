@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import msgspec.structs
 from msgspec import Meta
 
 from voiceguide.routine.text import label_problem, spoken_problem, template_problem
+from voiceguide.routine.voice import VoiceSettings
 
 MAX_FILE_BYTES = 1_000_000
 MAX_YAML_NODES = 50_000  # bounds alias expansion ("billion laughs")
 MAX_HOLD_SECONDS = 3600.0
 MAX_LINE_CHARS = 1000
 MAX_STRETCHES = 200
-MIN_RATE, MAX_RATE = 80, 450  # speaking rate, words per minute
 
 Seconds = Annotated[float, Meta(ge=0, le=MAX_HOLD_SECONDS)]
 PositiveSeconds = Annotated[float, Meta(gt=0, le=MAX_HOLD_SECONDS)]
@@ -42,18 +42,6 @@ def _check(field: str, text: str | None, problem: Any) -> None:
     found = problem(text) if text is not None else None
     if found:
         raise _FieldProblem(field, found)
-
-
-class Voice(_Model, frozen=True, kw_only=True):
-    """How lines are spoken; every field is optional and falls back to the engine's default."""
-
-    engine: Annotated[Literal["auto", "espeak", "pyttsx3", "piper"] | None, Meta(
-        description="Speech engine: auto (the natural voice when installed), espeak or piper.")] = None
-    id: Annotated[str | None, Meta(description="Engine voice id, e.g. 'gmw/en-us' (see `voiceguide voices`).")] = None
-    language: Annotated[str | None, Meta(description="Language code, e.g. 'en-us'; picks a matching voice.")] = None
-    rate: Annotated[int, Meta(ge=MIN_RATE, le=MAX_RATE, description="Speaking rate in words per minute.")] | None = None
-    volume: Annotated[float, Meta(ge=0, le=1, description="Engine volume, 0 to 1.")] | None = None
-    pitch: Annotated[int, Meta(ge=0, le=100, description="Voice pitch, 0 to 100 (espeak's default is 50).")] | None = None
 
 
 # The placeholders each phrase template may use (the others are said as written).
@@ -189,7 +177,7 @@ class Routine(_Model, frozen=True, kw_only=True):
     intro: Annotated[Text | None, Meta(description="Spoken first; defaults to the routine's name.")] = None
     closing: Annotated[Text | None, Meta(description="Spoken last, before the session-end phrase.")] = None
     defaults: Defaults = msgspec.field(default_factory=Defaults)
-    voice: Voice = msgspec.field(default_factory=Voice)
+    voice: VoiceSettings = msgspec.field(default_factory=VoiceSettings)
     phrases: Phrases = msgspec.field(default_factory=Phrases)
     music: Annotated[Annotated[list[Text], Meta(max_length=20)] | None, Meta(
         description="Background music files (paths relative to the routine file), played in turn.")] = None
@@ -208,8 +196,8 @@ class Routine(_Model, frozen=True, kw_only=True):
 
 
 # Which model each nested field holds, for "did you mean" suggestions.
-_NESTED: dict[type[_Model], dict[str, type[_Model]]] = {
-    Routine: {"defaults": Defaults, "voice": Voice, "phrases": Phrases, "stretches": Stretch},
+_NESTED: dict[type[msgspec.Struct], dict[str, type[msgspec.Struct]]] = {
+    Routine: {"defaults": Defaults, "voice": VoiceSettings, "phrases": Phrases, "stretches": Stretch},
     Stretch: {"cues": Cue},
 }
 

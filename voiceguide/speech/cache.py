@@ -7,7 +7,6 @@ import json
 import os
 import struct
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 from voiceguide.host import NOTE_KINDS, default_cache_dir
@@ -30,7 +29,7 @@ class ClipCache:
     @staticmethod
     def key(engine_identity: str, voice: VoiceSettings, rate: int, text: str) -> str:
         """The content address of one processed clip."""
-        payload = json.dumps([CLIP_FORMAT, engine_identity, asdict(voice), rate, text], sort_keys=True)
+        payload = json.dumps([CLIP_FORMAT, engine_identity, voice.synthesis(), rate, text], sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def _path(self, key: str) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from voiceguide.speech.engine import VoiceSettings, installed_version
@@ -63,7 +62,7 @@ class EspeakEngine(WorkerEngine):
 
     def worker_voice(self, voice: VoiceSettings) -> dict[str, Any]:
         """The settings with ``rate`` as the espeak parameter that gives ``voice.wpm`` words per minute."""
-        return asdict(voice) | {"rate": espeak_rate(voice.wpm), "wpm": voice.wpm}
+        return voice.synthesis() | {"rate": espeak_rate(voice.wpm), "wpm": voice.wpm}
 
 
 Pyttsx3Engine = EspeakEngine  # the name it had before engines were registered

@@ -11,7 +11,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -177,7 +176,7 @@ class WorkerEngine:
 
     def worker_voice(self, voice: VoiceSettings) -> dict[str, Any]:
         """The ``voice`` sent to the worker with each line (the settings as they are, by default)."""
-        return asdict(voice)
+        return voice.synthesis()
 
     def voices(self) -> list[VoiceInfo]:
         worker = _Worker(self.command)
