@@ -112,7 +112,7 @@ def test_parse_seconds_rejects_garbage() -> None:
 
 # --- Bad input and faults, end to end ------------------------------------------------
 
-CORPUS = Path(__file__).parent / "corpus" / "bad"
+CORPUS = Path(__file__).parent / "routine" / "corpus" / "bad"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.iterdir()))
@@ -295,7 +295,7 @@ def test_preview_speaks_one_line_to_a_file(tmp_path: Path) -> None:
 
 
 def test_engine_command_renders_and_reports_its_failures(tmp_path: Path) -> None:
-    tts = Path(__file__).with_name("fake_tts.py")
+    tts = Path(__file__).parent / "speech" / "fake_tts.py"
     command = f"{sys.executable} {tts} --out {{output}}"
     out = tmp_path / "s.mp3"
     result = runner.invoke(app, ["render", "desk-break", "-o", str(out), "-q", "--engine-command", command, "--verify"])

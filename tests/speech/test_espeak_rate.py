@@ -28,7 +28,7 @@ def test_psoas_instructions_are_spoken_at_the_rate_asked_for(wpm: int, low: floa
     routine = load_builtin("psoas")
     lines = [stretch.instructions for stretch in routine.stretches if stretch.instructions]
     assert len(lines) >= 3
-    voice = VoiceSettings.from_routine(routine.voice)
+    voice = routine.voice
     if wpm != voice.rate:
         voice = VoiceSettings(rate=wpm).over(voice)
     measured = _measured_wpm(lines, voice, cache)

@@ -15,11 +15,11 @@ from voiceguide.speech.engine import VoiceSettings
 from voiceguide.speech.synth import synthesize
 from voiceguide.speech.worker import WorkerEngine
 
-FAULTY_WORKER = Path(__file__).parent.parent / "faulty_worker.py"
+FAULTY_WORKER = Path(__file__).with_name("faulty_worker.py")
 
 
 class FaultyEngine(WorkerEngine):
-    """The real worker machinery driving tests/faulty_worker.py."""
+    """The real worker machinery driving tests/speech/faulty_worker.py."""
 
     name = "faulty"
     command = (sys.executable, str(FAULTY_WORKER))

@@ -36,7 +36,7 @@ class Trim:
     ceiling_dbfs: float = CEILING_DBFS
 
 
-# Starting points, measured on real and synthetic speech (see tests/test_loudness_formats.py): MP3
+# Starting points, measured on real and synthetic speech (see tests/audio/test_loudness_formats.py): MP3
 # decodes ~0.4 dB quieter than it was fed (and a dense 40-minute routine peaked at -0.7 dBTP with a -2 dBFS
 # ceiling), AAC ~0.5 dB quieter; AAC overshoots true peak by up to ~3 dB on espeak speech,
 # Vorbis and Opus by up to ~2 dB.

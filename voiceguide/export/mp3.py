@@ -33,11 +33,11 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
     encoded on separate cores, then joined. Each part but the last is encoded
     one frame short, so LAME's priming and padding (zeros) exactly fill that
     frame: every part starts where the plan says and the whole decodes to
-    exactly the planned number of samples (see _split_points).
+    exactly the planned number of samples (see split_points).
     """
     if hasattr(source, "silences"):
         audio: PcmSource = source  # type: ignore[assignment]
-        cuts = [0, *_split_points(audio, rate, jobs), audio.total]
+        cuts = [0, *split_points(audio, rate, jobs), audio.total]
         parts = [audio.chunks(a, b - (FRAME if b != audio.total else 0)) for a, b in pairwise(cuts)]
         total = audio.total
     else:
@@ -134,7 +134,7 @@ def _encode_parallel(parts: list[Iterator[bytes]], rate: int, kbps: int, out: IO
             temp.unlink(missing_ok=True)
 
 
-def _split_points(audio: PcmSource, rate: int, jobs: int) -> list[int]:
+def split_points(audio: PcmSource, rate: int, jobs: int) -> list[int]:
     """Where to cut the session into ``jobs`` parts: frame boundaries inside long silences.
 
     A cut at sample c needs the frame before it to be silent (it is replaced by

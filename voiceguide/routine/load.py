@@ -40,6 +40,7 @@ _BOUND = re.compile(r"^Expected `(?P<kind>\w+)` (?P<op>>=|<=|>|<) (?P<limit>\S+)
 _LENGTH = re.compile(r"^Expected `(?P<kind>\w+)` of length (?P<op>>=|<=) (?P<limit>\d+)$")
 _TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>\w+)`$")
 _BOUND_WORDS = {">": "greater than", ">=": "at least", "<": "less than", "<=": "at most"}
+_PATTERN_WORDS = {"\\\\S": "must not be blank"}  # msgspec's text of VoiceSettings' not-blank pattern
 _TYPE_WORDS = {"float": "a number of seconds", "int": "a whole number", "str": "text", "bool": "true or false",
                "array": "a list", "object": "a mapping"}
 
@@ -96,10 +97,8 @@ def _describe_value(message: str, field: str, got: Any) -> str:
             return f"{field}: must not be empty"
         least = "at least" if found["op"] == ">=" else "at most"
         return f"{field}: must have {least} {found['limit']} {unit}"
-    if re.match(r"Expected `str` matching regex '\\\\S'$", message):
-        return f"{field}: must not be blank"
-    if found := re.match(r"Expected `str` matching regex '(.*)'$", message):
-        return f"{field}: must be lowercase letters, digits, '-' and '_' (got {got!r})"
+    if found := re.match(r"Expected `str` matching regex '(.*)'$", message):  # the blank check or a stretch id
+        return f"{field}: " + _PATTERN_WORDS.get(found[1], f"must be lowercase letters, digits, '-' and '_' (got {got!r})")
     if found := _TYPE.match(message):
         wanted = [kind for kind in found["expected"].split(" | ") if kind != "null"]
         words = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in wanted)

@@ -17,7 +17,7 @@ a process with the libespeak-ng that espeakng-loader loads with RTLD_GLOBAL.
 
 Determinism: one onnxruntime thread (intra- and inter-op), sequential
 execution, noise_scale = noise_w_scale = 0. With these the same text gives the
-same bytes in every fresh worker (measured, see ``tests/test_piper.py``), which
+same bytes in every fresh worker (measured, see ``tests/speech/test_piper.py``), which
 exact plans and the content-addressed cache rely on. One worker per core gives
 the parallelism instead.
 

@@ -31,7 +31,7 @@ def test_minimal_routine_gets_defaults() -> None:
 
 
 def test_full_example_from_readme_parses() -> None:
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+    text = (Path(__file__).parents[2] / "README.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
     block = next(b for b in blocks if b.startswith("name:"))
     routine = parse_routine(block, "README example")

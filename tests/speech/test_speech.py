@@ -96,7 +96,7 @@ FAULTY_WORKER = Path(__file__).with_name("faulty_worker.py")
 
 
 class FaultyEngine(WorkerEngine):
-    """The real worker machinery (subprocesses, timeouts, retries) driving tests/faulty_worker.py."""
+    """The real worker machinery (subprocesses, timeouts, retries) driving tests/speech/faulty_worker.py."""
 
     name = "faulty"
     command = (sys.executable, str(FAULTY_WORKER))

@@ -14,7 +14,7 @@ from mutagen.mp3 import MP3
 from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
 from voiceguide.export.encode import encode
 from voiceguide.export.formats import choose_format
-from voiceguide.export.mp3 import _split_points
+from voiceguide.export.mp3 import split_points
 from voiceguide.export.tags import Tags, ffmetadata
 from voiceguide.export.verify import probe, verify
 from voiceguide.plan.timeline import Chapter
@@ -157,7 +157,7 @@ def test_parallel_mp3_parts_join_sample_exact(tmp_path: Path) -> None:
         first_a = next(i for i in range(start - 200, start + 200) if abs(a[i]) > 3000)
         first_b = next(i for i in range(start - 200, start + 200) if abs(b[i]) > 3000)
         assert first_a == first_b and abs(first_a - start) <= 2
-    cuts = _split_points(source, RATE, 3)
+    cuts = split_points(source, RATE, 3)
     assert len(cuts) == 2 and all(c % 1152 == 0 for c in cuts)
     for cut in cuts:  # the joints sit in digital silence
         assert not any(b[cut - RATE // 2 : cut + RATE // 4])
