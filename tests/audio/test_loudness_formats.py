@@ -114,7 +114,7 @@ def test_a_warm_render_reuses_the_correction_without_measuring(tmp_path: Path, m
                                                                cache: ClipCache) -> None:
     measured: list[Path] = []
     real = encoded.measure_file
-    monkeypatch.setattr(encoded, "measure_file", lambda path: measured.append(path) or real(path))
+    monkeypatch.setattr(encoded, "measure_file", lambda path, *args: measured.append(path) or real(path, *args))
     out = tmp_path / "s.m4a"
     for _ in range(2):
         render_session(parse_routine(ROUTINE), out, engine=BuzzyEngine(), cache=cache)

@@ -102,6 +102,21 @@ def speech_only(plan: Plan, clips: Mapping[Say, Clip], max_gap: float = MAX_GAP_
     yield bytes(2 * min(cap, plan.total - cursor))
 
 
+def speech_windows(plan: Plan, rate: int, margin: float = MAX_GAP_SECONDS / 2) -> list[tuple[int, int]]:
+    """Where the session is not silent, as sample ranges at ``rate``: each line (or tone) widened by ``margin``
+    seconds on both sides and merged with its neighbours where they meet, so silences shrink to ``2 * margin``
+    as in ``speech_only``."""
+    pad = round(margin * plan.rate)
+    merged: list[list[int]] = []
+    for event in plan.speech():
+        start, end = max(0, event.start - pad), min(plan.total, event.end + pad)
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start * rate // plan.rate, -(-end * rate // plan.rate)) for start, end in merged]
+
+
 def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_DBFS) -> bytes:
     """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling.
 

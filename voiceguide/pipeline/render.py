@@ -128,12 +128,19 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
 
     folder = cache.folder if cache.enabled else None
     signature, key, trim, verified = _remembered_trim(plan, clips, tracks, options, fmt, folder)
+    from voiceguide.audio.loudness import speech_windows
+    from voiceguide.export.formats import get_format
+
+    file_rate = get_format(fmt).file_rate(plan.rate)
+    # Voice only: silent between the lines, so only they need measuring (a music bed plays throughout).
+    windows = [] if tracks else speech_windows(plan, file_rate)
     for attempt in range(encoded.ATTEMPTS):
         audio = session_audio(plan, clips, tracks, options, trim, signature, folder)
 
         def check(temp: Path, trim: Any = trim, last: bool = attempt == encoded.ATTEMPTS - 1) -> None:
             if not verified:
-                better = encoded.corrected(trim, encoded.measure_file(temp), options.loudness or 0.0)
+                found = encoded.measure_file(temp, windows, file_rate)
+                better = encoded.corrected(trim, found, options.loudness or 0.0)
                 if better is not None and not last:
                     raise encoded.Retune(better, trim)  # nothing is written: encode again with the correction
                 encoded.remember_trim(folder, key, better or trim, better is None)
