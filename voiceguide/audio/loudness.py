@@ -22,6 +22,7 @@ import re
 import tempfile
 import threading
 import warnings
+from array import array
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -141,26 +142,33 @@ def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_D
                 if peak > over:
                     want[i] = ceiling / peak
                     hot.append(i)
-    rise = 10 ** (RISE_DB_PER_BLOCK / 20)
-    # How far a dip can reach: the look-ahead plus the blocks it takes to climb back to full gain.
-    reach = ATTACK_BLOCKS + 2 + math.ceil(math.log(gain / min(want)) / math.log(rise))
     out: list[bytes] = []
     done = 0  # blocks written
-    for first, last in _segments(hot, reach, count):
+    for first, envelope in _dips(want, hot, gain):
         out.append(audioop.mul(pcm[done * block : first * block], 2, gain))
-        envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
-        for i in range(1, len(envelope)):  # recover slowly after it
-            envelope[i] = min(envelope[i], envelope[i - 1] * rise)
-        for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
-            envelope[i] = min(envelope[i], envelope[i + 1] * rise)
         run = 0  # blocks at the same gain go through one multiply
         for i in range(1, len(envelope) + 1):
             if i == len(envelope) or envelope[i] != envelope[run]:
                 out.append(audioop.mul(pcm[(first + run) * block : (first + i) * block], 2, envelope[run]))
                 run = i
-        done = last
+        done = first + len(envelope)
     out.append(audioop.mul(pcm[done * block :], 2, gain))
     return b"".join(out)
+
+
+def _dips(want: list[float], hot: list[int], gain: float) -> Iterator[tuple[int, list[float]]]:
+    """The limiter's gain, block by block, around the ``hot`` blocks (whose ``want`` is below ``gain``): for each
+    stretch of blocks it works on, its first block and the gains; everywhere else the gain is ``gain``."""
+    rise = 10 ** (RISE_DB_PER_BLOCK / 20)
+    # How far a dip can reach: the look-ahead plus the blocks it takes to climb back to full gain.
+    reach = ATTACK_BLOCKS + 2 + math.ceil(math.log(gain / min(want[i] for i in hot)) / math.log(rise))
+    for first, last in _segments(hot, reach, len(want)):
+        envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
+        for i in range(1, len(envelope)):  # recover slowly after it
+            envelope[i] = min(envelope[i], envelope[i - 1] * rise)
+        for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
+            envelope[i] = min(envelope[i], envelope[i + 1] * rise)
+        yield first, envelope
 
 
 def _segments(hot: list[int], reach: int, count: int) -> list[tuple[int, int]]:
@@ -223,17 +231,40 @@ class Levels:
         return done[first * 2 : last * 2]
 
 
-def _limited_energy(clips: Mapping[Say, Clip], texts: list[Say], rate: int, gain_db: float, ceiling_dbfs: float,
+class _Blocks:
+    """A clip's peak and energy (sum of squares) per limiter block, worked out once: with them the energy of the
+    limited clip at any gain is a sum over the blocks the limiter turns down, with no audio processed."""
+
+    def __init__(self, pcm: bytes, rate: int) -> None:
+        audioop = _audioop()
+        block = max(1, rate * BLOCK_MS // 1000) * 2
+        self.peaks = array("i", (audioop.max(pcm[i : i + block], 2) for i in range(0, len(pcm), block)))
+        self.energy = array("d", (float(audioop.rms(pcm[i : i + block], 2)) ** 2 * (len(pcm[i : i + block]) // 2)
+                                  for i in range(0, len(pcm), block)))
+        self.total = sum(self.energy)
+
+    def limited_energy(self, gain_db: float, ceiling_dbfs: float) -> float:
+        """The clip's energy after ``limit(pcm, rate, gain_db, ceiling_dbfs)``: the same gains, block by block."""
+        gain = 10 ** (gain_db / 20)
+        ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
+        over = ceiling / gain
+        hot = [i for i, peak in enumerate(self.peaks) if peak > over]
+        energy = self.total * gain * gain
+        if not hot:
+            return energy
+        want = [gain] * len(self.peaks)
+        for i in hot:
+            want[i] = ceiling / self.peaks[i]
+        for first, envelope in _dips(want, hot, gain):
+            energy -= sum((gain * gain - g * g) * self.energy[first + i] for i, g in enumerate(envelope))
+        return energy
+
+
+def _limited_energy(blocks: Mapping[Say, _Blocks], texts: list[Say], gain_db: float, ceiling_dbfs: float,
                     peaks: Mapping[Say, int]) -> dict[Say, float]:
     """Sum of squares of every clip (of ``texts``) whose peaks pass the ceiling at this gain, once limited."""
-    audioop = _audioop()
     over = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
-    energy: dict[Say, float] = {}
-    for text in texts:
-        if peaks[text] > over:
-            limited = limit(clips[text].pcm, rate, gain_db, ceiling_dbfs)
-            energy[text] = float(audioop.rms(limited, 2)) ** 2 * (len(limited) // 2)
-    return energy
+    return {text: blocks[text].limited_energy(gain_db, ceiling_dbfs) for text in texts if peaks[text] > over}
 
 
 def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_LUFS,
@@ -293,6 +324,7 @@ class _LimiterLoss:
         self.said = Counter(event.text or "" for event in plan.speech())
         self.peaks: dict[Say, int] = {}
         self.energy: dict[Say, float] = {}  # sum of squares of each clip, as it is
+        self.blocks: dict[Say, _Blocks] = {}
         for text in used:
             pcm = clips[text].pcm
             self.peaks[text] = audioop.max(pcm, 2)
@@ -301,7 +333,10 @@ class _LimiterLoss:
 
     def __call__(self, gain: float) -> float:
         """dB the limiter takes from the whole session's energy at ``gain`` (<= 0)."""
-        limited = _limited_energy(self.clips, self.used, self.plan.rate, gain, self.ceiling_dbfs, self.peaks)
+        for text in self.used:  # the clips this gain pushes past the ceiling, measured block by block once
+            if text not in self.blocks and self.peaks[text] > 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20):
+                self.blocks[text] = _Blocks(self.clips[text].pcm, self.plan.rate)
+        limited = _limited_energy(self.blocks, self.used, gain, self.ceiling_dbfs, self.peaks)
         factor = 10 ** (gain / 10)
         after = self.total * factor - sum((self.energy[t] * factor - limited[t]) * self.said[t] for t in limited)
         return 10 * math.log10(max(after, 1e-9) / max(self.total * factor, 1e-9))
