@@ -9,9 +9,12 @@ byte-bounded set of recently used clips; the rest stay on disk until needed.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from pathlib import Path
+from typing import IO
 
 from voiceguide.errors import SpeechError
 from voiceguide.plan.blocks import Say
@@ -29,12 +32,14 @@ class CachedClips(Mapping[Say, Clip]):
     """
 
     def __init__(self, cache: ClipCache, key: Callable[[Say], str], lengths: Mapping[Say, int], rate: int,
-                 held: Mapping[Say, Clip] | None = None, keep_bytes: int = KEEP_BYTES) -> None:
+                 held: Mapping[Say, Clip] | None = None, keep_bytes: int = KEEP_BYTES,
+                 spilled: Mapping[Say, Clip] | None = None) -> None:
         self.cache = cache
         self.key = key
         self.lengths = dict(lengths)
         self.rate = rate
         self.held = dict(held or {})
+        self.spilled: Mapping[Say, Clip] = spilled if spilled is not None else {}  # read from there, not the cache
         self.keep_bytes = keep_bytes
         self._recent: OrderedDict[Say, Clip] = OrderedDict()
         self._recent_bytes = 0
@@ -43,6 +48,8 @@ class CachedClips(Mapping[Say, Clip]):
     def __getitem__(self, text: Say) -> Clip:
         if text in self.held:
             return self.held[text]
+        if text in self.spilled:
+            return self.spilled[text]
         if text not in self.lengths:
             raise KeyError(text)
         with self._lock:
@@ -75,11 +82,83 @@ class CachedClips(Mapping[Say, Clip]):
 
     def digest(self, text: Say) -> bytes:
         """The SHA-256 of a clip's PCM, from the cache file's header when it has one (no PCM read)."""
-        if text not in self.held:
+        if text not in self.held and text not in self.spilled:
             found = self.cache.digest(self.key(text))
             if found is not None:
                 return found
         return hashlib.sha256(self[text].pcm).digest()
+
+
+class SpilledClips(MutableMapping[Say, Clip]):
+    """Clips kept in an unnamed temporary file rather than in memory: the lines a render has just synthesized.
+
+    They cannot simply be read back from the cache (a concurrent render may replace an entry, the cache may
+    be unwritable), and held in memory they made peak memory grow with the unique speech. The file has no
+    name (it is gone when closed, or if the process dies) and lives in ``folder`` (the cache's), else the
+    temporary folder. If it cannot be written (a full disk), clips stay in memory and the render goes on.
+    Safe to read from several encoder threads at once.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._where: dict[Say, tuple[int, int, int]] = {}  # text -> offset, bytes, sample rate
+        self._memory: dict[Say, Clip] = {}  # what the file could not take
+        self._end = 0
+        self._lock = threading.Lock()
+        try:
+            # Kept open for as long as the clips are needed (no context manager): closed by close() or with us.
+            self._file: IO[bytes] | None = tempfile.TemporaryFile(  # noqa: SIM115
+                dir=folder if folder and folder.is_dir() else None)
+        except OSError:
+            self._file = None
+
+    def __setitem__(self, text: Say, clip: Clip) -> None:
+        with self._lock:
+            self._where.pop(text, None)
+            self._memory.pop(text, None)
+            if self._file is not None:
+                try:
+                    self._file.seek(self._end)
+                    self._file.write(clip.pcm)
+                    self._file.flush()
+                except OSError:
+                    pass  # no room on disk: keep this one in memory
+                else:
+                    self._where[text] = (self._end, len(clip.pcm), clip.rate)
+                    self._end += len(clip.pcm)
+                    return
+            self._memory[text] = clip
+
+    def __getitem__(self, text: Say) -> Clip:
+        with self._lock:
+            if text in self._memory:
+                return self._memory[text]
+            offset, size, rate = self._where[text]
+            assert self._file is not None
+            self._file.seek(offset)
+            pcm = self._file.read(size)
+        if len(pcm) != size:
+            raise SpeechError(f"the synthesized speech for {str(text)[:60]!r} could not be read back")
+        return Clip(pcm, rate)
+
+    def __delitem__(self, text: Say) -> None:
+        with self._lock:
+            if self._memory.pop(text, None) is None:
+                del self._where[text]
+
+    def __iter__(self) -> Iterator[Say]:
+        return iter([*self._where, *self._memory])
+
+    def __len__(self) -> int:
+        return len(self._where) + len(self._memory)
+
+    def samples(self, text: Say) -> int:
+        """A clip's length in samples without reading it."""
+        return self._memory[text].samples if text in self._memory else self._where[text][1] // 2
+
+    def close(self) -> None:
+        """Remove the file now (it goes anyway when this object does)."""
+        if self._file is not None:
+            self._file.close()
 
 
 def clip_samples(clips: Mapping[Say, Clip], text: Say) -> int:

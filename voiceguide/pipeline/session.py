@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,13 +42,17 @@ def engine_for(routine: Routine | None, options: SessionOptions, engine: Engine 
     if engine is not None:
         return engine
     voice = voice_settings(routine, options.voice) if routine is not None else options.voice
-    wanted = options.engine or (routine.voice.engine if routine is not None else None)
+    asked = options.engine or voice.engine  # the caller's choice, else the routine's
     model = voice.id if voice.id and voice.id.endswith(".onnx") else None
-    name = resolve_engine_name(wanted)
-    if name == "piper" and not (options.engine or (routine is not None and routine.voice.engine == "piper")) \
-            and not model and (voice.id or not (voice.language or "en").lower().startswith("en")):
+    name = resolve_engine_name(asked)
+    if name == "piper" and asked != "piper" and not model and not _natural_can_speak(voice):
         name = resolve_engine_name("espeak")  # auto: an espeak voice id or another language stays with espeak
     return get_engine(name, model=model) if name == "piper" else get_engine(name)
+
+
+def _natural_can_speak(voice: VoiceSettings) -> bool:
+    """Whether ``auto`` may pick the natural voice for these settings: no espeak voice id, and English."""
+    return not voice.id and (voice.language or "en").lower().startswith("en")
 
 
 def check_voice(voice: VoiceSettings, engine: Engine) -> None:
@@ -58,11 +62,7 @@ def check_voice(voice: VoiceSettings, engine: Engine) -> None:
     """
     if not (voice.id or voice.language) or (voice.id or "").endswith(".onnx"):  # a voice file is its own check
         return
-    key = f"{type(engine).__name__}:{engine.identity()}"
-    if key not in _OFFERED:
-        offered = engine.voices()
-        _OFFERED[key] = [v.id for v in offered] + sorted({lang.lower() for v in offered for lang in v.languages})
-    names = _OFFERED[key]
+    names = _offered(engine)
     wanted = voice.id or voice.language or ""
     known = names if voice.id else [name.lower().rsplit("/", 1)[-1] for name in names]
     if not names or (wanted if voice.id else wanted.lower()) in known:
@@ -74,6 +74,15 @@ def check_voice(voice: VoiceSettings, engine: Engine) -> None:
     raise OptionError(f"voice: {engine.name} has no voice {wanted!r}{hint} (see `voiceguide voices`)")
 
 
+def _offered(engine: Engine) -> list[str]:
+    """The engine's voice ids, then the languages they speak (asked once per engine: listing starts a worker)."""
+    key = f"{type(engine).__name__}:{engine.identity()}"
+    if key not in _OFFERED:
+        offered = engine.voices()
+        _OFFERED[key] = [v.id for v in offered] + sorted({lang.lower() for v in offered for lang in v.languages})
+    return _OFFERED[key]
+
+
 def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
     """A rough length in samples for a line that has not been synthesized yet."""
     words = max(1, len(re.findall(r"\w+", text)))
@@ -83,7 +92,7 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
 
 def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
              estimate: bool, progress: Progress | None = None,
-             need_clips: bool = True) -> tuple[dict[Say, int], dict[Say, Clip]]:
+             need_clips: bool = True) -> tuple[dict[Say, int], Mapping[Say, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
     (then cached lines are measured from their headers and only the rest is synthesized)."""
     from voiceguide.audio.tones import tone_clip
@@ -95,19 +104,30 @@ def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engin
     voice = voice_settings(routine, options.voice)
     report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
     if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
-        found = cached_lengths(texts, voice, engine, cache, RATE)
-        missing = [t for t in texts if t not in found]
-        lengths: dict[Say, int] = {text: samples for text, samples in found.items()}
-        fresh: dict[Say, Clip] = {}
-        if estimate:
-            lengths |= {t: estimate_length(t, voice) for t in missing}
-        elif missing:
-            fresh = {text: clip for text, clip in synthesize(missing, voice, engine, cache, RATE, progress=report).items()}
-            lengths |= {t: clip.samples for t, clip in fresh.items()}
+        lengths, fresh = _measured(texts, voice, engine, cache, estimate, report)
         return lengths | {t: tone_samples(t, RATE) for t in tones}, fresh  # the clips: only what was said now
     spoken = synthesize(texts, voice, engine, cache, RATE, progress=report)
     clips: dict[Say, Clip] = {text: spoken[text] for text in spoken} | {t: tone_clip(t, RATE) for t in tones}
     return {t: clip.samples for t, clip in clips.items()}, clips
+
+
+def _measured(texts: list[str], voice: VoiceSettings, engine: Engine, cache: ClipCache, estimate: bool,
+              report: Callable[[int, int], None] | None) -> tuple[dict[Say, int], Mapping[Say, Clip]]:
+    """Lengths of ``texts``: cached ones from their headers, the rest estimated or synthesized now (and
+    then returned too, kept out of memory), as ``_lengths`` asks."""
+    found = cached_lengths(texts, voice, engine, cache, RATE)
+    missing = [t for t in texts if t not in found]
+    lengths: dict[Say, int] = {text: samples for text, samples in found.items()}
+    if estimate:
+        return lengths | {t: estimate_length(t, voice) for t in missing}, {}
+    if not missing:
+        return lengths, {}
+    from voiceguide.audio.clips import SpilledClips
+
+    # Out of memory as each is processed, so memory stays flat however much is said for the first time.
+    spill = SpilledClips(cache.folder if cache.enabled else None)
+    synthesize(missing, voice, engine, cache, RATE, progress=report, into=spill)  # type: ignore[arg-type]
+    return lengths | {t: spill.samples(t) for t in missing}, spill
 
 
 def session_script(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
@@ -130,9 +150,9 @@ def session_clips(routine: Routine, options: SessionOptions, engine: Engine, cac
     """The exact plan and every clip it plays (speech synthesized or read from the cache, tones generated),
     before session levelling: what a render assembles.
 
-    With the cache on, cached clips stay in the cache until assembly reads them (flat memory however much is
-    said). Lines synthesized now stay in memory: a concurrent render of the same lines may replace them in the
-    cache, and the cache may be unwritable.
+    With the cache on, cached clips stay in the cache until assembly reads them, and lines synthesized now
+    wait in an unnamed temporary file (not the cache: a concurrent render may replace an entry there, and the
+    cache may be unwritable): memory stays flat however much is said.
     """
     script = session_script(routine, options, engine, cache)
     if not cache.enabled:
@@ -146,9 +166,8 @@ def session_clips(routine: Routine, options: SessionOptions, engine: Engine, cac
                               need_clips=False)
     voice, identity = voice_settings(routine, options.voice), engine.identity()
     held: dict[Say, Clip] = {text: tone_clip(text, RATE) for text in lengths if isinstance(text, Tone)}
-    held |= fresh
     cached = CachedClips(cache, lambda text: cache.key(identity, voice, RATE, str(text)),
-                         {t: n for t, n in lengths.items() if t not in held}, RATE, held)
+                         {t: n for t, n in lengths.items() if t not in held}, RATE, held, spilled=fresh)
     return build_plan(script, lengths), cached
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 
 from voiceguide.errors import SpeechError
 from voiceguide.leftovers import temp_folder
@@ -17,9 +17,12 @@ from voiceguide.speech.pacing import pace_fault
 
 
 def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,
-               rate: int, progress: Callable[[int, int], None] | None = None) -> dict[str, Clip]:
+               rate: int, progress: Callable[[int, int], None] | None = None,
+               into: MutableMapping[str, Clip] | None = None) -> MutableMapping[str, Clip]:
     """Return a processed clip for every distinct text, synthesizing only what the cache lacks.
 
+    The clips go into ``into`` (default: a new dict), one at a time as each is
+    processed, so a store that keeps them out of memory keeps the whole stage flat.
     ``progress(done, total)`` is called as lines become available (cached ones at once).
     A clip whose length is implausible for its text (voiceguide.speech.pacing) is
     spoken once more; if it is still implausible that is a SpeechError, and it
@@ -27,7 +30,7 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
     """
     identity = engine.identity()
     wanted = list(dict.fromkeys(texts))
-    clips: dict[str, Clip] = {}
+    clips: MutableMapping[str, Clip] = {} if into is None else into
     missing: list[str] = []
     for text in wanted:
         clip = cache.get(cache.key(identity, voice, rate, text))
@@ -52,7 +55,7 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
     for _attempt in range(2):  # a second time only for clips whose length was implausible
         spoken = _speak(list(faults) or missing, voice, engine, rate, line_done)
         faults = {}
-        for text, clip in spoken.items():
+        for text, clip in spoken:
             fault = pace_fault(text, clip.samples / rate, voice, bool(getattr(engine, "paced", False)))
             if fault:
                 faults[text] = fault
@@ -66,11 +69,10 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
 
 
 def _speak(texts: Sequence[str], voice: VoiceSettings, engine: Engine, rate: int,
-           on_done: Callable[[str], None]) -> dict[str, Clip]:
-    """Speak and process ``texts`` (nothing to do for none)."""
+           on_done: Callable[[str], None]) -> Iterator[tuple[str, Clip]]:
+    """Speak ``texts`` (nothing to do for none), then process the files one at a time: (text, clip) pairs."""
     if not texts:
-        return {}
-    clips: dict[str, Clip] = {}
+        return
     # The folder's name carries our pid, so a later render can tell it is abandoned should we be killed;
     # removal tolerates an engine still finishing a file after an interrupt.
     folder = temp_folder("speech")
@@ -78,12 +80,12 @@ def _speak(texts: Sequence[str], voice: VoiceSettings, engine: Engine, rate: int
         paths = engine.synthesize(texts, voice, folder, on_done=on_done)
         for text in texts:
             try:
-                clips[text] = process_clip(paths[text], rate)
+                clip = process_clip(paths[text], rate)
             except SpeechError as exc:
                 raise SpeechError(f"speech for line {_quote(text)}: {exc}") from None
+            yield text, clip
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return clips
 
 
 def cached_lengths(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache: ClipCache,

@@ -193,7 +193,8 @@ class WorkerEngine:
     def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
                    on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
         jobs: queue.Queue[tuple[int, str]] = queue.Queue()
-        for index, text in enumerate(texts):
+        # Longest lines first: the workers then finish together instead of one speaking the intro alone at the end.
+        for index, text in sorted(enumerate(texts), key=lambda job: -len(job[1])):
             jobs.put((index, text))
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
