@@ -191,3 +191,25 @@ def test_limiter_matches_the_plain_algorithm_everywhere(gain_db: float) -> None:
     ceiling = 32767 * 10 ** (-2.0 / 20)
     assert max(map(abs, got)) <= ceiling + 1
     assert any(a != b for a, b in itertools.pairwise(envelope))  # the fixture does make the limiter work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["mp3", "opus"])
+def test_measuring_only_where_the_plan_speaks_agrees_with_the_whole_file(fmt: str, tmp_path: Path,
+                                                                         shared_cache: ClipCache) -> None:
+    """The render measures its voice-only file in the plan's speech windows; ffmpeg on the whole file agrees."""
+    from voiceguide.audio.loudness import speech_windows
+    from voiceguide.export.formats import get_format
+
+    out = tmp_path / f"session.{fmt}"
+    plan = render_session(parse_routine(ROUTINE), out, SessionOptions(fmt=fmt), engine=BuzzyEngine(),
+                          cache=shared_cache).plan
+    rate = get_format(fmt).file_rate(plan.rate)
+    windows = speech_windows(plan, rate)
+    assert len(windows) > 5 and sum(end - start for start, end in windows) < 0.9 * plan.total * rate / plan.rate
+    whole, spoken = measure_file(out), measure_file(out, windows, rate)
+    assert abs(whole.integrated - spoken.integrated) <= 0.1, (whole, spoken)
+    assert abs(whole.true_peak - spoken.true_peak) <= 0.1, (whole, spoken)
+    # And the windows matter: measured only in the silences, the file has no loudness at all.
+    gaps = [(end, start) for (_, end), (start, _) in zip(windows, windows[1:], strict=False) if start - end > rate]
+    assert measure_file(out, gaps, rate).integrated < -60

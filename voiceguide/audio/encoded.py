@@ -15,22 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from voiceguide.audio.loudness import CEILING_DBFS, Loudness, parse_ebur128
-from voiceguide.errors import EncoderError
 from voiceguide.host import recall, remember
 
 MAX_TRUE_PEAK = -1.0  # dBTP, measured on the decoded file
 TOLERANCE_LU = 0.3  # a written file further than this from the target is levelled and encoded again
 PEAK_MARGIN = 0.5  # dB kept under MAX_TRUE_PEAK when the ceiling has to come down
 ATTEMPTS = 3  # encodes at most: the first, and up to two corrections (one is the rule)
-_BLOCK_SAMPLES = 1 << 18  # read from the decoder a megabyte at a time
 
 
 @dataclass(frozen=True)
@@ -66,49 +62,39 @@ class Retune(Exception):  # a signal, not an error: the file is encoded again wi
 def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int = 0) -> Loudness:
     """Integrated loudness and true peak of an audio file as ffmpeg decodes it (every channel, as players do).
 
-    With ``windows`` (sample ranges of a mono file at ``rate``, the rate it stores; see
-    ``loudness.speech_windows``) the whole file is decoded but only those parts are measured: between its
-    lines a voice-only session is silent, and silence adds neither loudness (ebur128's gate drops it) nor
-    peaks, while true-peak oversampling costs as much per second of silence as per second of speech.
+    With ``windows`` (sample ranges at ``rate``, the rate the file stores; see
+    ``loudness.speech_windows``) the whole file is decoded but only the frames
+    starting inside them are measured: between its lines a voice-only session
+    is silent, and silence adds neither loudness (ebur128's gate drops it) nor
+    peaks, while true-peak oversampling costs as much per second of silence as
+    per second of speech. One ffmpeg process either way (memory counts).
     """
     from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
 
-    if not windows:
-        command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn",
-                   "-af", "ebur128=framelog=quiet:peak=true", "-f", "null", "-"]
+    meter = "ebur128=framelog=quiet:peak=true"
+    with tempfile.TemporaryDirectory(prefix="voiceguide-measure-") as folder:
+        if windows:  # the selection can be long (thousands of windows): a filter script, not an argument
+            script = Path(folder) / "filter.txt"
+            script.write_text(f"aselect='{_inside(windows, rate)}',{meter}", encoding="ascii")
+            chain = ["-/af", str(script)]
+        else:
+            chain = ["-af", meter]
+        command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", *chain, "-f", "null", "-"]
         with tempfile.TemporaryFile() as log:
             run_ffmpeg(command, [], log)
             log.seek(0)
             return parse_ebur128(log.read().decode(errors="replace"))
-    decoder = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn",
-               "-f", "f32le", "-ac", "1", "-ar", str(rate), "pipe:1"]
-    meter = [ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-             "-af", "ebur128=framelog=quiet:peak=true", "-f", "null", "-"]
-    with tempfile.TemporaryFile() as errors, tempfile.TemporaryFile() as log:
-        with subprocess.Popen(decoder, stdout=subprocess.PIPE, stderr=errors) as process:
-            assert process.stdout is not None
-            run_ffmpeg(meter, _windowed(process.stdout, windows), log)
-        if process.returncode != 0:
-            errors.seek(0)
-            reason = errors.read().decode(errors="replace").strip().splitlines() or ["ffmpeg failed"]
-            raise EncoderError(f"{path}: cannot be decoded to measure its loudness: {reason[-1]}")
-        log.seek(0)
-        return parse_ebur128(log.read().decode(errors="replace"))
 
 
-def _windowed(stream: IO[bytes], windows: Sequence[tuple[int, int]]) -> Iterator[bytes]:
-    """The parts of a stream of 32-bit samples that fall inside ``windows`` (sorted sample ranges), in order."""
-    position = index = 0
-    while block := stream.read(_BLOCK_SAMPLES * 4):
-        end = position + len(block) // 4  # a pipe read returns whole blocks until the end, and f32 samples
-        while index < len(windows) and windows[index][1] <= position:
-            index += 1
-        later = index
-        while later < len(windows) and windows[later][0] < end:
-            first, last = max(windows[later][0], position), min(windows[later][1], end)
-            yield block[(first - position) * 4 : (last - position) * 4]
-            later += 1
-        position = end
+def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:
+    """An ffmpeg expression true when the frame time ``t`` falls in one of the (sorted) windows: a balanced
+    tree of comparisons, so each frame costs a dozen tests rather than one per window."""
+    if len(windows) == 1:
+        first, last = windows[0]
+        return f"between(t,{first / rate:.6f},{last / rate:.6f})"
+    middle = len(windows) // 2
+    return (f"if(lt(t,{windows[middle][0] / rate:.6f}),{_inside(windows[:middle], rate)},"
+            f"{_inside(windows[middle:], rate)})")
 
 
 def corrected(trim: Trim, found: Loudness, target: float) -> Trim | None:
