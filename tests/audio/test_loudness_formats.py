@@ -211,5 +211,35 @@ def test_measuring_only_where_the_plan_speaks_agrees_with_the_whole_file(fmt: st
     assert abs(whole.integrated - spoken.integrated) <= 0.1, (whole, spoken)
     assert abs(whole.true_peak - spoken.true_peak) <= 0.1, (whole, spoken)
     # And the windows matter: measured only in the silences, the file has no loudness at all.
-    gaps = [(end, start) for (_, end), (start, _) in zip(windows, windows[1:], strict=False) if start - end > rate]
+    gaps = [(end, start) for (_, end), (start, _) in itertools.pairwise(windows) if start - end > rate]
     assert measure_file(out, gaps, rate).integrated < -60
+
+
+def test_a_warm_render_reads_its_limited_clips_back_instead_of_limiting_again(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limiter's output is kept in the clip cache: the next render limits nothing and writes the same bytes;
+    a damaged entry is not used but made again."""
+    from voiceguide.audio import loudness
+
+    calls: list[int] = []
+    real = loudness.limit
+    monkeypatch.setattr(loudness, "limit", lambda pcm, *args: calls.append(len(pcm)) or real(pcm, *args))
+    cache = ClipCache(tmp_path / "cache")
+    outputs = []
+    for attempt in range(3):
+        out = tmp_path / f"session-{attempt}.wav"  # lossless: no re-encode, so the written file is the PCM
+        render_session(parse_routine(ROUTINE), out, SessionOptions(), engine=BuzzyEngine(), cache=cache)
+        outputs.append(out.read_bytes())
+        if attempt == 0:
+            first = len(calls)
+            assert first > 0  # the buzzy voice is limited
+            stored = sorted(cache.folder.glob("*/*.clip"), key=lambda p: p.stat().st_mtime_ns)
+            damaged = stored[-1]  # the last one written is a limited clip (the speech was stored before levelling)
+            data = bytearray(damaged.read_bytes())
+            data[-100] ^= 0xFF
+        elif attempt == 1:
+            assert len(calls) == first  # nothing limited again
+            damaged.write_bytes(bytes(data))
+        else:
+            assert len(calls) == first + 1  # only the damaged one, made again
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voiceguide.audio.clips import clip_digest
+from voiceguide.audio.clips import clip_digest, clip_samples
 from voiceguide.errors import EncoderError
 from voiceguide.host import recall
 from voiceguide.host import remember as store
 from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
 from voiceguide.plan.tones import Tone
+from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip
 
 TARGET_LUFS = -16.0
@@ -203,11 +204,14 @@ class Levels:
     speech is held, only a few recently limited clips (lines said again soon)."""
 
     def __init__(self, gain_db: float, ceiling_dbfs: float = CEILING_DBFS, limited: Iterable[Say] = (),
-                 rate: int = 44100) -> None:
+                 rate: int = 44100, store: Path | None = None) -> None:
         self.gain_db = gain_db
         self.ceiling_dbfs = ceiling_dbfs
         self.limited = frozenset(limited)
         self.rate = rate
+        # Where limited clips are kept once made (the clip cache's folder): the next render reads them back
+        # instead of running the limiter (Python, on every clip it limits) again. None: limit every time.
+        self.store = ClipCache(store) if store is not None else None
         self._recent: OrderedDict[Say, bytes] = OrderedDict()
         self._lock = threading.Lock()  # the MP3 encoder reads parts of the session on several threads
 
@@ -223,12 +227,25 @@ class Levels:
         with self._lock:
             done = self._recent.get(text)
         if done is None:
-            done = limit(clips[text].pcm, self.rate, self.gain_db, self.ceiling_dbfs)
+            done = self._limit(clips, text)
             with self._lock:
                 self._recent[text] = done
                 while len(self._recent) > RECENT_LIMITED:
                     self._recent.popitem(last=False)
         return done[first * 2 : last * 2]
+
+    def _limit(self, clips: Mapping[Say, Clip], text: Say) -> bytes:
+        """One clip through the limiter, or read back from the store where an earlier render left it."""
+        if self.store is None:
+            return limit(clips[text].pcm, self.rate, self.gain_db, self.ceiling_dbfs)
+        key = hashlib.sha256(repr(("limited", clip_digest(clips, text), self.gain_db, self.ceiling_dbfs, self.rate,
+                                   BLOCK_MS, ATTACK_BLOCKS, RISE_DB_PER_BLOCK)).encode()).hexdigest()
+        found = self.store.get(key)  # checksummed: a damaged entry is not used
+        if found is not None and found.rate == self.rate and found.samples == clip_samples(clips, text):
+            return found.pcm
+        done = limit(clips[text].pcm, self.rate, self.gain_db, self.ceiling_dbfs)
+        self.store.put(key, Clip(done, self.rate))
+        return done
 
 
 class _Blocks:
@@ -291,7 +308,7 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
         else:
-            return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate)
+            return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate, remember)
     raw = measure(speech_only(plan, clips), plan.rate, true_peak=False).integrated
     if not math.isfinite(raw):
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
@@ -303,7 +320,7 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
     if abs(after - target) > 0.05:
         slope = 1 + (loss(gain + 0.5) - loss(gain)) / 0.5
         gain = min(MAX_GAIN_DB, gain + (target - after) / min(1.0, max(0.3, slope)))
-    levels = loss.levels(gain)
+    levels = Levels(gain, ceiling_dbfs, loss.levels(gain).limited, plan.rate, remember)
     limited = sorted([["tone", t.value] if isinstance(t, Tone) else ["text", t] for t in levels.limited])
     store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": limited}).encode())
     return levels
