@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import FakeEngine, decode
 
-from voiceguide.audio.loudness import limit, measure, parse_ebur128, speech_only
+from voiceguide.audio.limiter import limit
+from voiceguide.audio.loudness import measure, parse_ebur128, speech_only
 from voiceguide.pipeline import SessionOptions, plan_session, render_session
 from voiceguide.routine.builtin import load_builtin
 from voiceguide.speech.cache import ClipCache

@@ -17,7 +17,8 @@ from conftest import FakeEngine, write_tone
 
 from voiceguide.audio import encoded
 from voiceguide.audio.encoded import ENCODER_TRIM, MAX_TRUE_PEAK, PEAK_MARGIN, Trim, corrected, measure_file
-from voiceguide.audio.loudness import ATTACK_BLOCKS, RISE_DB_PER_BLOCK, Loudness, limit
+from voiceguide.audio.limiter import ATTACK_BLOCKS, RISE_DB_PER_BLOCK, limit
+from voiceguide.audio.loudness import Loudness
 from voiceguide.pipeline import SessionOptions, render_session
 from voiceguide.routine.load import parse_routine
 from voiceguide.speech.cache import ClipCache

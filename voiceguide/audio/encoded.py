@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from voiceguide.audio.loudness import CEILING_DBFS, Loudness, parse_ebur128
+from voiceguide.audio.limiter import CEILING_DBFS
+from voiceguide.audio.loudness import Loudness, parse_ebur128
 from voiceguide.host import recall, remember
 
 MAX_TRUE_PEAK = -1.0  # dBTP, measured on the decoded file

@@ -21,15 +21,22 @@ import math
 import re
 import tempfile
 import threading
-import warnings
-from array import array
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from voiceguide.audio.clips import clip_digest, clip_samples
+from voiceguide.audio.limiter import (  # the limiter's settings are part of what a stored result depends on
+    ATTACK_BLOCKS,
+    BLOCK_MS,
+    CEILING_DBFS,
+    RISE_DB_PER_BLOCK,
+    ClipBlocks,
+    limit,
+    limited_energy,
+    load_audioop,
+)
 from voiceguide.errors import EncoderError
 from voiceguide.host import recall
 from voiceguide.host import remember as store
@@ -40,23 +47,9 @@ from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip
 
 TARGET_LUFS = -16.0
-# Sample-peak ceiling: leaves room for inter-sample peaks and MP3's overshoot so
-# the decoded file's true peak stays at or below -1 dBTP.
-CEILING_DBFS = -2.0
 MAX_GAP_SECONDS = 0.45  # longer silences are shortened for the measurement: a 400 ms block never spans one
-BLOCK_MS = 1  # the limiter's gain changes once per millisecond
-ATTACK_BLOCKS = 5  # the gain starts falling this many blocks before a peak
-RISE_DB_PER_BLOCK = 0.2  # and recovers at most 0.2 dB per millisecond afterwards
-COARSE_BLOCKS = 64  # the limiter looks for peaks this many blocks at a time before looking closer
 RECENT_LIMITED = 8  # limited clips kept for their next use
 MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
-
-
-def _audioop() -> Any:  # audioop has no stubs on every Python we support
-    with warnings.catch_warnings():  # deprecated on 3.12 (audioop-lts provides it on 3.13+)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-    return audioop
 
 
 @dataclass(frozen=True)
@@ -119,85 +112,6 @@ def speech_windows(plan: Plan, rate: int, margin: float = MAX_GAP_SECONDS / 2) -
     return [(start * rate // plan.rate, -(-end * rate // plan.rate)) for start, end in merged]
 
 
-def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_DBFS) -> bytes:
-    """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling.
-
-    Only the neighbourhood of peaks that pass the ceiling is worked on block by
-    block (found with one C call per 64 ms); everything else is one multiply.
-    """
-    audioop = _audioop()
-    block = max(1, rate * BLOCK_MS // 1000) * 2
-    gain = 10 ** (gain_db / 20)
-    ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
-    over = ceiling / gain  # a sample above this passes the ceiling once gained
-    if audioop.max(pcm, 2) <= over:
-        return audioop.mul(pcm, 2, gain)  # nothing to limit: one multiply
-    count = -(-len(pcm) // block)
-    want = [gain] * count
-    hot: list[int] = []  # blocks that must come down
-    coarse = COARSE_BLOCKS * block
-    for start in range(0, len(pcm), coarse):
-        if audioop.max(pcm[start : start + coarse], 2) > over:
-            for i in range(start // block, min(count, (start + coarse) // block)):
-                peak = audioop.max(pcm[i * block : (i + 1) * block], 2)
-                if peak > over:
-                    want[i] = ceiling / peak
-                    hot.append(i)
-    out: list[bytes] = []
-    done = 0  # blocks written
-    for first, envelope in _dips(want, hot, gain):
-        out.append(audioop.mul(pcm[done * block : first * block], 2, gain))
-        run = 0  # blocks at the same gain go through one multiply
-        for i in range(1, len(envelope) + 1):
-            if i == len(envelope) or envelope[i] != envelope[run]:
-                out.append(audioop.mul(pcm[(first + run) * block : (first + i) * block], 2, envelope[run]))
-                run = i
-        done = first + len(envelope)
-    out.append(audioop.mul(pcm[done * block :], 2, gain))
-    return b"".join(out)
-
-
-def _dips(want: list[float], hot: list[int], gain: float) -> Iterator[tuple[int, list[float]]]:
-    """The limiter's gain, block by block, around the ``hot`` blocks (whose ``want`` is below ``gain``): for each
-    stretch of blocks it works on, its first block and the gains; everywhere else the gain is ``gain``."""
-    rise = 10 ** (RISE_DB_PER_BLOCK / 20)
-    # How far a dip can reach: the look-ahead plus the blocks it takes to climb back to full gain.
-    reach = ATTACK_BLOCKS + 2 + math.ceil(math.log(gain / min(want[i] for i in hot)) / math.log(rise))
-    for first, last in _segments(hot, reach, len(want)):
-        envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
-        for i in range(1, len(envelope)):  # recover slowly after it
-            envelope[i] = min(envelope[i], envelope[i - 1] * rise)
-        for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
-            envelope[i] = min(envelope[i], envelope[i + 1] * rise)
-        yield first, envelope
-
-
-def _segments(hot: list[int], reach: int, count: int) -> list[tuple[int, int]]:
-    """Block ranges within ``reach`` of a hot block, merged; outside them the limiter's gain is steady."""
-    segments: list[tuple[int, int]] = []
-    for i in hot:
-        first, last = max(0, i - reach), min(count, i + reach + 1)
-        if segments and first <= segments[-1][1]:
-            segments[-1] = (segments[-1][0], last)
-        else:
-            segments.append((first, last))
-    return segments
-
-
-def _window_min(values: list[float], width: int) -> list[float]:
-    """min(values[i : i + width]) for every i, in one pass (a monotonic queue instead of a min() per window)."""
-    result = [0.0] * len(values)
-    queue: deque[int] = deque()  # indexes of increasing values, the window's minimum first
-    for i in range(len(values) - 1, -1, -1):
-        while queue and values[queue[-1]] >= values[i]:
-            queue.pop()
-        queue.append(i)
-        if queue[0] >= i + width:
-            queue.popleft()
-        result[i] = values[queue[0]]
-    return result
-
-
 class Levels:
     """How the session's clips are levelled: one gain, and the clips whose peaks that gain would push past
     the ceiling, which go through the limiter. Applied as assembly reads each clip: no levelled copy of the
@@ -223,7 +137,7 @@ class Levels:
     def pcm(self, clips: Mapping[Say, Clip], text: Say, first: int, last: int) -> bytes:
         """Samples ``first`` to ``last`` of one clip, levelled."""
         if text not in self.limited:
-            return _audioop().mul(clips[text].pcm[first * 2 : last * 2], 2, self.gain)
+            return load_audioop().mul(clips[text].pcm[first * 2 : last * 2], 2, self.gain)
         with self._lock:
             done = self._recent.get(text)
         if done is None:
@@ -246,42 +160,6 @@ class Levels:
         done = limit(clips[text].pcm, self.rate, self.gain_db, self.ceiling_dbfs)
         self.store.put(key, Clip(done, self.rate))
         return done
-
-
-class _Blocks:
-    """A clip's peak and energy (sum of squares) per limiter block, worked out once: with them the energy of the
-    limited clip at any gain is a sum over the blocks the limiter turns down, with no audio processed."""
-
-    def __init__(self, pcm: bytes, rate: int) -> None:
-        audioop = _audioop()
-        block = max(1, rate * BLOCK_MS // 1000) * 2
-        self.peaks = array("i", (audioop.max(pcm[i : i + block], 2) for i in range(0, len(pcm), block)))
-        self.energy = array("d", (float(audioop.rms(pcm[i : i + block], 2)) ** 2 * (len(pcm[i : i + block]) // 2)
-                                  for i in range(0, len(pcm), block)))
-        self.total = sum(self.energy)
-
-    def limited_energy(self, gain_db: float, ceiling_dbfs: float) -> float:
-        """The clip's energy after ``limit(pcm, rate, gain_db, ceiling_dbfs)``: the same gains, block by block."""
-        gain = 10 ** (gain_db / 20)
-        ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
-        over = ceiling / gain
-        hot = [i for i, peak in enumerate(self.peaks) if peak > over]
-        energy = self.total * gain * gain
-        if not hot:
-            return energy
-        want = [gain] * len(self.peaks)
-        for i in hot:
-            want[i] = ceiling / self.peaks[i]
-        for first, envelope in _dips(want, hot, gain):
-            energy -= sum((gain * gain - g * g) * self.energy[first + i] for i, g in enumerate(envelope))
-        return energy
-
-
-def _limited_energy(blocks: Mapping[Say, _Blocks], texts: list[Say], gain_db: float, ceiling_dbfs: float,
-                    peaks: Mapping[Say, int]) -> dict[Say, float]:
-    """Sum of squares of every clip (of ``texts``) whose peaks pass the ceiling at this gain, once limited."""
-    over = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
-    return {text: blocks[text].limited_energy(gain_db, ceiling_dbfs) for text in texts if peaks[text] > over}
 
 
 def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_LUFS,
@@ -336,12 +214,12 @@ class _LimiterLoss:
     """How much loudness the limiter takes away at a gain, estimated from clip energies (no measurement)."""
 
     def __init__(self, plan: Plan, clips: Mapping[Say, Clip], used: list[Say], ceiling_dbfs: float) -> None:
-        audioop = _audioop()
+        audioop = load_audioop()
         self.plan, self.clips, self.used, self.ceiling_dbfs = plan, clips, used, ceiling_dbfs
         self.said = Counter(event.text or "" for event in plan.speech())
         self.peaks: dict[Say, int] = {}
         self.energy: dict[Say, float] = {}  # sum of squares of each clip, as it is
-        self.blocks: dict[Say, _Blocks] = {}
+        self.blocks: dict[Say, ClipBlocks] = {}
         for text in used:
             pcm = clips[text].pcm
             self.peaks[text] = audioop.max(pcm, 2)
@@ -352,8 +230,8 @@ class _LimiterLoss:
         """dB the limiter takes from the whole session's energy at ``gain`` (<= 0)."""
         for text in self.used:  # the clips this gain pushes past the ceiling, measured block by block once
             if text not in self.blocks and self.peaks[text] > 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20):
-                self.blocks[text] = _Blocks(self.clips[text].pcm, self.plan.rate)
-        limited = _limited_energy(self.blocks, self.used, gain, self.ceiling_dbfs, self.peaks)
+                self.blocks[text] = ClipBlocks(self.clips[text].pcm, self.plan.rate)
+        limited = limited_energy(self.blocks, self.used, gain, self.ceiling_dbfs, self.peaks)
         factor = 10 ** (gain / 10)
         after = self.total * factor - sum((self.energy[t] * factor - limited[t]) * self.said[t] for t in limited)
         return 10 * math.log10(max(after, 1e-9) / max(self.total * factor, 1e-9))

@@ -23,7 +23,7 @@ from stat import S_ISREG
 from typing import Any
 
 from voiceguide.audio.assemble import AudioPart
-from voiceguide.audio.loudness import _audioop
+from voiceguide.audio.limiter import load_audioop
 from voiceguide.errors import OptionError
 from voiceguide.host import recall, remember
 from voiceguide.plan.timeline import RATE, Plan
@@ -186,7 +186,7 @@ class MusicBed:
 
     def chunks(self, start: int, end: int, block: int = 44) -> Iterator[bytes]:
         """Samples start..end of the bed, with fades and ducking: one multiply per steady run, ms steps elsewhere."""
-        audioop = _audioop()
+        audioop = load_audioop()
         regions = self._regions()
         index = max(0, bisect.bisect_right([r[0] for r in regions], start) - 1)
         cursor = start
@@ -239,7 +239,7 @@ class MixedAudio:
 
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Stereo 16-bit PCM: the voice on both channels plus the bed."""
-        audioop = _audioop()
+        audioop = load_audioop()
         end = self.total if end is None else end
         voice = self.voice.chunks(start, end)
         music = self.bed.chunks(start, end)
