@@ -262,14 +262,15 @@ def test_progress_is_plain_lines_when_piped_and_silent_with_q(tmp_path: Path) ->
     assert quiet.exit_code == 0 and quiet.stderr == ""
 
 
-def test_cache_info_and_clear(_isolated_cache: Path) -> None:
-    runner.invoke(app, ["plan", "desk-break"])
+def test_cache_info_and_clear(_isolated_cache: Path, tmp_path: Path) -> None:
+    runner.invoke(app, ["render", "desk-break", "-q", "-o", str(tmp_path / "s.mp3")])  # speech and limited clips
+    assert list(_isolated_cache.glob("limited/*/*.clip"))
     count = len(list(_isolated_cache.glob("*/*.clip")))
     info = runner.invoke(app, ["cache", "info"])
     assert info.exit_code == 0 and info.stdout.startswith(f"{_isolated_cache}: {count} clips") and count > 10
     cleared = runner.invoke(app, ["cache", "clear"])
     assert cleared.stdout.strip() == f"removed {count} clips from {_isolated_cache}"
-    assert not list(_isolated_cache.glob("*/*.clip"))
+    assert not list(_isolated_cache.glob("*/*.clip")) and not list(_isolated_cache.glob("limited/*/*.clip"))
     assert runner.invoke(app, ["cache", "shrink"]).exit_code == 2
 
 

@@ -235,8 +235,9 @@ def test_a_warm_render_reads_its_limited_clips_back_instead_of_limiting_again(tm
         if attempt == 0:
             first = len(calls)
             assert first > 0  # the buzzy voice is limited
-            stored = sorted(cache.folder.glob("*/*.clip"), key=lambda p: p.stat().st_mtime_ns)
-            damaged = stored[-1]  # the last one written is a limited clip (the speech was stored before levelling)
+            stored = sorted((cache.folder / "limited").glob("*/*.clip"))
+            assert stored and not set(stored) & set(cache.folder.glob("*/*.clip"))  # apart from the speech
+            damaged = stored[0]
             data = bytearray(damaged.read_bytes())
             data[-100] ^= 0xFF
         elif attempt == 1:

@@ -43,7 +43,7 @@ from voiceguide.host import remember as store
 from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
 from voiceguide.plan.tones import Tone
-from voiceguide.speech.cache import ClipCache
+from voiceguide.speech.cache import LIMITED, ClipCache
 from voiceguide.speech.engine import Clip
 
 TARGET_LUFS = -16.0
@@ -127,7 +127,7 @@ class Levels:
         self.rate = rate
         # Where limited clips are kept once made (the clip cache's folder): the next render reads them back
         # instead of running the limiter (Python, on every clip it limits) again. None: limit every time.
-        self.store = ClipCache(store) if store is not None else None
+        self.store = ClipCache(store / LIMITED) if store is not None else None
         self._recent: OrderedDict[Say, bytes] = OrderedDict()
         self._lock = threading.Lock()  # the MP3 encoder reads parts of the session on several threads
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from voiceguide.host import NOTE_KINDS, default_cache_dir
 from voiceguide.speech.engine import CLIP_FORMAT, Clip, VoiceSettings
 
+LIMITED = "limited"  # the sub-folder (a cache of its own) for clips as the session's limiter turned them down
+
 # --- Cache ------------------------------------------------------------------------
 
 _MAGIC = b"VGCLIP1\n"
@@ -113,4 +115,6 @@ class ClipCache:
         for folder in NOTE_KINDS:
             for f in (self.folder / folder).glob("*.json") if (self.folder / folder).exists() else []:
                 f.unlink(missing_ok=True)
+        for f in (self.folder / LIMITED).glob("*/*.clip") if (self.folder / LIMITED).exists() else []:
+            f.unlink(missing_ok=True)  # clips as the limiter left them (audio.loudness keeps them here)
         return len(files)
