@@ -80,3 +80,11 @@ def test_parse_ebur128_summary() -> None:
     log = "Summary:\n\n  Integrated loudness:\n    I:         -16.4 LUFS\n  True peak:\n    Peak:       -1.6 dBFS\n"
     found = parse_ebur128(log)
     assert (found.integrated, found.true_peak) == (-16.4, -1.6)
+
+
+def test_measuring_windows_without_the_files_rate_is_our_error(tmp_path: Path) -> None:
+    from voiceguide.audio.encoded import measure_file
+    from voiceguide.errors import OptionError
+
+    with pytest.raises(OptionError, match="windows need the file's sample rate"):
+        measure_file(tmp_path / "s.mp3", [(0, 44100)])

@@ -16,12 +16,14 @@ import hashlib
 import json
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from voiceguide.audio.limiter import CEILING_DBFS
 from voiceguide.audio.loudness import Loudness, parse_ebur128
+from voiceguide.errors import EncoderError, OptionError
 from voiceguide.host import recall, remember
 
 MAX_TRUE_PEAK = -1.0  # dBTP, measured on the decoded file
@@ -69,22 +71,32 @@ def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int 
     is silent, and silence adds neither loudness (ebur128's gate drops it) nor
     peaks, while true-peak oversampling costs as much per second of silence as
     per second of speech. One ffmpeg process either way (memory counts).
+    Windows without a rate are an OptionError.
     """
     from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
 
     meter = "ebur128=framelog=quiet:peak=true"
+    if not windows:
+        return _ebur128([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af", meter,
+                         "-f", "null", "-"], run_ffmpeg)
+    if rate <= 0:
+        raise OptionError(f"measure_file: windows need the file's sample rate (got {rate!r})")
     with tempfile.TemporaryDirectory(prefix="voiceguide-measure-") as folder:
-        if windows:  # the selection can be long (thousands of windows): a filter script, not an argument
-            script = Path(folder) / "filter.txt"
+        script = Path(folder) / "filter.txt"  # thousands of windows: a filter script, not an argument
+        try:
             script.write_text(f"aselect='{_inside(windows, rate)}',{meter}", encoding="ascii")
-            chain = ["-/af", str(script)]
-        else:
-            chain = ["-af", meter]
-        command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", *chain, "-f", "null", "-"]
-        with tempfile.TemporaryFile() as log:
-            run_ffmpeg(command, [], log)
-            log.seek(0)
-            return parse_ebur128(log.read().decode(errors="replace"))
+        except OSError as exc:
+            raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
+        return _ebur128([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-/af", str(script),
+                         "-f", "null", "-"], run_ffmpeg)
+
+
+def _ebur128(command: list[str], run_ffmpeg: Callable[[list[str], Iterable[bytes], IO[bytes]], int]) -> Loudness:
+    """Run an ffmpeg command whose filter ends in ebur128 and read its summary."""
+    with tempfile.TemporaryFile() as log:
+        run_ffmpeg(command, [], log)
+        log.seek(0)
+        return parse_ebur128(log.read().decode(errors="replace"))
 
 
 def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:

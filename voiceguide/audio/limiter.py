@@ -12,8 +12,8 @@ import math
 import warnings
 from array import array
 from collections import deque
-from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 # Sample-peak ceiling: leaves room for inter-sample peaks and MP3's overshoot so
 # the decoded file's true peak stays at or below -1 dBTP.
@@ -22,9 +22,6 @@ BLOCK_MS = 1  # the limiter's gain changes once per millisecond
 ATTACK_BLOCKS = 5  # the gain starts falling this many blocks before a peak
 RISE_DB_PER_BLOCK = 0.2  # and recovers at most 0.2 dB per millisecond afterwards
 COARSE_BLOCKS = 64  # the limiter looks for peaks this many blocks at a time before looking closer
-
-Key = TypeVar("Key")
-
 
 def load_audioop() -> Any:  # audioop has no stubs on every Python we support
     """The audioop module (C helpers on 16-bit PCM), imported quietly."""
@@ -140,10 +137,3 @@ class ClipBlocks:
         for first, envelope in _dips(want, hot, gain):
             energy -= sum((gain * gain - g * g) * self.energy[first + i] for i, g in enumerate(envelope))
         return energy
-
-
-def limited_energy(blocks: Mapping[Key, ClipBlocks], texts: list[Key], gain_db: float, ceiling_dbfs: float,
-                   peaks: Mapping[Key, int]) -> dict[Key, float]:
-    """Sum of squares of every clip (of ``texts``) whose peaks pass the ceiling at this gain, once limited."""
-    over = 32767 * 10 ** ((ceiling_dbfs - gain_db) / 20)
-    return {text: blocks[text].limited_energy(gain_db, ceiling_dbfs) for text in texts if peaks[text] > over}

@@ -34,7 +34,6 @@ from voiceguide.audio.limiter import (  # the limiter's settings are part of wha
     RISE_DB_PER_BLOCK,
     ClipBlocks,
     limit,
-    limited_energy,
     load_audioop,
 )
 from voiceguide.errors import EncoderError
@@ -250,10 +249,11 @@ class _LimiterLoss:
 
     def __call__(self, gain: float) -> float:
         """dB the limiter takes from the whole session's energy at ``gain`` (<= 0)."""
-        for text in self.used:  # the clips this gain pushes past the ceiling, measured block by block once
-            if text not in self.blocks and self.peaks[text] > 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20):
+        limited: dict[Say, float] = {}
+        for text in self._pushed_over(gain):  # measured block by block once, the first time a gain needs it
+            if text not in self.blocks:
                 self.blocks[text] = ClipBlocks(self.clips[text].pcm, self.plan.rate)
-        limited = limited_energy(self.blocks, self.used, gain, self.ceiling_dbfs, self.peaks)
+            limited[text] = self.blocks[text].limited_energy(gain, self.ceiling_dbfs)
         factor = 10 ** (gain / 10)
         after = self.total * factor - sum((self.energy[t] * factor - limited[t]) * self.said[t] for t in limited)
         return 10 * math.log10(max(after, 1e-9) / max(self.total * factor, 1e-9))
@@ -269,10 +269,14 @@ class _LimiterLoss:
             gain = (gain + better) / 2 if loss < 0 else better
         return gain
 
+    def _pushed_over(self, gain: float) -> list[Say]:
+        """The clips whose peaks pass the ceiling at ``gain``: the ones the limiter works on."""
+        over = 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20)
+        return [text for text in self.used if self.peaks[text] > over]
+
     def levels(self, gain: float) -> Levels:
         """Levels at ``gain``: the clips whose peaks then pass the ceiling are limited."""
-        over = 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20)
-        return Levels(gain, self.ceiling_dbfs, [t for t in self.used if self.peaks[t] > over], self.plan.rate)
+        return Levels(gain, self.ceiling_dbfs, self._pushed_over(gain), self.plan.rate)
 
 
 def session_signature(plan: Plan, clips: Mapping[Say, Clip]) -> str:

@@ -19,7 +19,7 @@ from voiceguide.errors import OptionError, SpeechError
 from voiceguide.host import usable_cores
 from voiceguide.speech.clip import check_wav
 from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceInfo, VoiceSettings, _quote
-from voiceguide.speech.worker import kill_group
+from voiceguide.speech.worker import kill_group, line_jobs
 
 STDERR_TAIL = 4096  # bytes of a failing program's stderr kept for its error message
 _POLL = 0.05  # seconds between looks at the stop flag while a program runs
@@ -69,9 +69,7 @@ class CommandEngine:
     def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
                    on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
         program = str(self._program())
-        jobs: queue.Queue[tuple[int, str]] = queue.Queue()
-        for item in enumerate(texts):
-            jobs.put(item)
+        jobs = line_jobs(texts)
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
         stop = threading.Event()

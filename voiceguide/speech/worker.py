@@ -42,6 +42,15 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
     process.wait()
 
 
+def line_jobs(texts: Sequence[str]) -> queue.Queue[tuple[int, str]]:
+    """The lines to speak as (index, text) jobs for a pool of threads, longest first: the workers then finish
+    together instead of one speaking the introduction alone at the end."""
+    jobs: queue.Queue[tuple[int, str]] = queue.Queue()
+    for index, text in sorted(enumerate(texts), key=lambda job: -len(job[1])):
+        jobs.put((index, text))
+    return jobs
+
+
 class Crew:
     """The workers of one synthesis: an interrupt stops them all at once, from the thread that hears it.
 
@@ -192,10 +201,7 @@ class WorkerEngine:
 
     def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
                    on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
-        jobs: queue.Queue[tuple[int, str]] = queue.Queue()
-        # Longest lines first: the workers then finish together instead of one speaking the intro alone at the end.
-        for index, text in sorted(enumerate(texts), key=lambda job: -len(job[1])):
-            jobs.put((index, text))
+        jobs = line_jobs(texts)
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
         crew = Crew()
