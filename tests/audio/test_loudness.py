@@ -88,3 +88,24 @@ def test_measuring_windows_without_the_files_rate_is_our_error(tmp_path: Path) -
 
     with pytest.raises(OptionError, match="windows need the file's sample rate"):
         measure_file(tmp_path / "s.mp3", [(0, 44100)])
+
+
+def test_the_denormal_guard_changes_no_measurement(tmp_path: Path) -> None:
+    """Lines between digital silences, measured through the guard and by plain ebur128 on the same samples:
+    the same loudness and peak to the figure ebur128 prints (the guard only keeps its filters fast)."""
+    import math
+    import subprocess
+
+    from voiceguide.ffmpeg import ffmpeg_exe
+
+    pcm = array("h")
+    for n, level in enumerate((9000, 3000, 20000, 600)):  # lines of different loudness, apart
+        pcm.extend(round(level * math.sin(2 * math.pi * (220 + 110 * n) * i / RATE) * (1 + (i // 2000) % 3) / 3)
+                   for i in range(RATE))
+        pcm.extend([0] * (3 * RATE))
+    raw = tmp_path / "lines.raw"
+    raw.write_bytes(pcm.tobytes())
+    plain = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(RATE), "-ac", "1",
+                            "-i", str(raw), "-af", "ebur128=framelog=quiet:peak=true", "-f", "null", "-"],
+                           capture_output=True, check=True).stderr.decode()
+    assert measure(iter([pcm.tobytes()]), RATE) == parse_ebur128(plain)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from voiceguide.audio.limiter import CEILING_DBFS
-from voiceguide.audio.loudness import Loudness, parse_ebur128
+from voiceguide.audio.loudness import Loudness, ebur128_filter, parse_ebur128
 from voiceguide.errors import EncoderError, OptionError
 from voiceguide.host import recall, remember
 
@@ -75,7 +75,7 @@ def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int 
     """
     from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
 
-    meter = "ebur128=framelog=quiet:peak=true"
+    meter = ebur128_filter(true_peak=True)
     if not windows:
         return _ebur128([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af", meter,
                          "-f", "null", "-"], run_ffmpeg)

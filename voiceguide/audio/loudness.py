@@ -51,6 +51,17 @@ RECENT_LIMITED = 8  # limited clips kept for their next use
 HEAVY_LIMITING_SLOPE = 0.8  # below this share of a gain change surviving the limiter, levelling measures again
 HEAVY_LIMITING_ROUNDS = 2
 MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
+# Before ebur128, the samples go to 32-bit integers with dither (noise at about -187 dBFS, far below the
+# -70 LUFS gate and any peak): ebur128's filters run in double precision, and after each line, fed exact
+# zeros, their state decays into subnormal numbers, which the CPU handles some 100 times slower. A session
+# that is mostly silence took 16 s to measure at 40 minutes, 4.6 s with the dither. (Measured: the same
+# summary, to ebur128's printed 0.1 LU and 0.1 dB, with and without; the dither's noise is deterministic.)
+DENORMAL_GUARD = "aformat=sample_fmts=flt,aresample=osf=s32:dither_method=triangular"
+
+
+def ebur128_filter(true_peak: bool = False) -> str:
+    """The filter chain that measures: the denormal guard, then ebur128 (with true peak if asked)."""
+    return f"{DENORMAL_GUARD},ebur128=framelog=quiet{':peak=true' if true_peak else ''}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,7 @@ def measure(chunks: Iterator[bytes], rate: int, true_peak: bool = True) -> Loudn
     from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
 
     command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-               "-af", f"ebur128=framelog=quiet{':peak=true' if true_peak else ''}", "-f", "null", "-"]
+               "-af", ebur128_filter(true_peak), "-f", "null", "-"]
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: ffmpeg can never block on it
         run_ffmpeg(command, chunks, log)
         log.seek(0)
