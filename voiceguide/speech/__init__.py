@@ -8,12 +8,35 @@ worker protocol in ``worker``; ``clip`` trims and levels what an engine wrote;
 clips by content; ``synth`` is the stage itself.
 """
 
-from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.command import CommandEngine
-from voiceguide.speech.engine import Clip, Engine, VoiceInfo, VoiceSettings
-from voiceguide.speech.espeak import EspeakEngine, Pyttsx3Engine
-from voiceguide.speech.registry import check_engine, engine_names, get_engine
-from voiceguide.speech.synth import cached_lengths, synthesize
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from voiceguide.speech.cache import ClipCache
+    from voiceguide.speech.command import CommandEngine
+    from voiceguide.speech.engine import Clip, Engine, VoiceInfo, VoiceSettings
+    from voiceguide.speech.espeak import EspeakEngine, Pyttsx3Engine
+    from voiceguide.speech.registry import check_engine, engine_names, get_engine
+    from voiceguide.speech.synth import cached_lengths, synthesize
+
+# Names are imported on first use (PEP 562): a speech worker (``python -m voiceguide.speech.espeak_worker``)
+# runs this file first, and importing the stage here cost every worker and every forked line 11 MB.
+_EXPORTS = {
+    "ClipCache": "cache", "CommandEngine": "command", "Clip": "engine", "Engine": "engine", "VoiceInfo": "engine",
+    "VoiceSettings": "engine", "EspeakEngine": "espeak", "Pyttsx3Engine": "espeak", "check_engine": "registry",
+    "engine_names": "registry", "get_engine": "registry", "cached_lengths": "synth", "synthesize": "synth",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voiceguide.speech' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"voiceguide.speech.{module}"), name)
+
 
 __all__ = ["Clip", "ClipCache", "CommandEngine", "Engine", "EspeakEngine", "Pyttsx3Engine", "VoiceInfo",
            "VoiceSettings", "cached_lengths", "check_engine", "engine_names", "get_engine", "synthesize"]

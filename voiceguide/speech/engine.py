@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,18 +12,12 @@ from voiceguide.errors import SpeechError
 # The one voice-settings type is the routine's (it is validated there); engines take it as it is.
 from voiceguide.routine.voice import DEFAULT_WPM as DEFAULT_WPM
 from voiceguide.routine.voice import VoiceSettings as VoiceSettings
+from voiceguide.speech.words import PACE_TOLERANCE as PACE_TOLERANCE
+from voiceguide.speech.words import PACED_MIN_WORDS as PACED_MIN_WORDS
+from voiceguide.speech.words import count_words as count_words
 
 CLIP_FORMAT = 2  # bump when synthesis or clip processing changes, so old cache entries are not reused
 SYNTH_TIMEOUT = 30.0  # seconds one line may take (or a worker may take to start) before the engine is assumed hung
-PACED_MIN_WORDS = 8  # lines this long have a measurable pace (words per minute)
-PACE_TOLERANCE = 0.03  # a paced engine corrects a line whose pace is off the asked rate by more than this
-
-_WORD = re.compile(r"\w+")
-
-
-def count_words(text: str) -> int:
-    """Words in a line, counted as voiceguide counts them everywhere (runs of letters and digits)."""
-    return len(_WORD.findall(text))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from voiceguide.speech.engine import PACE_TOLERANCE, PACED_MIN_WORDS, count_words
+from voiceguide.speech.words import PACE_TOLERANCE, PACED_MIN_WORDS, count_words
 
 # espeak's own defaults, set explicitly for every line so no setting leaks between lines.
 DEFAULT_RATE = 175
