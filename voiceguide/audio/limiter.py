@@ -117,8 +117,10 @@ class ClipBlocks:
     def __init__(self, pcm: bytes, rate: int) -> None:
         audioop = load_audioop()
         block = max(1, rate * BLOCK_MS // 1000) * 2
-        self.peaks = array("i", (audioop.max(pcm[i : i + block], 2) for i in range(0, len(pcm), block)))
-        self.energy = array("d", (float(audioop.rms(pcm[i : i + block], 2)) ** 2 * (len(pcm[i : i + block]) // 2)
+        # 2 + 4 bytes a millisecond (peaks reach 32768 at most; energies are summed in double precision):
+        # held for every clip while levelling, so a 2-hour session's 17 minutes of unique speech fit in 6 MB.
+        self.peaks = array("H", (audioop.max(pcm[i : i + block], 2) for i in range(0, len(pcm), block)))
+        self.energy = array("f", (float(audioop.rms(pcm[i : i + block], 2)) ** 2 * (len(pcm[i : i + block]) // 2)
                                   for i in range(0, len(pcm), block)))
         self.total = sum(self.energy)
 
