@@ -62,7 +62,7 @@ from voiceguide import SessionOptions, resolve_routine
 
 # --- library internals used by the benchmark -------------------------------------------
 # (everything beyond `voiceguide` top-level names and the CLI; re-point these when modules move)
-from voiceguide.export.formats import DEFAULT_BITRATE, parse_bitrate
+from voiceguide.export.formats import get_format
 from voiceguide.export.mp3 import LAME_QUALITY
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.host import usable_cores
@@ -70,6 +70,9 @@ from voiceguide.pipeline import session_clips  # a render's plan and clips
 from voiceguide.pipeline.render import warm_audio  # and the levelled PCM source it encodes
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.registry import get_engine
+
+DEFAULT_KBPS = get_format("mp3").default_kbps(1) or 96  # what a voice-only render encodes at
+DEFAULT_BITRATE = f"{DEFAULT_KBPS}k"
 
 # ----------------------------------------------------------------------------------------
 
@@ -335,7 +338,7 @@ def describe(session: str, label: str, runs: list[dict[str, Any]]) -> str:
 
 def run(quick: bool, runs: int) -> dict[str, Any]:
     cores = usable_cores()
-    kbps = parse_bitrate(DEFAULT_BITRATE)
+    kbps = DEFAULT_KBPS
     vg = voiceguide_command()
     busy0, steal0 = _cpu_stat()
     began = time.perf_counter()

@@ -100,8 +100,9 @@ def test_bitrates_outside_a_formats_range_are_refused(fmt: str, bitrate: str, ch
         check_bitrate(fmt, bitrate, channels)
 
 
-def test_defaults_are_64k_a_channel_and_none_for_lossless() -> None:
-    assert check_bitrate("mp3", None) == 64 and check_bitrate("ogg", None, 2) == 128
+def test_defaults_are_64k_a_channel_mp3_mono_96k_and_none_for_lossless() -> None:
+    assert check_bitrate("mp3", None) == 96 and check_bitrate("mp3", None, 2) == 128
+    assert check_bitrate("ogg", None, 2) == 128 and check_bitrate("m4a", None) == 64
     assert check_bitrate("flac", None) is None and check_bitrate("opus", "96K") == 96
 
 

@@ -41,11 +41,12 @@ class Trim:
 
 
 # Starting points, measured on real and synthetic speech (see tests/audio/test_loudness_formats.py): MP3
-# decodes ~0.4 dB quieter than it was fed (and a dense 40-minute routine peaked at -0.7 dBTP with a -2 dBFS
-# ceiling), AAC ~0.5 dB quieter; AAC overshoots true peak by up to ~3 dB on espeak speech,
-# Vorbis and Opus by up to ~2 dB.
+# (96k mono by default) decodes ~0.4 dB quieter than it was fed and ~0.3-0.5 dB over the sample-peak ceiling
+# (espeak and Piper psoas at -2.0 dBFS: -1.5 and -1.8 dBTP; a dense 40-minute routine -1.7); AAC ~0.5 dB
+# quieter; AAC overshoots true peak by up to ~3 dB on espeak speech, Vorbis and Opus by up to ~2 dB. A lower
+# ceiling than needed is not safer: it means more limiting, whose fast gain changes the encoder then overshoots.
 ENCODER_TRIM = {
-    "mp3": Trim(0.4, -2.8),
+    "mp3": Trim(0.4, -2.0),
     "m4a": Trim(0.6, -4.0),
     "ogg": Trim(0.0, -3.0),
     "opus": Trim(0.0, -3.0),

@@ -162,9 +162,12 @@ def _remembered_trim(plan: Plan, clips: Any, tracks: list[Any], options: Session
     format's measured allowance) and whether a written file has confirmed it."""
     from voiceguide.audio import encoded
     from voiceguide.audio.loudness import session_signature
+    from voiceguide.export.formats import check_bitrate
 
     signature = session_signature(plan, clips)
-    key = encoded.trim_key(signature, fmt, options.bitrate, options.loudness,
+    # The bit rate as encoded (a default changes with the format's defaults): it moves loudness and peaks.
+    kbps = check_bitrate(fmt, options.bitrate, 2 if tracks else 1)
+    key = encoded.trim_key(signature, fmt, kbps, options.loudness,
                            [(str(t.path), t.loudness) for t in tracks], options.music_volume, options.duck)
     known = encoded.recall_trim(folder, key)
     trim, verified = known or (encoded.ENCODER_TRIM.get(fmt, encoded.ENCODER_TRIM["wav"]), False)
