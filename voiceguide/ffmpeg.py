@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO
 
 from voiceguide.errors import EncoderError
@@ -51,4 +51,28 @@ def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> i
         process.wait()
         raise
     return process.wait()
+
+
+def run_ffmpeg_together(commands: Sequence[Sequence[str]], logs: Sequence[IO[bytes]]) -> list[int]:
+    """Run several ffmpeg commands at once (no input), each logging to its own file; return their exit codes.
+
+    Interrupted or failing on our side, every one still running is killed, never left behind.
+    """
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for command, log in zip(commands, logs, strict=True):
+            try:
+                processes.append(subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                  stderr=log))
+            except OSError as exc:
+                raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+        return [process.wait() for process in processes]
+    except BaseException:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        raise
+
+
 DISK_FULL_SIGNS = ("No space left on device", "File too large", "Disk quota exceeded")

@@ -105,7 +105,28 @@ def test_the_denormal_guard_changes_no_measurement(tmp_path: Path) -> None:
         pcm.extend([0] * (3 * RATE))
     raw = tmp_path / "lines.raw"
     raw.write_bytes(pcm.tobytes())
-    plain = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(RATE), "-ac", "1",
-                            "-i", str(raw), "-af", "ebur128=framelog=quiet:peak=true", "-f", "null", "-"],
-                           capture_output=True, check=True).stderr.decode()
-    assert measure(iter([pcm.tobytes()]), RATE) == parse_ebur128(plain)
+    def plain(meter: str) -> str:
+        return subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(RATE), "-ac", "1",
+                               "-i", str(raw), "-af", meter, "-f", "null", "-"], capture_output=True, check=True).stderr.decode()
+
+    assert measure(iter([pcm.tobytes()]), RATE) == parse_ebur128(plain("ebur128=framelog=quiet:peak=true"))
+
+
+def test_a_long_file_measured_in_parallel_parts_matches_one_pass(tmp_path: Path, fake_engine: FakeEngine,
+                                                                  cache: ClipCache) -> None:
+    """Cut inside silences and measured by two ffmpeg processes at once, the written file's loudness (gated
+    over both parts' blocks together) and true peak match one process measuring it whole."""
+    from voiceguide.audio.encoded import PARALLEL_MIN_SECONDS, measure_file
+    from voiceguide.audio.loudness import speech_windows
+
+    out = tmp_path / "psoas.mp3"
+    plan = render_session(load_builtin("psoas"), out, engine=fake_engine, cache=cache).plan
+    assert plan.total >= PARALLEL_MIN_SECONDS * RATE  # long enough that a render measures it in parts
+    windows = speech_windows(plan, RATE)
+    whole, halves, thirds = (measure_file(out, windows, RATE, parts=n) for n in (1, 2, 3))
+    # Within one step of what ebur128 prints (0.1 LU): its summary and the parts' blocks are both rounded to it,
+    # and a part's first 300 ms are not a block.
+    assert abs(halves.integrated - whole.integrated) <= 0.1 and halves.true_peak == whole.true_peak
+    assert abs(thirds.integrated - whole.integrated) <= 0.1 and thirds.true_peak == whole.true_peak
+    assert halves.integrated != round(halves.integrated, 1)  # gated here, not a summary
+    assert -17.0 <= whole.integrated <= -15.0

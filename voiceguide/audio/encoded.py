@@ -12,7 +12,9 @@ neither measures nor encodes twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import math
 import tempfile
@@ -63,33 +65,90 @@ class Retune(Exception):  # a signal, not an error: the file is encoded again wi
         self.trim = trim
 
 
-def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int = 0) -> Loudness:
+PARALLEL_MIN_SECONDS = 240.0  # a shorter file is measured by one process (a second one's start-up eats the gain)
+MIN_CUT_GAP_SECONDS = 1.0  # a file is cut for parallel measuring only inside a silence at least this long
+
+
+def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int = 0,
+                 parts: int | None = None) -> Loudness:
     """Integrated loudness and true peak of an audio file as ffmpeg decodes it (every channel, as players do).
 
     With ``windows`` (sample ranges at ``rate``, the rate the file stores; see
-    ``loudness.speech_windows``) the whole file is decoded but only the frames
-    starting inside them are measured: between its lines a voice-only session
-    is silent, and silence adds neither loudness (ebur128's gate drops it) nor
-    peaks, while true-peak oversampling costs as much per second of silence as
-    per second of speech. One ffmpeg process either way (memory counts).
-    Windows without a rate are an OptionError.
+    ``loudness.speech_windows``) only the frames starting inside them are measured:
+    between its lines a voice-only session is silent, and silence adds neither
+    loudness (ebur128's gate drops it) nor peaks, while true-peak oversampling
+    costs as much per second of silence as per second of speech. A long file is
+    then cut inside silences into ``parts`` (default: one per core, at most two)
+    measured at once, each decoding only its own stretch: the loudness is gated
+    over all the parts' 400 ms blocks together (``gated_loudness``), the true
+    peak is the highest. Windows without a rate are an OptionError.
     """
     from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
 
-    meter = ebur128_filter(true_peak=True)
     if not windows:
-        return _ebur128([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af", meter,
-                         "-f", "null", "-"], run_ffmpeg)
+        return _ebur128([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af",
+                         ebur128_filter(true_peak=True), "-f", "null", "-"], run_ffmpeg)
     if rate <= 0:
         raise OptionError(f"measure_file: windows need the file's sample rate (got {rate!r})")
+    if parts is None:
+        from voiceguide.host import usable_cores
+
+        parts = min(2, usable_cores()) if windows[-1][1] >= PARALLEL_MIN_SECONDS * rate else 1
+    spans = _spans(windows, rate, max(1, parts))
     with tempfile.TemporaryDirectory(prefix="voiceguide-measure-") as folder:
-        script = Path(folder) / "filter.txt"  # thousands of windows: a filter script, not an argument
+        return _measure_spans(path, spans, rate, Path(folder))
+
+
+def _spans(windows: Sequence[tuple[int, int]], rate: int, parts: int) -> list[tuple[int, int | None, list[tuple[int, int]]]]:
+    """The file cut into at most ``parts`` stretches (start, end or None for the rest, the windows inside,
+    relative to the start), each cut in the middle of the silence between two windows nearest its share."""
+    gaps = [(a[1], b[0]) for a, b in itertools.pairwise(windows) if b[0] - a[1] >= MIN_CUT_GAP_SECONDS * rate]
+    cuts: list[int] = []
+    for k in range(1, parts):
+        wanted = windows[-1][1] * k // parts
+        if gaps:
+            end, start = min(gaps, key=lambda gap: abs((gap[0] + gap[1]) // 2 - wanted))
+            cut = (end + start) // 2
+            if (not cuts or cut > cuts[-1]) and cut not in cuts:
+                cuts.append(cut)
+    bounds = [0, *cuts]
+    spans: list[tuple[int, int | None, list[tuple[int, int]]]] = []
+    for i, first in enumerate(bounds):
+        last = bounds[i + 1] if i + 1 < len(bounds) else None
+        inside = [(a - first, b - first) for a, b in windows if a >= first and (last is None or b <= last)]
+        spans.append((first, last, inside))
+    return spans
+
+
+def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int, int]]]], rate: int,
+                   folder: Path) -> Loudness:
+    """Measure each stretch's windows in its own ffmpeg process, all at once, and combine them."""
+    from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg_together
+
+    meter = ebur128_filter(true_peak=True, blocks=len(spans) > 1)
+    commands: list[list[str]] = []
+    for i, (first, last, inside) in enumerate(spans):
+        script = folder / f"filter-{i}.txt"  # thousands of windows: a filter script, not an argument
         try:
-            script.write_text(f"aselect='{_inside(windows, rate)}',{meter}", encoding="ascii")
+            script.write_text(f"aselect='{_inside(inside, rate)}',{meter}" if inside else meter, encoding="ascii")
         except OSError as exc:
             raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
-        return _ebur128([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-/af", str(script),
-                         "-f", "null", "-"], run_ffmpeg)
+        seek = ["-ss", f"{first / rate:.6f}"] if first else []
+        until = ["-t", f"{(last - first) / rate:.6f}"] if last is not None else []
+        commands.append([ffmpeg_exe(), "-hide_banner", "-nostats", *seek, *until, "-i", str(path), "-vn",
+                         "-/af", str(script), "-f", "null", "-"])
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
+        codes = run_ffmpeg_together(commands, logs)
+        texts = []
+        for code, log in zip(codes, logs, strict=True):
+            log.seek(0)
+            text = log.read().decode(errors="replace")
+            if code != 0:
+                raise EncoderError(f"ffmpeg failed (exit {code}) measuring {path}: "
+                                   + (text.strip().splitlines() or ["no output"])[-1])
+            texts.append(text)
+    return parse_ebur128(*texts)
 
 
 def _ebur128(command: list[str], run_ffmpeg: Callable[[list[str], Iterable[bytes], IO[bytes]], int]) -> Loudness:

@@ -22,7 +22,7 @@ import re
 import tempfile
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +59,10 @@ MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
 DENORMAL_GUARD = "aformat=sample_fmts=flt,aresample=osf=s32:dither_method=triangular"
 
 
-def ebur128_filter(true_peak: bool = False) -> str:
-    """The filter chain that measures: the denormal guard, then ebur128 (with true peak if asked)."""
-    return f"{DENORMAL_GUARD},ebur128=framelog=quiet{':peak=true' if true_peak else ''}"
+def ebur128_filter(true_peak: bool = False, blocks: bool = False) -> str:
+    """The filter chain that measures: the denormal guard, then ebur128 (with true peak if asked), logging the
+    loudness of every 400 ms block if ``blocks`` (a stream measured in pieces: see ``parse_ebur128``)."""
+    return f"{DENORMAL_GUARD},ebur128=framelog={'info' if blocks else 'quiet'}{':peak=true' if true_peak else ''}"
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,46 @@ def measure(chunks: Iterator[bytes], rate: int, true_peak: bool = True) -> Loudn
         return parse_ebur128(log.read().decode(errors="replace"))
 
 
-def parse_ebur128(log: str) -> Loudness:
-    """Read the summary ffmpeg's ebur128 filter prints."""
-    integrated = re.findall(r"I:\s+(-?[\d.]+|-inf) LUFS", log)
-    peak = re.findall(r"Peak:\s+(-?[\d.]+|-inf) dBFS", log)
-    if not integrated:
-        raise EncoderError("could not measure loudness: " + (log.strip().splitlines() or ["no output"])[-1])
-    return Loudness(float(integrated[-1]), float(peak[-1]) if peak else -math.inf)
+def parse_ebur128(log: str, *more: str) -> Loudness:
+    """Read what ffmpeg's ebur128 filter printed: its summary, or for one stream measured in pieces (one log
+    each, with ``ebur128_filter(blocks=True)``) the loudness gated here over every piece's 400 ms blocks together
+    (``gated_loudness``) and the highest of the pieces' true peaks.
+
+    On speech the two agree to a few thousandths of a LU (blocks are printed to 0.1 LU, the summary too); near
+    a contrived signal's gate threshold a rounded block can fall on the other side of it.
+    """
+    found: list[Loudness] = []
+    blocks: list[float] = []
+    for text in (log, *more):
+        integrated = re.findall(r"I:\s+(-?[\d.]+|-inf) LUFS", text)
+        peak = re.findall(r"Peak:\s+(-?[\d.]+|-inf) dBFS", text)
+        if not integrated:
+            raise EncoderError("could not measure loudness: " + (text.strip().splitlines() or ["no output"])[-1])
+        found.append(Loudness(float(integrated[-1]), float(peak[-1]) if peak else -math.inf))
+        blocks.extend(float(m) for m in _MOMENTARY.findall(text)[_FIRST_FULL_BLOCK:])
+    if not more:
+        return found[0]
+    return Loudness(gated_loudness(blocks), max(f.true_peak for f in found))
+
+
+# ebur128's frame log: one line per 100 ms with the loudness of the last 400 ms (M), the block BS.1770 gates
+# and averages; the first three lines cover less than 400 ms and are not blocks.
+_MOMENTARY = re.compile(r"\bt:\s*[\d.]+\s+TARGET:[^\n]*?\bM:\s*(-?[\d.]+|-inf)")
+_FIRST_FULL_BLOCK = 3
+ABSOLUTE_GATE = -70.0  # LUFS (BS.1770-4)
+RELATIVE_GATE = -10.0  # LU below the loudness of the blocks over the absolute gate
+
+
+def gated_loudness(blocks: Sequence[float]) -> float:
+    """Integrated loudness (LUFS) from 400 ms block loudnesses (LUFS), gated as BS.1770-4 and ebur128 do."""
+    def mean(values: list[float]) -> float:
+        return -0.691 + 10 * math.log10(sum(10 ** ((v + 0.691) / 10) for v in values) / len(values))
+
+    loud = [b for b in blocks if b >= ABSOLUTE_GATE]
+    if not loud:
+        return -math.inf
+    gate = mean(loud) + RELATIVE_GATE
+    return mean([b for b in loud if b >= gate])
 
 
 def speech_only(plan: Plan, clips: Mapping[Say, Clip], max_gap: float = MAX_GAP_SECONDS,
