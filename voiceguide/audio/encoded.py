@@ -65,23 +65,24 @@ class Retune(Exception):  # a signal, not an error: the file is encoded again wi
         self.trim = trim
 
 
-PARALLEL_MIN_SECONDS = 240.0  # a shorter file is measured by one process (a second one's start-up eats the gain)
 MIN_CUT_GAP_SECONDS = 1.0  # a file is cut for parallel measuring only inside a silence at least this long
 
 
-def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int = 0,
-                 parts: int | None = None) -> Loudness:
+def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int = 0, parts: int = 1) -> Loudness:
     """Integrated loudness and true peak of an audio file as ffmpeg decodes it (every channel, as players do).
 
     With ``windows`` (sample ranges at ``rate``, the rate the file stores; see
     ``loudness.speech_windows``) only the frames starting inside them are measured:
     between its lines a voice-only session is silent, and silence adds neither
     loudness (ebur128's gate drops it) nor peaks, while true-peak oversampling
-    costs as much per second of silence as per second of speech. A long file is
-    then cut inside silences into ``parts`` (default: one per core, at most two)
-    measured at once, each decoding only its own stretch: the loudness is gated
-    over all the parts' 400 ms blocks together (``gated_loudness``), the true
-    peak is the highest. Windows without a rate are an OptionError.
+    costs as much per second of silence as per second of speech. With ``parts``
+    above 1 the file is cut inside silences and the parts are measured at once,
+    each ffmpeg decoding only its own stretch: the loudness is gated over all
+    the parts' 400 ms blocks together (``parse_ebur128``), the true peak is the
+    highest. Renders use one part: two halved the time (dense 40 minutes, 3.4 s
+    -> 1.8 s) but each ffmpeg is 38 MB resident (mostly its static binary, shared,
+    yet counted in each), which took a cold render's process tree from under
+    100 MB to 128. Windows without a rate are an OptionError.
     """
     from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
 
@@ -90,10 +91,6 @@ def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int 
                          ebur128_filter(true_peak=True), "-f", "null", "-"], run_ffmpeg)
     if rate <= 0:
         raise OptionError(f"measure_file: windows need the file's sample rate (got {rate!r})")
-    if parts is None:
-        from voiceguide.host import usable_cores
-
-        parts = min(2, usable_cores()) if windows[-1][1] >= PARALLEL_MIN_SECONDS * rate else 1
     spans = _spans(windows, rate, max(1, parts))
     with tempfile.TemporaryDirectory(prefix="voiceguide-measure-") as folder:
         return _measure_spans(path, spans, rate, Path(folder))
