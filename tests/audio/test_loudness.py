@@ -130,3 +130,12 @@ def test_a_long_file_measured_in_parallel_parts_matches_one_pass(tmp_path: Path,
     assert abs(thirds.integrated - whole.integrated) <= 0.1 and thirds.true_peak == whole.true_peak
     assert halves.integrated != round(halves.integrated, 1)  # gated here, not a summary
     assert -17.0 <= whole.integrated <= -15.0
+
+
+@pytest.mark.parametrize("parts", [0, -1, 17, 10**9, 2.0, True, None])
+def test_measuring_in_too_many_or_no_parts_is_our_error(parts: object, tmp_path: Path) -> None:
+    from voiceguide.audio.encoded import measure_file
+    from voiceguide.errors import OptionError
+
+    with pytest.raises(OptionError, match="parts must be a whole number from 1 to 16"):
+        measure_file(tmp_path / "s.mp3", [(0, 44100)], RATE, parts=parts)  # type: ignore[arg-type]

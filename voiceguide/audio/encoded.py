@@ -66,6 +66,7 @@ class Retune(Exception):  # a signal, not an error: the file is encoded again wi
 
 
 MIN_CUT_GAP_SECONDS = 1.0  # a file is cut for parallel measuring only inside a silence at least this long
+MAX_PARTS = 16  # ffmpeg processes one measurement may start at once
 
 
 def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int = 0, parts: int = 1) -> Loudness:
@@ -91,7 +92,9 @@ def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int 
                          ebur128_filter(true_peak=True), "-f", "null", "-"], run_ffmpeg)
     if rate <= 0:
         raise OptionError(f"measure_file: windows need the file's sample rate (got {rate!r})")
-    spans = _spans(windows, rate, max(1, parts))
+    if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= MAX_PARTS:
+        raise OptionError(f"measure_file: parts must be a whole number from 1 to {MAX_PARTS} (got {parts!r})")
+    spans = _spans(windows, rate, parts)
     with tempfile.TemporaryDirectory(prefix="voiceguide-measure-") as folder:
         return _measure_spans(path, spans, rate, Path(folder))
 
@@ -106,7 +109,7 @@ def _spans(windows: Sequence[tuple[int, int]], rate: int, parts: int) -> list[tu
         if gaps:
             end, start = min(gaps, key=lambda gap: abs((gap[0] + gap[1]) // 2 - wanted))
             cut = (end + start) // 2
-            if (not cuts or cut > cuts[-1]) and cut not in cuts:
+            if not cuts or cut > cuts[-1]:
                 cuts.append(cut)
     bounds = [0, *cuts]
     spans: list[tuple[int, int | None, list[tuple[int, int]]]] = []
