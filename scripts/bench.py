@@ -62,7 +62,7 @@ from voiceguide import SessionOptions, resolve_routine
 
 # --- library internals used by the benchmark -------------------------------------------
 # (everything beyond `voiceguide` top-level names and the CLI; re-point these when modules move)
-from voiceguide.export.formats import get_format
+from voiceguide.export.formats import check_bitrate
 from voiceguide.export.mp3 import LAME_QUALITY
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.host import usable_cores
@@ -71,7 +71,7 @@ from voiceguide.pipeline.render import warm_audio  # and the levelled PCM source
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.registry import get_engine
 
-DEFAULT_KBPS = get_format("mp3").default_kbps(1) or 96  # what a voice-only render encodes at
+DEFAULT_KBPS = check_bitrate("mp3", None) or 0  # what a voice-only render encodes at (MP3 always has one)
 DEFAULT_BITRATE = f"{DEFAULT_KBPS}k"
 
 # ----------------------------------------------------------------------------------------
