@@ -6,9 +6,11 @@ Used by every stage that decodes, measures or encodes, so it sits below them all
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import IO
 
 from voiceguide.errors import EncoderError
@@ -28,6 +30,22 @@ def ffmpeg_exe() -> str:
         if found:
             return found
     raise EncoderError("no ffmpeg found; run: pip install imageio-ffmpeg (or install ffmpeg)")
+
+
+# Inside a filter graph a value is unescaped twice: once as the graph is split into filters, once as a
+# filter's arguments are split into options. A backslash before any character keeps it literal at each level.
+_FILTER_SPECIAL = re.compile(r"[^A-Za-z0-9/._\x80-\U0010ffff-]")
+
+
+def filter_graph_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a file name inside an ffmpeg filter graph (``amovie=filename=...``): absolute, read through
+    the ``file:`` protocol whatever the name looks like, every ASCII character that is not a letter, digit or
+    one of ``/._-`` escaped for both levels of ffmpeg's filter-graph syntax (quotes, colons, commas, brackets,
+    spaces and backslashes included)."""
+    value = "file:" + str(Path(path).absolute())
+    for _level in range(2):
+        value = _FILTER_SPECIAL.sub(lambda found: "\\" + found[0], value)
+    return value
 
 
 def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> int:

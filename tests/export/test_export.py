@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import random
 from pathlib import Path
 
 import mutagen
 import pytest
-from conftest import decode
+from conftest import decode, decoded_length
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
@@ -92,6 +93,33 @@ def test_verify_reads_back_duration_and_chapters(tmp_path: Path) -> None:
         verify(out, RATE, round(3.5 * RATE), CHAPTERS)
     with pytest.raises(VerifyError, match="chapters"):
         verify(out, RATE, 4 * RATE, [*CHAPTERS, Chapter("Extra", 4 * RATE, 4 * RATE)])
+
+
+@pytest.mark.parametrize("name", ["it's: a, b; [c] d=e\\f.mp3", "pipe:1.mp3", "-x.mp3", "tab\tnewline\n.mp3",
+                                  "Dehnübung \u2013 Hüfte.mp3"])
+def test_probe_decodes_files_whose_names_mean_something_to_ffmpeg(name: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # probe() names the file inside a filter graph (amovie): quotes, colons, commas, brackets, backslashes and
+    # protocol-like names must reach ffmpeg as the file's name. Relative, from the file's folder, as a user types it.
+    monkeypatch.chdir(tmp_path)
+    out = Path(name)
+    encode(tone_chunks(2.0), RATE, tmp_path / "plain.mp3", Tags(title="x"), CHAPTERS[:1])
+    (tmp_path / "plain.mp3").rename(tmp_path / name)
+    found = probe(out, RATE)
+    assert found.samples == 2 * RATE == decoded_length(tmp_path / name)  # the tests' own decode: ffmpeg -i
+    assert [c.title for c in found.chapters] == ["Intro"]
+
+
+def test_probe_reports_a_damaged_file_without_hanging(tmp_path: Path) -> None:
+    # A second of tone, then 3000 frames whose headers are valid and whose contents are noise: ffmpeg
+    # decodes the first, refuses the rest and says why (-i: 765 KB of messages, far more than a pipe holds).
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [])
+    noise = random.Random(1)
+    frame = b"\xff\xfb\x70\xc4" + bytes(noise.randrange(256) for _ in range(309))  # MPEG-1 layer III, 96k
+    out.write_bytes(out.read_bytes() + frame * 3000)
+    with pytest.raises(VerifyError, match=r"s\.mp3: cannot be decoded: .*(frame|data)"):
+        probe(out, RATE)
 
 
 def test_failed_verify_keeps_the_previous_file(tmp_path: Path) -> None:
