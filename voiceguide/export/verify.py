@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from voiceguide.errors import VerifyError
 from voiceguide.export.formats import Format, choose_format, get_format, millis
@@ -57,9 +58,10 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
         with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                               bufsize=0) as process:
             assert process.stdout is not None
+            stream = cast(io.RawIOBase, process.stdout)  # bufsize=0: the pipe's own file object
             total = 0
             buffer = bytearray(1 << 20)  # read into one buffer: no new bytes object per read
-            while count := process.stdout.readinto(buffer):
+            while count := stream.readinto(buffer):
                 total += count
         log.seek(0)
         error = log.read().decode(errors="replace").strip()
