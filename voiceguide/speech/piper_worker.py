@@ -89,7 +89,12 @@ VOWELS = frozenset("aeiouæɑɒɔəɛɜɪʊʌɐᵻɚɝyøœ")  # noqa: RUF001
 PACED_WORDS = 8  # lines this long or longer are held to the rate asked for
 PACE_TOLERANCE = 0.05  # within 5% of it (one more synthesis past that)
 SPEECH_THRESHOLD = 10 ** (-50 / 20)  # -50 dBFS (RMS of 1 ms): where clip processing trims a line, so its pace is measured alike
-SENTENCE_PAUSE_S = 0.35  # silence put between the sentences of one line (Piper itself adds none)
+SENTENCE_PAUSE_S = 0.35  # silence put between the sentences of one line (on top of Piper's own, below)
+# Piper ends each sentence with ~0.15-0.29 s of near-silence and starts the next after ~0.03-0.1 s (at 160-190
+# wpm): part of the line's time once its sentences are joined, so its words are paced to leave room for it.
+# Without it, lines of two or more sentences came out 3% slow on average (9 of 39 in the built-in routines
+# more than 5% off, so spoken twice); with it 0.4% (3 of 39). Measure with scripts/piper_pace.py.
+SENTENCE_EDGE_S = 0.22
 # About -1 dBFS. Each sentence is peak-normalized by Piper (its default, as its CLI sounds: raw
 # sentence peaks differ, e.g. 0.27 and 0.50 in "Breathe in. Breathe out."), the line is scaled to
 # PEAK and then by voice.volume (0-1). The parent's clip processing levels every line afterwards anyway.
@@ -182,7 +187,7 @@ class Speaker:
     def info(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "versions": self.versions, "model_sha256": self.model_sha256,
                 "model": str(self.model), "rate_table": [list(row) for row in RATE_TABLE],
-                "sentence_pause_s": SENTENCE_PAUSE_S, "peak": PEAK, "line_model": LINE_MODEL}
+                "sentence_pause_s": SENTENCE_PAUSE_S, "sentence_edge_s": SENTENCE_EDGE_S, "peak": PEAK, "line_model": LINE_MODEL}
 
     def _check_voice(self, voice: dict[str, Any]) -> None:
         if voice.get("pitch") is not None:
@@ -237,7 +242,7 @@ class Speaker:
         if not asked or words < PACED_WORDS:
             return self._speak(text, voice)
         # The pauses between sentences are part of the line's time: speak the words a little faster to make room.
-        pauses = SENTENCE_PAUSE_S * len(re.findall(r"[.!?](?=\s+\S)", text))
+        pauses = (SENTENCE_PAUSE_S + SENTENCE_EDGE_S) * len(re.findall(r"[.!?](?=\s+\S)", text))
         spoken = max(words * 60 / asked - pauses, words * 60 / asked / 2)
         # A line predicted to take longer than a typical one of as many words is asked for at a faster table rate.
         first = words * 60 / spoken * self._stretch(text, words)
