@@ -301,6 +301,9 @@ def test_engine_command_renders_and_reports_its_failures(tmp_path: Path) -> None
     out = tmp_path / "s.mp3"
     result = runner.invoke(app, ["render", "desk-break", "-o", str(out), "-q", "--engine-command", command, "--verify"])
     assert result.exit_code == 0, result.output
+    from mutagen.mp3 import MP3
+
+    assert (MP3(out).info.channels, MP3(out).info.bitrate) == (1, 96000)  # voice only: mono at 96k by default
     missing = runner.invoke(app, ["render", "desk-break", "-o", str(out), "--engine-command", "piper --model x.onnx"])
     assert missing.exit_code == 2 and "{output}" in missing.stderr
     broken = runner.invoke(app, ["render", "desk-break", "-o", str(out), "--engine-command", "no-such-tts {output}"])
