@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import random
+import threading
 from pathlib import Path
 
 import mutagen
@@ -120,6 +122,27 @@ def test_probe_reports_a_damaged_file_without_hanging(tmp_path: Path) -> None:
     out.write_bytes(out.read_bytes() + frame * 3000)
     with pytest.raises(VerifyError, match=r"s\.mp3: cannot be decoded: .*(frame|data)"):
         probe(out, RATE)
+
+
+def test_probe_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "s.mp3"
+    os.mkfifo(fifo)  # ffmpeg would wait for ever for a writer to open it
+    found: list[BaseException] = []
+
+    def attempt(path: Path) -> None:
+        try:
+            probe(path, RATE, "mp3")
+        except BaseException as exc:  # what the thread saw, for the assertions below
+            found.append(exc)
+
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device"), (tmp_path, "a folder"),
+                       (tmp_path / "none.mp3", "missing")):
+        found.clear()
+        thread = threading.Thread(target=attempt, args=(path,), daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), f"probe({path}) hung"
+        assert isinstance(found[0], VerifyError) and kind in str(found[0]) and str(path) in str(found[0])
 
 
 def test_failed_verify_keeps_the_previous_file(tmp_path: Path) -> None:

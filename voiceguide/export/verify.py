@@ -45,6 +45,8 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
     48 kHz, the rest at ``rate``, so no resampler blurs the count.
     """
     stored_rate = (choose_format(path) if fmt is None else get_format(fmt)).file_rate(rate)
+    if not Path(path).is_file():  # a FIFO would block ffmpeg's open for ever, a device never end
+        raise VerifyError(f"{path}: not a file that can be decoded ({_kind(Path(path))})")
     # Decoded inside the filter graph (amovie), handed on in frames of DECODE_FRAME samples: ffmpeg's usual
     # path (-i) passes every 1152-sample MP3 frame between its demuxer, decoder, filter and muxer threads,
     # and those hand-offs (1.6 million futex calls at 40 minutes) took longer than the decoding. The samples are
@@ -73,6 +75,15 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
         why = error.splitlines()[-1] if error else f"ffmpeg failed (exit {process.returncode})"
         raise VerifyError(f"{path}: cannot be decoded: {why}")
     return Probe(total // 2, read_chapters(path), stored_rate)
+
+
+def _kind(path: Path) -> str:
+    """What ``path`` is, in a word, for a message."""
+    if not path.exists():
+        return "missing"
+    if path.is_dir():
+        return "a folder"
+    return "a FIFO" if path.is_fifo() else "a device or socket"
 
 
 def read_chapters(path: Path) -> tuple[StoredChapter, ...]:
