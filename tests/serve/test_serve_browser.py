@@ -182,3 +182,72 @@ def test_player_follows_the_audio(rendered: dict[str, Any], live_server: str, tm
             assert not outside, outside  # nothing phones home
         finally:
             browser.close()
+
+
+def _api_plan(live_server: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The plan the server makes for the editor's settings, fetched outside the browser."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{live_server}/api/plan", method="POST",
+                                     data=json.dumps({"routine_id": "builtin-psoas", "settings": settings}).encode(),
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    hours, minutes, secs = whole // 3600, whole % 3600 // 60, whole % 60
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def test_editor_replans_as_a_user_drags_and_saves_what_it_shows(rendered: dict[str, Any], live_server: str) -> None:
+    from voiceguide.pipeline import SessionOptions
+    from voiceguide.pipeline.session import plan_session
+    from voiceguide.routine.load import load_routine_file
+
+    sync_playwright = _require_browser()
+    saved = rendered["folder"] / "psoas-longer.yaml"
+    outside_folder = rendered["folder"].parent / "evil.yaml"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{live_server}/edit/builtin-psoas")
+            page.wait_for_selector("body[data-ready='1']")
+            before = page.evaluate("settings()")  # what the page would send: the routine's own holds and defaults
+            assert page.text_content("#total") == _clock(_api_plan(live_server, before)["duration"])
+            # A user moves the first hold's slider ten steps with the keyboard and switches the chimes off.
+            base = float(page.input_value("#hold-0"))
+            page.focus("#hold-0")
+            for _ in range(10):
+                page.keyboard.press("ArrowRight")
+            page.click("#tones")
+            after = page.evaluate("settings()")
+            assert list(after["holds"].values()) == [base + 10] and after["tones"] is not before["tones"]
+            wanted = _clock(_api_plan(live_server, after)["duration"])
+            assert wanted != page.evaluate("clock(0)")
+            page.wait_for_function("(want) => document.getElementById('total').textContent === want", arg=wanted)
+            # Save as a new file: it must plan to exactly what the editor showed.
+            page.fill("#name", saved.stem)
+            page.click("#save")
+            page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")
+            assert saved.is_file()
+            replanned = plan_session(load_routine_file(saved), SessionOptions(), estimate=True)
+            assert _clock(replanned.duration) == wanted
+            # Saving again without "replace" is refused and keeps the file; a name that climbs out is refused.
+            first = saved.read_bytes()
+            page.click("#save")
+            page.wait_for_function("() => document.getElementById('status').classList.contains('error')")
+            assert "exists" in page.text_content("#status") and saved.read_bytes() == first
+            page.fill("#name", "../evil")
+            page.click("#save")
+            page.wait_for_function("() => document.getElementById('status').textContent.startsWith('name:')")
+            assert not outside_folder.exists()
+            assert not errors, errors
+        finally:
+            browser.close()
+            saved.unlink(missing_ok=True)
