@@ -9,6 +9,15 @@ The library is the product; the ``voiceguide`` command is a thin layer over it::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from voiceguide._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from voiceguide.pipeline import RenderResult, SessionOptions, check_routine, plan_session, render_session
+    from voiceguide.plan import Plan, ScriptOptions, build_plan, build_script
+    from voiceguide.routine import load_routine_file, parse_routine, resolve_routine
+
 __version__ = "0.1.0"
 
 # Names are imported on first use (PEP 562) so that `import voiceguide` and the
@@ -21,13 +30,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voiceguide' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"voiceguide.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from voiceguide._lazy import lazy_exports
+
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from voiceguide.routine.builtin import (
         builtin_names,
@@ -32,13 +34,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voiceguide.routine' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"voiceguide.routine.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

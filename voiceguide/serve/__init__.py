@@ -7,16 +7,15 @@ drag, and a podcast feed of the sessions; nothing phones home.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from voiceguide._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from voiceguide.serve.app import create_app
+    from voiceguide.serve.server import serve
+
 __all__ = ["create_app", "serve"]
 
-
-def __getattr__(name: str) -> object:
-    if name == "create_app":
-        from voiceguide.serve.app import create_app
-
-        return create_app
-    if name == "serve":
-        from voiceguide.serve.server import serve
-
-        return serve
-    raise AttributeError(f"module 'voiceguide.serve' has no attribute {name!r}")
+# Starlette and uvicorn load only when the app is asked for: `voiceguide --help` and the other commands never do.
+__getattr__ = lazy_exports(__name__, {"create_app": "app", "serve": "server"})

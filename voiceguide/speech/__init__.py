@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from voiceguide._lazy import lazy_exports
+
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from voiceguide.speech.cache import ClipCache
     from voiceguide.speech.command import CommandEngine
@@ -29,13 +31,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voiceguide.speech' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"voiceguide.speech.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = ["Clip", "ClipCache", "CommandEngine", "Engine", "EspeakEngine", "Pyttsx3Engine", "VoiceInfo",
