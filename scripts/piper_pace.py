@@ -34,11 +34,12 @@ def main() -> None:
     from voiceguide.plan.script import build_script, spoken_texts
     from voiceguide.routine.builtin import builtin_names, load_builtin
     from voiceguide.speech.numbers import speakable
+    from voiceguide.speech.words import count_words
 
     texts: dict[str, None] = {}
     for name in args.routine or builtin_names():
         for text in spoken_texts(build_script(load_builtin(name), SessionOptions().script)):
-            if isinstance(text, str) and len(worker.re.findall(r"[^\W_]+(?:'[^\W_]+)?", text)) >= worker.PACED_WORDS:
+            if isinstance(text, str) and count_words(text) >= worker.PACED_WORDS:
                 texts[speakable(text)] = None
     speaker = worker.Speaker(worker.default_model())
     voice = {"rate": args.rate}
@@ -56,7 +57,7 @@ def main() -> None:
     for text in texts:
         first.clear()
         speaker._paced(text, voice)
-        words = len(worker.re.findall(r"[^\W_]+(?:'[^\W_]+)?", text))
+        words = count_words(text)
         share = words * 60 / speaker._trimmed_seconds(first[0], voice) / args.rate
         sentences = len(worker.re.findall(r"[.!?](?=\s+\S)", text)) + 1
         shares.append((share, sentences))

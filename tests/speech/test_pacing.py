@@ -10,7 +10,7 @@ from conftest import write_tone
 
 from voiceguide.errors import SpeechError
 from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.engine import VoiceSettings
+from voiceguide.speech.engine import VoiceSettings, count_words
 from voiceguide.speech.pacing import pace_fault
 from voiceguide.speech.synth import synthesize
 
@@ -76,3 +76,11 @@ def test_pace_limits() -> None:
     assert "s of speech for 10 words" in pace_fault(LINE, 4 * 3.75 + 2.1, voice, paced=False)
     assert pace_fault("Hold.", 1.5, voice, paced=True) == ""  # too short to have a pace
     assert "for 1 words" in pace_fault("Hold.", 4 * 60 / 160 + 2.1, voice, paced=True)
+
+
+def test_words_are_counted_as_words_per_minute_count_them() -> None:
+    # A contraction or possessive is one word (with either apostrophe); both engines pace by this count, so
+    # "That's the end of the session." is paced as six words by espeak and by Piper alike.
+    assert count_words("That's the end of the session. Well done.") == 8
+    assert count_words("Don't pull; the hip\u2019s flexors, 45 seconds.") == 6
+    assert count_words("  ... -- !") == 0

