@@ -58,8 +58,8 @@ DEFAULT_VOICE_FILE = "en_US-joe-medium.onnx"
 # thread on 15 instruction-like sentences (one sentence per line, so no sentence pause counted):
 # total words / total seconds of speech, leading and trailing silence (below -50 dBFS) excluded.
 # Rate is far from proportional to 1 / length_scale (1.0 -> 246 wpm, 2.0 -> 143), so we
-# interpolate in this table, and 160 wpm needs length_scale ~1.74. Script and raw numbers:
-# /work/scratch/piper-findings.md. Re-measure when the default voice changes.
+# interpolate in this table, and 160 wpm needs length_scale ~1.74 (the raw numbers are in issue 12's notes, not
+# in the repository). Re-measure when the default voice changes; scripts/piper_pace.py shows how lines land.
 RATE_TABLE: tuple[tuple[float, float], ...] = (
     # (length_scale, measured wpm)
     (0.7, 325.1),
@@ -83,7 +83,8 @@ MIN_SCALE, MAX_SCALE = 0.5, 2.5  # beyond the table we extrapolate from its end 
 # 1.75 per vowel, per consonant, per comma-like pause and per sentence, fitted (least squares) on the 90
 # lines of eight words or more in the built-in routines and the stretch library. Left out in turn, each
 # line is predicted within 5.6% (standard deviation) against 10.2% for words alone, so fewer lines need a
-# second synthesis. Re-fit with the table when the default voice changes (/work/scratch/phon/exp.py).
+# second synthesis. Re-fit with the table when the default voice changes (speech seconds per line at
+# length_scale 1.75 against these counts; scripts/piper_pace.py then shows how many lines still miss).
 LINE_MODEL = {"vowel": 0.0917, "consonant": 0.0649, "pause": 0.600, "sentence": 0.562}
 LINE_MODEL_WPM = 159.0  # the table's pace at length_scale 1.75, where LINE_MODEL was fitted
 # The vowel symbols of espeak-ng's IPA (a diphthong counts twice); IPA letters on purpose, hence the noqa.
