@@ -18,10 +18,9 @@ import itertools
 import json
 import math
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from voiceguide.audio.limiter import CEILING_DBFS
 from voiceguide.audio.loudness import Loudness, ebur128_filter, parse_ebur128
@@ -85,16 +84,11 @@ def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int 
     yet counted in each), which took a cold render's process tree from under
     100 MB to 128. Windows without a rate are an OptionError.
     """
-    from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg
-
-    if not windows:
-        return _ebur128([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af",
-                         ebur128_filter(true_peak=True), "-f", "null", "-"], run_ffmpeg)
-    if rate <= 0:
+    if windows and rate <= 0:
         raise OptionError(f"measure_file: windows need the file's sample rate (got {rate!r})")
     if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= MAX_PARTS:
         raise OptionError(f"measure_file: parts must be a whole number from 1 to {MAX_PARTS} (got {parts!r})")
-    spans = _spans(windows, rate, parts)
+    spans = _spans(windows, rate, parts) if windows else [(0, None, [])]  # no windows: all of it, in one piece
     with tempfile.TemporaryDirectory(prefix="voiceguide-measure-") as folder:
         return _measure_spans(path, spans, rate, Path(folder))
 
@@ -128,15 +122,18 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
     meter = ebur128_filter(true_peak=True, blocks=len(spans) > 1)
     commands: list[list[str]] = []
     for i, (first, last, inside) in enumerate(spans):
-        script = folder / f"filter-{i}.txt"  # thousands of windows: a filter script, not an argument
-        try:
-            script.write_text(f"aselect='{_inside(inside, rate)}',{meter}" if inside else meter, encoding="ascii")
-        except OSError as exc:
-            raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
+        filters = ["-af", meter]  # a stretch with no windows is measured whole (silence adds nothing)
+        if inside:
+            script = folder / f"filter-{i}.txt"  # thousands of windows: a filter script, not an argument
+            try:
+                script.write_text(f"aselect='{_inside(inside, rate)}',{meter}", encoding="ascii")
+            except OSError as exc:
+                raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
+            filters = ["-/af", str(script)]
         seek = ["-ss", f"{first / rate:.6f}"] if first else []
         until = ["-t", f"{(last - first) / rate:.6f}"] if last is not None else []
         commands.append([ffmpeg_exe(), "-hide_banner", "-nostats", *seek, *until, "-i", str(path), "-vn",
-                         "-/af", str(script), "-f", "null", "-"])
+                         *filters, "-f", "null", "-"])
     with contextlib.ExitStack() as stack:
         logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
         codes = run_ffmpeg_together(commands, logs)
@@ -149,14 +146,6 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
                                    + (text.strip().splitlines() or ["no output"])[-1])
             texts.append(text)
     return parse_ebur128(*texts)
-
-
-def _ebur128(command: list[str], run_ffmpeg: Callable[[list[str], Iterable[bytes], IO[bytes]], int]) -> Loudness:
-    """Run an ffmpeg command whose filter ends in ebur128 and read its summary."""
-    with tempfile.TemporaryFile() as log:
-        run_ffmpeg(command, [], log)
-        log.seek(0)
-        return parse_ebur128(log.read().decode(errors="replace"))
 
 
 def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:
