@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,29 +38,18 @@ def main() -> None:
     texts: dict[str, None] = {}
     for name in args.routine or builtin_names():
         for text in spoken_texts(build_script(load_builtin(name), SessionOptions().script)):
-            if isinstance(text, str) and count_words(text) >= worker.PACED_WORDS:
-                texts[speakable(text)] = None
+            said = speakable(text) if isinstance(text, str) else ""  # what the worker is sent
+            if count_words(said) >= worker.PACED_WORDS:
+                texts[said] = None
     speaker = worker.Speaker(worker.default_model())
     voice = {"rate": args.rate}
-    first: list[Any] = []
-    speak = speaker._speak
-
-    def record(text: str, voice: dict[str, Any], rate: float | None = None) -> Any:
-        audio = speak(text, voice, rate)
-        if not first:
-            first.append(audio)
-        return audio
-
-    speaker._speak = record  # type: ignore[method-assign]
     shares = []
     for text in texts:
-        first.clear()
-        speaker._paced(text, voice)
-        words = count_words(text)
-        share = words * 60 / speaker._trimmed_seconds(first[0], voice) / args.rate
-        sentences = len(worker.re.findall(r"[.!?](?=\s+\S)", text)) + 1
+        audio = speaker._speak(text, voice, rate=speaker.first_rate(text, voice))  # the first pass, as the worker does
+        share = count_words(text) * 60 / speaker._trimmed_seconds(audio, voice) / args.rate
+        sentences = worker.sentence_breaks(text) + 1
         shares.append((share, sentences))
-        print(f"{share:6.3f}  {words:3d} words {sentences} sentences  {text[:60]}")
+        print(f"{share:6.3f}  {count_words(text):3d} words {sentences} sentences  {text[:60]}")
     for label, group in (("all", shares), ("one sentence", [s for s in shares if s[1] == 1]),
                          ("two or more", [s for s in shares if s[1] > 1])):
         values = [share for share, _ in group]

@@ -113,6 +113,11 @@ def default_model() -> Path:
     return Path(spec.origin).parent / "data" / DEFAULT_VOICE_FILE
 
 
+def sentence_breaks(text: str) -> int:
+    """Where one sentence of a line ends and another begins (a pause goes there)."""
+    return len(re.findall(r"[.!?](?=\s+\S)", text))
+
+
 def length_scale_for(rate: float | None) -> float:
     """The Piper length_scale that speaks at ``rate`` words per minute (None or 0: the voice's own pace, 1.0).
 
@@ -235,25 +240,33 @@ class Speaker:
         typical = words * 60 / LINE_MODEL_WPM
         return min(2.0, max(0.5, seconds / typical)) if seconds > 0 else 1.0
 
+    def first_rate(self, text: str, voice: dict[str, Any]) -> float | None:
+        """The rate (words per minute, for RATE_TABLE) a line is first spoken at so that it lasts as long as the
+        rate asked for says; None for a line not held to a pace (no rate asked, or under PACED_WORDS words)."""
+        asked = voice.get("rate")
+        words = count_words(text)
+        if not asked or words < PACED_WORDS:
+            return None
+        # The pauses between sentences are part of the line's time: speak the words a little faster to make room.
+        pauses = (SENTENCE_PAUSE_S + SENTENCE_EDGE_S) * sentence_breaks(text)
+        spoken = max(words * 60 / asked - pauses, words * 60 / asked / 2)
+        # A line predicted to take longer than a typical one of as many words is asked for at a faster table rate.
+        return words * 60 / spoken * self._stretch(text, words)
+
     def _paced(self, text: str, voice: dict[str, Any]) -> Any:
         """The line at the rate asked for: the table maps words per minute to Piper's length_scale for single
         sentences, but a line's own words and its pauses between sentences move its pace; a line of eight
         words or more that still lands more than 5% off is spoken once more with the rate corrected by what it missed.
         Deterministic: the same line and settings give the same samples."""
-        asked = voice.get("rate")
-        words = count_words(text)
-        if not asked or words < PACED_WORDS:
+        first = self.first_rate(text, voice)
+        if first is None:
             return self._speak(text, voice)
-        # The pauses between sentences are part of the line's time: speak the words a little faster to make room.
-        pauses = (SENTENCE_PAUSE_S + SENTENCE_EDGE_S) * len(re.findall(r"[.!?](?=\s+\S)", text))
-        spoken = max(words * 60 / asked - pauses, words * 60 / asked / 2)
-        # A line predicted to take longer than a typical one of as many words is asked for at a faster table rate.
-        first = words * 60 / spoken * self._stretch(text, words)
         audio = self._speak(text, voice, rate=first)
         seconds = self._trimmed_seconds(audio, voice)
         if seconds <= 0:
             return audio
-        got = words * 60 / seconds
+        asked = voice["rate"]
+        got = count_words(text) * 60 / seconds
         if abs(got / asked - 1) <= PACE_TOLERANCE:
             return audio
         return self._speak(text, voice, rate=first * asked / got)
