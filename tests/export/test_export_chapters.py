@@ -163,3 +163,14 @@ def test_probing_flac_again_and_again_never_crashes_ffmpeg(tmp_path: Path) -> No
     out = tmp_path / "s.flac"
     encode(silence(), RATE, out, Tags(title="x"), CHAPTERS)
     assert {probe(out, RATE).samples for _ in range(20)} == {TOTAL}
+
+
+@pytest.mark.parametrize("ext", ["flac", "ogg"])
+def test_a_file_with_comments_but_no_chapter_times_has_no_chapters(ext: str, tmp_path: Path) -> None:
+    # Written by ffmpeg, not by us: a title, and a chapter name with no time. Reading it back raised ValueError
+    # from inside (zip of no starts and one end); it is a file without chapters.
+    out = tmp_path / f"other.{ext}"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-metadata", "title=Elsewhere",
+                    "-metadata", "CHAPTER001NAME=Orphan", str(out)], check=True)
+    assert read_chapters(out) == ()
+    assert probe(out, RATE).chapters == ()

@@ -138,6 +138,8 @@ def _vorbis_chapters(path: Path) -> tuple[StoredChapter, ...] | None:
             hours, minutes, seconds, ms = (int(x) for x in clock.groups())
             starts[match[1]] = (hours * 3_600_000 + minutes * 60_000 + seconds * 1000 + ms) / 1000
     order = list(starts)
+    if not order:
+        return ()  # comments, but no chapter times (a file from elsewhere, or only CHAPTERnnnNAME)
     ends = [*(starts[n] for n in order[1:]), float(audio.info.length)]
     return tuple(StoredChapter(starts[n], end, names.get(n, "")) for n, end in zip(order, ends, strict=True))
 
