@@ -90,6 +90,32 @@ def test_measuring_windows_without_the_files_rate_is_our_error(tmp_path: Path) -
         measure_file(tmp_path / "s.mp3", [(0, 44100)])
 
 
+@pytest.mark.parametrize("freq", [11025.0, 9001.0, 15000.0])
+def test_the_file_check_reads_the_peak_between_samples(freq: float, tmp_path: Path) -> None:
+    """A sine at half amplitude whose samples miss its crests (at a quarter of the rate, 45 degrees off, they are
+    3 dB under them): its true peak is -6.02 dBTP, which only oversampling sees; the samples alone read 3 dB less.
+    It fades in and out over 0.2 s: switched on at once, a sine's edges really do overshoot (ringing)."""
+    import math
+    import wave
+
+    from voiceguide.audio.encoded import measure_file
+
+    count, fade = 2 * RATE, RATE // 5
+    samples = array("h", (round(16384 * min(1, i / fade, (count - 1 - i) / fade)
+                                * math.sin(2 * math.pi * freq * i / RATE + math.pi / 4)) for i in range(count)))
+    path = tmp_path / "crests.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(samples.tobytes())
+    sample_peak = 20 * math.log10(max(abs(v) for v in samples) / 32768)
+    found = measure_file(path)
+    assert abs(found.true_peak - 20 * math.log10(0.5)) <= 0.01, (found, sample_peak)
+    if freq == 11025.0:
+        assert sample_peak < -9.0
+
+
 def test_the_denormal_guard_changes_no_measurement(tmp_path: Path) -> None:
     """Lines between digital silences, measured through the guard and by plain ebur128 on the same samples:
     the same loudness and peak to the figure ebur128 prints (the guard only keeps its filters fast)."""
