@@ -67,6 +67,36 @@ class FakeEngine:
         return out
 
 
+class BuzzyEngine(FakeEngine):
+    """Like the fake engine, but each line is a buzzy, peaky 'voice': harmonics in phase (crest factor ~4),
+    onsets and syllables that make lossy encoders overshoot true peak, as real speech does."""
+
+    def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
+                   on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
+        out = {}
+        for index, text in enumerate(texts):
+            seed = int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
+            pitch = 100 + seed % 80
+            count = round(min(4.0, 0.3 + 0.05 * len(text)) * self.RATE)
+            samples = array("h", bytes(2 * round(self.PAD * self.RATE)))
+            for i in range(count):
+                t = i / self.RATE
+                syllable = max(0.0, math.sin(math.pi * t * 4)) ** 0.5  # four syllables a second, sharp-edged
+                value = sum(math.cos(2 * math.pi * pitch * k * t) / k for k in range(1, 9)) / 2.72
+                samples.append(round(26000 * syllable * value))
+            samples.extend(bytes(2 * round(self.PAD * self.RATE)))
+            path = folder / f"{index}.wav"
+            with wave.open(str(path), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(self.RATE)
+                wav.writeframes(samples.tobytes())
+            out[text] = path
+            if on_done is not None:
+                on_done(text)
+        return out
+
+
 def write_tone(path: Path, seconds: float, rate: int, pad: float = 0.0, freq: float = 440.0,
                amplitude: float = 0.5) -> None:
     """Write a mono 16-bit sine tone WAV with optional silent padding."""

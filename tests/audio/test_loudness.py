@@ -7,10 +7,10 @@ from array import array
 from pathlib import Path
 
 import pytest
-from conftest import FakeEngine, decode
+from conftest import BuzzyEngine, FakeEngine, decode
 
 from voiceguide.audio.limiter import limit
-from voiceguide.audio.loudness import measure, parse_ebur128, speech_only
+from voiceguide.audio.loudness import measure, parse_ebur128
 from voiceguide.pipeline import SessionOptions, plan_session, render_session
 from voiceguide.routine.builtin import load_builtin
 from voiceguide.speech.cache import ClipCache
@@ -64,16 +64,42 @@ def test_limiter_keeps_peaks_under_the_ceiling_and_moves_smoothly() -> None:
     assert max(steps) < 0.05  # gain moves in small steps, no clicks
 
 
-def test_measurement_of_shortened_silences_matches_the_whole_session(fake_engine: FakeEngine, cache: ClipCache) -> None:
+class SpectrumEngine(FakeEngine):
+    """Lines as tones from 60 Hz to 9 kHz, all at the same plain loudness once processed: K-weighting hears the
+    high ones up to 4 dB louder and the lowest one quieter, so a loudness that skipped it would be off by far more
+    than ebur128's 0.1."""
+
+    def synthesize(self, texts, voice, folder, on_done=None):  # type: ignore[no-untyped-def]
+        from conftest import fake_seconds, write_tone
+
+        out = {}
+        for index, text in enumerate(texts):
+            path = folder / f"{index}.wav"
+            write_tone(path, fake_seconds(text), 44100, pad=self.PAD, freq=(60, 440, 3000, 9000)[index % 4])
+            out[text] = path
+            if on_done is not None:
+                on_done(text)
+        return out
+
+
+@pytest.mark.parametrize("peaky", [False, True], ids=["tones", "limited"])
+def test_levelling_lands_where_ebur128_measures_the_whole_session(peaky: bool, cache: ClipCache) -> None:
+    """Levelling composes the session's loudness from each clip K-weighted once; ebur128 on the whole session as
+    assembled (speech, chimes, every silence) then reads the target. A peaky voice's lines pass the ceiling
+    once gained: the limiter turns them down and takes loudness that the gain must make up."""
     from voiceguide.audio.assemble import SessionAudio
+    from voiceguide.audio.loudness import level_session
     from voiceguide.pipeline import session_clips
 
+    engine = BuzzyEngine() if peaky else SpectrumEngine()
     routine = load_builtin("desk-break")
-    plan = plan_session(routine, engine=fake_engine, cache=cache)
-    _, clips = session_clips(routine, SessionOptions(), fake_engine, cache)  # speech and tones
-    whole = measure(SessionAudio(plan, clips).chunks(), RATE, true_peak=False).integrated
-    short = measure(speech_only(plan, clips), RATE, true_peak=False).integrated
-    assert abs(whole - short) <= 0.1
+    plan, clips = session_clips(routine, SessionOptions(), engine, cache)  # speech and tones
+    levels = level_session(plan, clips, -16.0, ceiling_dbfs=-2.0)
+    assert (len(levels.limited) > 10) == peaky
+    whole = measure(SessionAudio(plan, clips, levels).chunks(), RATE, true_peak=False).integrated
+    assert whole == -16.0  # as ebur128 prints it, to 0.1 LU
+    plain = measure(SessionAudio(plan, clips).chunks(), RATE, true_peak=False).integrated
+    assert (levels.gain_db - (-16.0 - plain) > 0.3) == peaky  # the limiter's share was made up
 
 
 def test_parse_ebur128_summary() -> None:

@@ -1,16 +1,15 @@
 """Loudness: every session at its LUFS target (-16 by default) with true peaks at most -1 dBTP.
 
 Speech clips are already levelled one by one (speech.process_clip). At
-render time the session's integrated loudness is measured once with ffmpeg's
-``ebur128`` filter, the way players and podcast apps measure it, on the spoken
-parts only: long silences are shortened, which changes nothing the gated
-measurement counts but makes it take a fraction of a second for a session of
-hours. One gain brings the session to the target; the few clips that gain
-would push past the sample-peak ceiling go through a smooth look-ahead
-limiter, and the loudness the limiter takes away is made up in-process. The
-gain is applied as assembly reads each clip (audio.assemble), so no levelled
-copy of the speech is ever held. What the encoder then does to loudness and
-peaks is measured on the written file (audio.encoded).
+render time the session's integrated loudness is worked out as BS.1770 and
+ebur128 define it (K-weighted 400 ms blocks, gated), from each distinct clip
+K-weighted once and placed where the plan puts it (audio.energies): no pass
+over the session. One gain brings the session to the target; the clips that
+gain would push past the sample-peak ceiling go through a smooth look-ahead
+limiter, and the loudness it takes away is made up. The gain is applied as
+assembly reads each clip (audio.assemble), so no levelled copy of the speech
+is ever held. What the encoder then does to loudness and peaks is measured on
+the written file with ffmpeg's ebur128, the way players measure (audio.encoded).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import math
 import re
 import tempfile
 import threading
+from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +32,6 @@ from voiceguide.audio.limiter import (  # the limiter's settings are part of wha
     BLOCK_MS,
     CEILING_DBFS,
     RISE_DB_PER_BLOCK,
-    ClipBlocks,
     limit,
     load_audioop,
 )
@@ -46,10 +45,12 @@ from voiceguide.speech.cache import LIMITED, ClipCache
 from voiceguide.speech.engine import Clip
 
 TARGET_LUFS = -16.0
-MAX_GAP_SECONDS = 0.45  # longer silences are shortened for the measurement: a 400 ms block never spans one
+MAX_GAP_SECONDS = 0.45  # a longer silence is all the same to loudness (a 400 ms block never spans one)
 RECENT_LIMITED = 8  # limited clips kept for their next use
-HEAVY_LIMITING_SLOPE = 0.8  # below this share of a gain change surviving the limiter, levelling measures again
-HEAVY_LIMITING_ROUNDS = 2
+FIT_ROUNDS = 6  # gains tried at most: the plain gain, then Newton steps
+MIN_SLOPE = 0.05  # a voice limited so hard that gain barely moves its loudness still takes bounded steps
+FIT_TOLERANCE_LU = 0.02  # close enough: ebur128 prints loudness to 0.1, and the written file is measured anyway
+LEVELS_VERSION = 2  # how a remembered gain was found (2: composed from clip energies)
 MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
 # Before ebur128, the samples go to 32-bit integers with dither (noise at about -187 dBFS, far below the
 # -70 LUFS gate and any peak): ebur128's filters run in double precision, and after each line, fed exact
@@ -130,19 +131,6 @@ def gated_loudness(blocks: Sequence[float]) -> float:
     return mean([b for b in loud if b >= gate])
 
 
-def speech_only(plan: Plan, clips: Mapping[Say, Clip], max_gap: float = MAX_GAP_SECONDS,
-                levels: Levels | None = None) -> Iterator[bytes]:
-    """The session (levelled with ``levels``) with every silence longer than ``max_gap`` seconds shortened to it."""
-    cap = round(max_gap * plan.rate)
-    cursor = 0
-    for event in plan.speech():
-        yield bytes(2 * min(cap, event.start - cursor))
-        text = event.text or ""
-        yield clips[text].pcm if levels is None else levels.pcm(clips, text, 0, event.end - event.start)
-        cursor = event.end
-    yield bytes(2 * min(cap, plan.total - cursor))
-
-
 def speech_windows(plan: Plan, rate: int, margin: float = MAX_GAP_SECONDS / 2) -> list[tuple[int, int]]:
     """Where the session is not silent, as sample ranges at ``rate``: each line (or tone) widened by ``margin``
     seconds on both sides and merged with its neighbours where they meet, so silences shrink to ``2 * margin``
@@ -213,17 +201,19 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
                   speech_signature: str | None = None) -> Levels:
     """One gain (and limiting where peaks need it) so the session measures ``target`` LUFS under the ceiling.
 
-    The speech is measured once by ebur128 (silences shortened). Limiting the
-    loudest clips takes a little loudness away; that loss is estimated from
-    their energy before and after, in-process, and made up with more gain (a
-    few rounds). The result for exactly this speech, arrangement, target and
-    ceiling is remembered in ``remember`` (a folder), so a warm render measures nothing.
+    Each distinct clip is K-weighted once and the session's loudness composed
+    from the clips where the plan puts them (audio.energies): no pass over the
+    session. The limiter takes a little loudness from the clips it turns down;
+    each gain tried runs it on those clips and counts what it left, sub-block
+    by sub-block, until the session lands on the target. The result for exactly
+    this speech, arrangement, target and ceiling is remembered in ``remember``
+    (a folder), so a warm render measures nothing.
     """
     used = list(dict.fromkeys(event.text or "" for event in plan.speech()))  # words and tones: not sortable together
     if not used:
         return Levels(0.0, ceiling_dbfs, (), plan.rate)
     signature = hashlib.sha256(repr((speech_signature or session_signature(plan, clips), target, ceiling_dbfs,
-                                     RISE_DB_PER_BLOCK, ATTACK_BLOCKS)).encode()).hexdigest()
+                                     RISE_DB_PER_BLOCK, ATTACK_BLOCKS, LEVELS_VERSION)).encode()).hexdigest()
     known = recall(remember, "levels", signature)
     if known is not None:
         try:
@@ -233,95 +223,68 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
             pass  # unreadable: measure afresh
         else:
             return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate, remember)
-    raw = measure(speech_only(plan, clips), plan.rate, true_peak=False).integrated
+    from voiceguide.audio.energies import clip_energies, session_loudness
+
+    energies = clip_energies(clips, used, plan.rate)
+    raw = session_loudness(plan, energies)
     if not math.isfinite(raw):
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
-    loss = _LimiterLoss(plan, clips, used, ceiling_dbfs)
-    gain = loss.gain_for(target - raw)
-    # The energy estimate misses K-weighting and gating: measure the levelled speech once and correct,
-    # scaling the correction by how much of a gain change survives the limiter.
-    gain = _corrected_gain(plan, clips, loss, gain, target)
-    levels = Levels(gain, ceiling_dbfs, loss.levels(gain).limited, plan.rate, remember)
-    limited = sorted([["tone", t.value] if isinstance(t, Tone) else ["text", t] for t in levels.limited])
-    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": limited}).encode())
+    gain, limited = _fit_gain(plan, clips, used, energies, raw, target, ceiling_dbfs)
+    levels = Levels(gain, ceiling_dbfs, limited, plan.rate, remember)
+    stored = sorted([["tone", t.value] if isinstance(t, Tone) else ["text", t] for t in levels.limited])
+    store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": stored}).encode())
     return levels
 
 
-def _corrected_gain(plan: Plan, clips: Mapping[Say, Clip], loss: _LimiterLoss, gain: float, target: float) -> float:
-    """The gain after measuring the levelled speech and correcting, scaled by how much of a gain change survives
-    the limiter. Where the limiter takes much of it (heavy limiting: a peaky voice, a low ceiling) that share
-    is only estimated, so the result is measured again and corrected along the measured slope (at most twice);
-    otherwise one correction lands within a few hundredths of a dB."""
-    def measured(gain: float) -> float:
-        return measure(speech_only(plan, clips, levels=loss.levels(gain)), plan.rate, true_peak=False).integrated
+def _fit_gain(plan: Plan, clips: Mapping[Say, Clip], used: list[Say], energies: Mapping[Say, Sequence[float]],
+              raw: float, target: float, ceiling_dbfs: float) -> tuple[float, list[Say]]:
+    """The gain that brings the session (measured ``raw`` LUFS as it is) to ``target`` once the limiter has turned
+    down the clips whose peaks it pushes past the ceiling, and those clips.
 
-    after = measured(gain)
-    if abs(after - target) <= 0.05:
-        return gain
-    slope = min(1.0, max(0.3, 1 + (loss(gain + 0.5) - loss(gain)) / 0.5))
-    for _ in range(HEAVY_LIMITING_ROUNDS if slope < HEAVY_LIMITING_SLOPE else 0):
-        better = min(MAX_GAIN_DB, gain + (target - after) / slope)
-        now = measured(better)
-        if better != gain and now != after:
-            slope = min(1.0, max(0.1, (now - after) / (better - gain)))
-        gain, after = better, now
-        if abs(after - target) <= 0.05:
-            return gain
-    return min(MAX_GAIN_DB, gain + (target - after) / slope)
+    Newton steps from the plain gain. The slope (loudness gained per dB) is the
+    share of the energy in sub-blocks the limiter left alone: those follow the
+    gain, the ones it turned down stay near the ceiling. Measured on speech, that
+    share tracks the slope found between tries to a few hundredths, so two or three
+    tries land within FIT_TOLERANCE_LU (a peaky voice limited hard takes more).
+    """
+    from voiceguide.audio.energies import session_loudness, unweighted
+
+    audioop = load_audioop()
+    peaks = {text: audioop.max(clips[text].pcm, 2) for text in used}
+    said = Counter(event.text or "" for event in plan.speech())
+    plain: dict[Say, array[float]] = {}  # each limited clip's own sub-block energies, worked out once
+    gain = min(MAX_GAIN_DB, target - raw)
+    for round_ in range(FIT_ROUNDS):
+        over = 32767 * 10 ** ((ceiling_dbfs - gain) / 20)
+        pushed = [text for text in used if peaks[text] > over]
+        factor = 10 ** (gain / 10)
+        scales: dict[Say, array[float]] = {}
+        for text in pushed:  # what the limiter leaves of each sub-block, as a share of the gained clip
+            pcm = clips[text].pcm
+            if text not in plain:
+                plain[text] = unweighted(pcm, plan.rate)
+            after = unweighted(limit(pcm, plan.rate, gain, ceiling_dbfs), plan.rate)
+            scales[text] = array("d", (a / (b * factor) if b > 0 else 1.0
+                                       for a, b in zip(after, plain[text], strict=True)))
+        found = session_loudness(plan, energies, gain, scales)
+        if abs(found - target) <= FIT_TOLERANCE_LU or round_ == FIT_ROUNDS - 1 or gain >= MAX_GAIN_DB:
+            return gain, pushed
+        left = total = 0.0  # K-weighted energy the limiter left alone, and all of it, over the session
+        for text in used:
+            scale, energy = scales.get(text), energies[text]
+            for j, value in enumerate(energy):
+                kept = scale[j] if scale is not None and j < len(scale) else 1.0
+                total += said[text] * value * kept
+                left += said[text] * value if kept > 0.999 else 0.0
+        slope = min(1.0, max(MIN_SLOPE, left / total)) if total > 0 else 1.0
+        gain = min(MAX_GAIN_DB, gain + (target - found) / slope)
+    raise AssertionError("unreachable")  # the last round returns
 
 
 def _heard(entry: list[str]) -> Say:
     """A remembered clip name back as the plan has it: words, or a tone (stored as ["tone", name])."""
     kind, value = entry
     return Tone(value) if kind == "tone" else str(value)
-
-
-class _LimiterLoss:
-    """How much loudness the limiter takes away at a gain, estimated from clip energies (no measurement)."""
-
-    def __init__(self, plan: Plan, clips: Mapping[Say, Clip], used: list[Say], ceiling_dbfs: float) -> None:
-        audioop = load_audioop()
-        self.plan, self.clips, self.used, self.ceiling_dbfs = plan, clips, used, ceiling_dbfs
-        self.said = Counter(event.text or "" for event in plan.speech())
-        self.peaks: dict[Say, int] = {}
-        self.energy: dict[Say, float] = {}  # sum of squares of each clip, as it is
-        self.blocks: dict[Say, ClipBlocks] = {}
-        for text in used:
-            pcm = clips[text].pcm
-            self.peaks[text] = audioop.max(pcm, 2)
-            self.energy[text] = float(audioop.rms(pcm, 2)) ** 2 * (len(pcm) // 2)
-        self.total = sum(self.energy[t] * self.said[t] for t in used)
-
-    def __call__(self, gain: float) -> float:
-        """dB the limiter takes from the whole session's energy at ``gain`` (<= 0)."""
-        limited: dict[Say, float] = {}
-        for text in self._pushed_over(gain):  # measured block by block once, the first time a gain needs it
-            if text not in self.blocks:
-                self.blocks[text] = ClipBlocks(self.clips[text].pcm, self.plan.rate)
-            limited[text] = self.blocks[text].limited_energy(gain, self.ceiling_dbfs)
-        factor = 10 ** (gain / 10)
-        after = self.total * factor - sum((self.energy[t] * factor - limited[t]) * self.said[t] for t in limited)
-        return 10 * math.log10(max(after, 1e-9) / max(self.total * factor, 1e-9))
-
-    def gain_for(self, wanted: float) -> float:
-        """The gain that adds ``wanted`` dB once the limiter has taken its share (damped fixed point)."""
-        gain = min(MAX_GAIN_DB, wanted)
-        for _ in range(6):
-            loss = self(gain)
-            better = min(MAX_GAIN_DB, wanted - loss)
-            if abs(better - gain) < 0.02:
-                break
-            gain = (gain + better) / 2 if loss < 0 else better
-        return gain
-
-    def _pushed_over(self, gain: float) -> list[Say]:
-        """The clips whose peaks pass the ceiling at ``gain``: the ones the limiter works on."""
-        over = 32767 * 10 ** ((self.ceiling_dbfs - gain) / 20)
-        return [text for text in self.used if self.peaks[text] > over]
-
-    def levels(self, gain: float) -> Levels:
-        """Levels at ``gain``: the clips whose peaks then pass the ceiling are limited."""
-        return Levels(gain, self.ceiling_dbfs, self._pushed_over(gain), self.plan.rate)
 
 
 def session_signature(plan: Plan, clips: Mapping[Say, Clip]) -> str:
