@@ -11,7 +11,7 @@ from conftest import BuzzyEngine, FakeEngine, decode
 
 from voiceguide.audio.limiter import limit
 from voiceguide.audio.loudness import measure, parse_ebur128
-from voiceguide.pipeline import SessionOptions, plan_session, render_session
+from voiceguide.pipeline import SessionOptions, render_session
 from voiceguide.routine.builtin import load_builtin
 from voiceguide.speech.cache import ClipCache
 

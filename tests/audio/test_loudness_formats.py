@@ -3,13 +3,10 @@ at most -1 dBTP, measured by ffmpeg's ebur128 (peak=true) on the decoded file, e
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import random
-import wave
 from array import array
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,6 @@ from voiceguide.audio.loudness import Loudness
 from voiceguide.pipeline import SessionOptions, render_session
 from voiceguide.routine.load import parse_routine
 from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.engine import VoiceSettings
 
 RATE = 44100
 FORMATS = ("mp3", "m4a", "ogg", "opus", "flac", "wav")
