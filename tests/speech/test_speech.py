@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from array import array
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 from conftest import FakeEngine, fake_seconds, write_tone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voiceguide.errors import OptionError, SpeechError
 from voiceguide.speech.cache import ClipCache
@@ -206,3 +209,26 @@ def test_real_engine_pitch_changes_the_voice(cache: ClipCache) -> None:
     low = synthesize(["Hold."], VoiceSettings(pitch=10), Pyttsx3Engine(), cache, 44100)["Hold."]
     high = synthesize(["Hold."], VoiceSettings(pitch=90), Pyttsx3Engine(), cache, 44100)["Hold."]
     assert low.pcm != high.pcm and cache.info()[0] == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(rate=st.sampled_from([8000, 16000, 22050, 24000, 44100]),
+       pieces=st.lists(st.tuples(st.integers(0, 3000), st.sampled_from([0, 1, 60, 103, 104, 110, 180, 200, 400, 20000])),
+                       max_size=4))
+def test_trimming_finds_the_silence_pydub_finds(rate: int, pieces: list[tuple[int, int]]) -> None:
+    """Our millisecond trimming against pydub's detect_leading_silence (chunk_size=1) on the same samples: stretches
+    of noise at levels around the -50 dBFS threshold (103.6 of 32768: uniform noise of peak 180-200 has an RMS
+    just over it), any length, any rate, both ends."""
+    import random
+
+    from voiceguide.speech.clip import _pydub, leading_silence_ms
+
+    pydub = _pydub()
+    noise = random.Random(len(pieces) * 7919 + rate)
+    samples = array("h")
+    for count, level in pieces:
+        samples.extend(noise.randint(-level, level) for _ in range(count))
+    segment = pydub.AudioSegment(data=samples.tobytes(), sample_width=2, frame_rate=rate, channels=1)
+    for side in (segment, segment.reverse()):
+        assert leading_silence_ms(side.raw_data, rate) == pydub.silence.detect_leading_silence(
+            side, silence_threshold=-50.0, chunk_size=1)
