@@ -1,16 +1,18 @@
-"""MP3 encoded in-process with LAME on every core: parts cut at silent frame boundaries, joined under one LAME Info tag."""
+"""MP3 encoded in-process with LAME on every core: parts cut at silent frame boundaries, long silences written as
+ready-made silent frames, all joined under one LAME Info tag."""
 
 from __future__ import annotations
 
+import io
 import os
-import shutil
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import IO, Any
 
+from voiceguide.errors import EncoderError
 from voiceguide.export.formats import MP3_BITRATES
 from voiceguide.export.id3 import id3_tag
 from voiceguide.export.stream import PcmSource, SampleCounter
@@ -29,35 +31,35 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
                 kbps: int, counter: SampleCounter, jobs: int, channels: int = 1) -> None:
     """MP3 with an ID3v2.3 tag (chapters + ordered top-level CTOC) and a LAME Info tag for gapless length.
 
-    A PcmSource is cut into parts at silent frame boundaries and the parts are
-    encoded on separate cores, then joined. Each part but the last is encoded
-    one frame short, so LAME's priming and padding (zeros) exactly fill that
-    frame: every part starts where the plan says and the whole decodes to
-    exactly the planned number of samples (see split_points).
+    A PcmSource is cut at frame boundaries inside its silences (see segments):
+    long silences become ready-made silent frames, which LAME need not encode
+    (a dense 40-minute session is more than half silence), and the speech
+    between them is encoded in parts on every core, then joined in order. Each
+    part but the last is encoded one frame short, so LAME's priming and padding
+    (zeros) exactly fill that frame: every part starts where the plan says and
+    the whole decodes to exactly the planned number of samples.
     """
-    if hasattr(source, "silences"):
-        audio: PcmSource = source  # type: ignore[assignment]
-        cuts = [0, *split_points(audio, rate, jobs), audio.total]
-        parts = [audio.chunks(a, b - (FRAME if b != audio.total else 0)) for a, b in pairwise(cuts)]
-        total = audio.total
-    else:
-        parts = [iter(source)]
-        total = -1
+    audio: PcmSource | None = source if hasattr(source, "silences") else None  # type: ignore[assignment]
+    parts = segments(audio, rate, jobs, channels) if audio is not None else []
     path.write_bytes(id3_tag(tags, chapters, rate))
     info_length = _info_frame_length(kbps, rate, channels)
     with open(path, "r+b") as out:
         out.seek(0, os.SEEK_END)
         info_at = out.tell()
         out.write(bytes(info_length))  # placeholder, filled in at the end
-        if len(parts) == 1:
-            samples = _encode_part(parts[0], rate, kbps, out, counter, channels=channels)
+        frames = -1
+        if audio is not None and len(parts) > 1:
+            frames = _encode_segments(audio, parts, rate, kbps, out, counter, jobs, channels)
+            content = audio.total
         else:
-            samples = _encode_parallel(parts, rate, kbps, out, counter, path)
+            stream = audio.chunks() if audio is not None else iter(source)  # type: ignore[arg-type]
+            samples = _encode_part(stream, rate, kbps, out, counter, channels=channels)
+            content = audio.total if audio is not None else samples  # what a gapless decoder must return
         end = out.tell()
         out.seek(info_at + info_length)
         first = out.read(4)
-        frames = _count_frames(first, end - info_at - info_length, kbps, rate)
-        content = total if total >= 0 else samples  # what a gapless decoder must return
+        if frames < 0:  # one LAME stream: its frames average the bit rate exactly
+            frames = _count_frames(first, end - info_at - info_length, kbps, rate)
         out.seek(info_at)
         out.write(_info_frame(first, kbps, rate, channels, frames, content, end - info_at))
 
@@ -104,34 +106,96 @@ def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], 
     return samples
 
 
-def _encode_parallel(parts: list[Iterator[bytes]], rate: int, kbps: int, out: IO[bytes], counter: SampleCounter,
-                     path: Path) -> int:
-    """Encode parts on separate threads into temporary files beside ``path``, then append them in order."""
+def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate: int, kbps: int, out: IO[bytes],
+                     counter: SampleCounter, jobs: int, channels: int) -> int:
+    """Encode the speech parts on ``jobs`` threads and write every part in order, silent ones as ready-made frames;
+    return the number of frames written."""
     from concurrent.futures import ThreadPoolExecutor
 
-    temps = [path.with_name(f"{path.name}.{i}") for i in range(len(parts))]
     stop = threading.Event()
+    total = audio.total
 
-    def run(index: int) -> int:
-        with open(temps[index], "wb") as handle:
-            return _encode_part(parts[index], rate, kbps, handle, counter, stop)
+    def run(part: tuple[int, int, bool]) -> bytes:
+        start, end, silent = part
+        if silent:
+            return b""
+        buffer = io.BytesIO()
+        _encode_part(audio.chunks(start, end - (FRAME if end != total else 0)), rate, kbps, buffer, counter, stop,
+                     channels)
+        return buffer.getvalue()
 
-    pool = ThreadPoolExecutor(max_workers=len(parts))
+    frames, header = 0, b""
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        samples = sum(pool.map(run, range(len(parts))))
-        for temp in temps:
-            with open(temp, "rb") as handle:
-                shutil.copyfileobj(handle, out, 1 << 20)
-        # Each part but the last left out its final (silent) frame; count it as encoded.
-        counter.add(FRAME * (len(parts) - 1))
-        return samples
+        # map() hands the parts out in order and gives the results back in order: the threads stay a part or two
+        # ahead of the writing, so only those parts' MP3 bytes are held at any time.
+        for (start, end, silent), data in zip(parts, pool.map(run, parts), strict=True):
+            if silent:
+                count = (end - start) // FRAME
+                out.write(b"".join(silent_frame(header, kbps, rate, frames + k) for k in range(count)))
+                frames += count
+                counter.add(end - start)
+                continue
+            header = header or data[:4]
+            out.write(data)
+            frames += _frames_in(data, kbps, rate)
+            if end != total:
+                counter.add(FRAME)  # the part's final (silent) frame, left to LAME's padding: counted as encoded
+        return frames
     except BaseException:
         stop.set()  # Ctrl-C, SIGTERM or a failed part: the other parts stop at their next chunk
         raise
     finally:
-        pool.shutdown(wait=True)
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+MIN_SILENT_SECONDS = 2.0  # a silence this long (past the margins around sound) is written as ready-made frames
+_MPEG1_RATES = (32000, 44100, 48000)  # the rates with 1152-sample frames
+
+
+def segments(audio: PcmSource, rate: int, jobs: int, channels: int = 1) -> list[tuple[int, int, bool]]:
+    """The session as consecutive parts (start, end, silent), every boundary a frame boundary inside a silence.
+
+    Silent parts lie in silences at least MIN_SILENT_SECONDS long, a second
+    after the last sound and half a second before the next, as every cut
+    (nothing audible is near a joint); they are written as silent frames (mono
+    MPEG-1 only). Where that leaves fewer parts than ``jobs``, the speech is cut
+    further (split_points), so every core has work.
+    """
+    total = audio.total
+    silent: list[tuple[int, int]] = []
+    if channels == 1 and rate in _MPEG1_RATES:
+        silent = [(low, high) for low, high in _cut_ranges(audio, rate) if high - low >= MIN_SILENT_SECONDS * rate]
+    bounds = {0, total, *(edge for span in silent for edge in span)}
+    if len(silent) + 1 < jobs:
+        for cut in split_points(audio, rate, jobs):
+            # not inside a silent part, nor so near a boundary that a part would be under two frames
+            if not any(low < cut < high for low, high in silent) and all(abs(cut - b) >= 2 * FRAME for b in bounds):
+                bounds.add(cut)
+    spans = set(silent)
+    return [(a, b, (a, b) in spans) for a, b in pairwise(sorted(bounds))]
+
+
+def silent_frame(header: bytes, kbps: int, rate: int, index: int) -> bytes:
+    """Frame ``index`` of a CBR stream, silent: ``header`` (a mono MPEG-1 Layer III frame's) with the padding bit
+    this frame needs to keep the stream at exactly ``kbps``, side information all zero (no main data, nothing
+    borrowed from earlier frames, every spectral value zero) and zeros to the frame's length."""
+    size = 144000 * kbps
+    padded = (index + 1) * size // rate - index * size // rate > size // rate
+    head = bytearray(header[:4])
+    head[2] = (head[2] & ~0x02) | (0x02 if padded else 0)
+    return bytes(head) + bytes(size // rate + padded - 4)
+
+
+def _frames_in(data: bytes, kbps: int, rate: int) -> int:
+    """How many CBR frames ``data`` (whole frames, as LAME wrote them) holds, walked header by header."""
+    size, at, count = 144000 * kbps // rate, 0, 0
+    while at + 4 <= len(data):
+        if data[at] != 0xFF or data[at + 1] & 0xE0 != 0xE0:
+            raise EncoderError(f"LAME wrote something that is not an MP3 frame at byte {at} of a part")
+        at += size + (data[at + 2] >> 1 & 1)
+        count += 1
+    return count
 
 
 def split_points(audio: PcmSource, rate: int, jobs: int) -> list[int]:
@@ -145,13 +209,7 @@ def split_points(audio: PcmSource, rate: int, jobs: int) -> list[int]:
     parts = min(jobs, total // (MIN_PART_SECONDS * rate))
     if parts < 2:
         return []
-    before, after = rate, rate // 2  # silence wanted before and after a cut
-    candidates: list[tuple[int, int]] = []
-    for start, end in audio.silences():
-        low = -(-(start + before) // FRAME) * FRAME  # first frame boundary with enough silence before it
-        high = (end - after) // FRAME * FRAME
-        if low <= high and low > 0 and high < total:
-            candidates.append((low, high))
+    candidates = _cut_ranges(audio, rate)
     cuts: list[int] = []
     for k in range(1, parts):
         target = total * k // parts // FRAME * FRAME  # cuts must fall on frame boundaries
@@ -163,6 +221,20 @@ def split_points(audio: PcmSource, rate: int, jobs: int) -> list[int]:
         if best is not None and (not cuts or best > cuts[-1]) and best - (cuts[-1] if cuts else 0) >= FRAME * 2:
             cuts.append(best)
     return cuts
+
+
+def _cut_ranges(audio: PcmSource, rate: int) -> list[tuple[int, int]]:
+    """Frame-boundary ranges (first, last) where the session may be cut: inside a silence, with a second of it
+    before and half a second after."""
+    total = audio.total
+    before, after = rate, rate // 2  # silence wanted before and after a cut
+    ranges: list[tuple[int, int]] = []
+    for start, end in audio.silences():
+        low = -(-(start + before) // FRAME) * FRAME  # first frame boundary with enough silence before it
+        high = (end - after) // FRAME * FRAME
+        if low <= high and low > 0 and high < total:
+            ranges.append((low, high))
+    return ranges
 
 
 def _count_frames(header: bytes, audio_bytes: int, kbps: int, rate: int) -> int:
