@@ -140,11 +140,6 @@ def _sub_energies(pcm: bytes, width: int, sub: int, scale: float = 1.0) -> array
     return out
 
 
-def unweighted(pcm: bytes, rate: int) -> array[float]:
-    """A 16-bit clip's plain energy per 10 ms sub-block (what the limiter's effect is judged by)."""
-    return _sub_energies(pcm, 2, rate // SUB_BLOCKS_PER_SECOND)
-
-
 def session_loudness(plan: Plan, energies: Mapping[Say, Sequence[float]], gain_db: float = 0.0,
                      scales: Mapping[Say, Sequence[float]] | None = None) -> float:
     """The session's integrated loudness (LUFS, gated as BS.1770-4 and ebur128) with every line where the plan puts

@@ -1,9 +1,9 @@
 """The look-ahead limiter: a clip at a gain, turned down smoothly wherever a peak would pass the ceiling.
 
 Gains change once per block (a millisecond), start falling a few blocks before
-a peak and recover slowly after it. ``ClipBlocks`` sums what the limiter would
-leave of a clip's energy at any gain from its per-block peaks and energies,
-without processing audio: levelling (audio.loudness) tries several gains.
+a peak and recover slowly after it. ``ClipBlocks`` works out what the limiter
+would leave of a clip's energy at any gain from its per-block peaks and
+energies, without processing audio: levelling (audio.loudness) tries several gains.
 """
 
 from __future__ import annotations
@@ -111,31 +111,42 @@ def _window_min(values: list[float], width: int) -> list[float]:
 
 
 class ClipBlocks:
-    """A clip's peak and energy (sum of squares) per limiter block, worked out once: with them the energy of the
-    limited clip at any gain is a sum over the blocks the limiter turns down, with no audio processed."""
+    """A clip's peak and energy (sum of squares) per limiter block, worked out once: with them what the limiter
+    leaves of the clip at any gain is a sum over the blocks it turns down, with no audio processed."""
 
     def __init__(self, pcm: bytes, rate: int) -> None:
         audioop = load_audioop()
         block = max(1, rate * BLOCK_MS // 1000) * 2
+        self.block_samples = block // 2
         # 2 + 4 bytes a millisecond (peaks reach 32768 at most; energies are summed in double precision):
         # held for every clip while levelling, so a 2-hour session's 17 minutes of unique speech fit in 6 MB.
         self.peaks = array("H", (audioop.max(pcm[i : i + block], 2) for i in range(0, len(pcm), block)))
         self.energy = array("f", (float(audioop.rms(pcm[i : i + block], 2)) ** 2 * (len(pcm[i : i + block]) // 2)
                                   for i in range(0, len(pcm), block)))
-        self.total = sum(self.energy)
 
-    def limited_energy(self, gain_db: float, ceiling_dbfs: float) -> float:
-        """The clip's energy after ``limit(pcm, rate, gain_db, ceiling_dbfs)``: the same gains, block by block."""
+    def kept(self, gain_db: float, ceiling_dbfs: float, sub: int) -> array[float]:
+        """What ``limit(pcm, rate, gain_db, ceiling_dbfs)`` keeps of the clip's energy at that gain, per ``sub``
+        samples (1.0 where it turns nothing down): the limiter's own gains, block by block, each block counted in
+        the stretch where it starts (a millisecond block straddling two puts all its energy in the first)."""
         gain = 10 ** (gain_db / 20)
         ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
         over = ceiling / gain
+        block = self.block_samples
+        shares = array("d", [1.0]) * (-(-len(self.peaks) * block // sub))
         hot = [i for i, peak in enumerate(self.peaks) if peak > over]
-        energy = self.total * gain * gain
         if not hot:
-            return energy
+            return shares
         want = [gain] * len(self.peaks)
         for i in hot:
             want[i] = ceiling / self.peaks[i]
+        lost: dict[int, float] = {}  # each block counts in the stretch where it starts
         for first, envelope in _dips(want, hot, gain):
-            energy -= sum((gain * gain - g * g) * self.energy[first + i] for i, g in enumerate(envelope))
-        return energy
+            for k, g in enumerate(envelope):
+                if g < gain:
+                    j = (first + k) * block // sub
+                    lost[j] = lost.get(j, 0.0) + (gain * gain - g * g) * self.energy[first + k]
+        for j, taken in lost.items():
+            first, last = -(-j * sub // block), min(len(self.energy), -(-(j + 1) * sub // block))
+            whole = gain * gain * sum(self.energy[first:last])
+            shares[j] = max(0.0, 1 - taken / whole) if whole > 0 else 1.0
+        return shares

@@ -32,6 +32,7 @@ from voiceguide.audio.limiter import (  # the limiter's settings are part of wha
     BLOCK_MS,
     CEILING_DBFS,
     RISE_DB_PER_BLOCK,
+    ClipBlocks,
     limit,
     load_audioop,
 )
@@ -247,25 +248,22 @@ def _fit_gain(plan: Plan, clips: Mapping[Say, Clip], used: list[Say], energies: 
     share tracks the slope found between tries to a few hundredths, so two or three
     tries land within FIT_TOLERANCE_LU (a peaky voice limited hard takes more).
     """
-    from voiceguide.audio.energies import session_loudness, unweighted
+    from voiceguide.audio.energies import SUB_BLOCKS_PER_SECOND, session_loudness
 
     audioop = load_audioop()
     peaks = {text: audioop.max(clips[text].pcm, 2) for text in used}
     said = Counter(event.text or "" for event in plan.speech())
-    plain: dict[Say, array[float]] = {}  # each limited clip's own sub-block energies, worked out once
+    sub = plan.rate // SUB_BLOCKS_PER_SECOND
+    blocks: dict[Say, ClipBlocks] = {}  # per-millisecond peaks and energies of each clip the limiter touches
     gain = min(MAX_GAIN_DB, target - raw)
     for round_ in range(FIT_ROUNDS):
         over = 32767 * 10 ** ((ceiling_dbfs - gain) / 20)
         pushed = [text for text in used if peaks[text] > over]
-        factor = 10 ** (gain / 10)
         scales: dict[Say, array[float]] = {}
-        for text in pushed:  # what the limiter leaves of each sub-block, as a share of the gained clip
-            pcm = clips[text].pcm
-            if text not in plain:
-                plain[text] = unweighted(pcm, plan.rate)
-            after = unweighted(limit(pcm, plan.rate, gain, ceiling_dbfs), plan.rate)
-            scales[text] = array("d", (a / (b * factor) if b > 0 else 1.0
-                                       for a, b in zip(after, plain[text], strict=True)))
+        for text in pushed:  # what the limiter keeps of each sub-block, as a share of the gained clip
+            if text not in blocks:
+                blocks[text] = ClipBlocks(clips[text].pcm, plan.rate)
+            scales[text] = blocks[text].kept(gain, ceiling_dbfs, sub)
         found = session_loudness(plan, energies, gain, scales)
         if abs(found - target) <= FIT_TOLERANCE_LU or round_ == FIT_ROUNDS - 1 or gain >= MAX_GAIN_DB:
             return gain, pushed
