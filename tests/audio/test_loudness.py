@@ -235,3 +235,89 @@ def test_what_the_limiter_keeps_is_what_it_leaves() -> None:
             errors.append(abs(kept[j] - after / before))
         assert max(errors) <= 0.08 and sum(errors) / len(errors) <= 0.004, (gain, max(errors))
         assert (min(kept) < 0.5) == (gain == 9.0) and (min(kept) == 1.0) == (gain == 0.0)
+
+
+class Tones:
+    """A PcmSource: half-second 1 kHz tones, each at its own level, in long digital silence (like a session)."""
+
+    def __init__(self, starts: list[int], levels: list[int], total: int, length: int = RATE // 2) -> None:
+        import math
+
+        self.starts, self.levels, self.total, self.length = starts, levels, total, length
+        self.wave = [math.sin(2 * math.pi * 1000 * i / RATE) for i in range(length)]
+
+    def chunks(self, start: int = 0, end: int | None = None):  # type: ignore[no-untyped-def]
+        end = self.total if end is None else end
+        samples = array("h", bytes(2 * (end - start)))
+        for s, level in zip(self.starts, self.levels, strict=True):
+            for i in range(max(s, start), min(s + self.length, end)):
+                samples[i - start] = round(level * self.wave[i - s])
+        yield samples.tobytes()
+
+    def silences(self) -> list[tuple[int, int]]:
+        edges = [0, *(x for s in self.starts for x in (s, s + self.length)), self.total]
+        return [(a, b) for a, b in itertools.pairwise(edges)][::2]
+
+
+def test_the_file_checked_while_it_is_written_reads_as_the_written_file(tmp_path: Path) -> None:
+    """StreamCheck measures the parts LAME encoded, in pieces, while the MP3 is written: tones at random levels,
+    measured only in the windows around every other tone, read as measure_file reads the finished file in the
+    same windows. The windows are moved into each piece's time frame for frame: moved wrongly, other tones (at
+    other levels) or silence would be measured."""
+    import random
+
+    from voiceguide.audio.encoded import StreamCheck, measure_file
+    from voiceguide.export.encode import encode
+    from voiceguide.export.tags import Tags
+
+    rng = random.Random(7)
+    starts = [round((5 + 6.5 * k + rng.random()) * RATE) for k in range(90)]
+    levels = [rng.randrange(500, 20000) for _ in starts]
+    levels[40] = 30000  # the loudest tone is not in a window
+    source = Tones(starts, levels, starts[-1] + 8 * RATE)
+    windows = [(s - RATE // 5, s + RATE // 2 + RATE // 5) for s in starts[1::2]]
+    out = tmp_path / "tones.mp3"
+    found = []
+    with StreamCheck(windows, RATE, source.total) as meter:
+        encode(source, RATE, out, Tags(title="x"), [], jobs=2, heard=meter, check=lambda p: found.append(meter.result(p)))
+        assert meter.pieces >= 4
+    whole = measure_file(out, windows, RATE)
+    # ebur128 prints its summary to 0.1 LU; the pieces' blocks are gated here (and a piece's first 300 ms are not a
+    # block), so within one step of it. The peak is the loudest windowed tone's, to the thousandth of a dB.
+    assert abs(found[0].integrated - whole.integrated) <= 0.1
+    assert abs(found[0].true_peak - whole.true_peak) <= 0.001
+    # Only the windows were measured: the file's loudest tone (3.5 dB over the rest) is not among them.
+    assert measure_file(out).true_peak - whole.true_peak > 3
+
+
+def test_the_check_while_writing_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ffmpeg fails on a piece: an EncoderError with its last line; and leaving the check while a measurement
+    runs (an interrupted render) kills it at once and removes the pieces."""
+    import tempfile
+    import time
+
+    from voiceguide.audio.encoded import StreamCheck
+    from voiceguide.errors import EncoderError, OptionError
+    from voiceguide.export.encode import encode
+    from voiceguide.export.tags import Tags
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    starts = [round((5 + 6.5 * k) * RATE) for k in range(30)]
+    source = Tones(starts, [8000] * len(starts), starts[-1] + 8 * RATE)
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho 'Conversion failed: out of cheese' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(fake))
+    with pytest.raises(EncoderError, match=r"measuring the file being written: Conversion failed: out of cheese"), \
+            StreamCheck([], RATE, source.total) as meter:
+        encode(source, RATE, tmp_path / "a.mp3", Tags(title="x"), [], jobs=2, heard=meter,
+               check=lambda p: meter.result(p))
+    assert not list(tmp_path.glob("voiceguide-measure-*"))
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    with StreamCheck([], RATE, source.total) as meter:
+        meter(0, 2000, bytes(1), bytes(1))  # a piece's worth: its measurement starts
+        assert meter.pieces == 1 and list(tmp_path.glob("voiceguide-measure-*"))
+        started = time.monotonic()
+    assert time.monotonic() - started < 2 and not list(tmp_path.glob("voiceguide-measure-*"))
+    with pytest.raises(OptionError, match="needs an MPEG-1 rate"):
+        StreamCheck([], 22050, 1000)

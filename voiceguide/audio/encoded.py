@@ -18,13 +18,16 @@ import itertools
 import json
 import math
 import re
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from voiceguide.audio.limiter import CEILING_DBFS
-from voiceguide.audio.loudness import Loudness, ebur128_filter, parse_ebur128
+from voiceguide.audio.loudness import DISCARD, Loudness, ebur128_filter, parse_ebur128
 from voiceguide.errors import EncoderError, OptionError
 from voiceguide.host import recall, remember
 
@@ -147,7 +150,7 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
         select = f"aselect='{_inside([(a + first, b + first) for a, b in inside], rate)}'," if inside else ""
         script = folder / f"filter-{i}.txt"  # thousands of windows: a filter script, not an argument
         try:
-            script.write_text(f"{source}{seek},{trim}{select}{meter}[out]",
+            script.write_text(f"{source}{seek},{trim}{select}{meter},{DISCARD}[out]",
                               encoding="utf-8")
         except OSError as exc:
             raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
@@ -170,6 +173,184 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
         raise EncoderError(f"could not measure the true peak of {path}: "
                            + (texts[0].strip().splitlines() or ["no output"])[-1])
     return Loudness(loudness.integrated, max(float(found[-1]) for found in peaks))
+
+
+MPEG1_FRAME = 1152  # samples per MPEG-1 Layer III frame: a frame's time stamp is its index times this
+MPEG1_RATES = (32000, 44100, 48000)  # the rates whose frames hold MPEG1_FRAME samples
+CHECK_PIECES = 8  # the stream check measures a file in about this many pieces (each ffmpeg costs ~30 ms to start)
+MIN_PIECE_SECONDS = 30  # ... of at least this much audio with sound
+LAST_PIECE_SECONDS = 10  # ... but the pieces shrink towards the end of the file, down to this
+
+
+class StreamCheck:
+    """The file check of an MP3, measured while the file is being written.
+
+    The MP3 writer (voiceguide.export.mp3) hands over each part LAME encoded,
+    in order, as it goes into the file. The parts go into pieces of a few
+    minutes, each holding the very frames of the file, with a single silent
+    frame where the file has a run of them (silence decodes to zeros and
+    clears the decoder, so every frame with sound decodes to the same samples
+    as in the file), and each piece is measured by ffmpeg once the one before
+    it is done, while LAME still encodes the rest: the measuring takes the
+    spare time of a busy machine instead of running alone after the encoding,
+    and skips the silent frames (half a dense session). Pieces shrink towards
+    the end of the file, so little is left to measure once the encoding ends;
+    where they are cut depends on the parts alone, never on timing, so the
+    same file always measures the same. ``windows`` are measure_file's (sample
+    ranges of the file at ``rate``; none: everything), mapped piece by piece.
+    Loudness is gated over every piece's 400 ms blocks together, the true
+    peak is the highest; ``result`` falls back to measure_file on the whole
+    written file if no part was heard (a session encoded in one part). Use it
+    as a context manager: leaving it stops any ffmpeg still running.
+    """
+
+    def __init__(self, windows: Sequence[tuple[int, int]], rate: int, total: int) -> None:
+        if rate not in MPEG1_RATES or total < 0:
+            raise OptionError(f"StreamCheck: needs an MPEG-1 rate ({', '.join(map(str, MPEG1_RATES))}) and the file's "
+                              f"length in samples (got {rate!r}, {total!r})")
+        self.windows = sorted(windows)
+        self.rate = rate
+        self.total_frames = -(-total // MPEG1_FRAME)
+        self.piece_frames = max(MIN_PIECE_SECONDS * rate, total // CHECK_PIECES) // MPEG1_FRAME
+        self.last_frames = LAST_PIECE_SECONDS * rate // MPEG1_FRAME
+        self._folder: Path | None = None
+        self._piece: list[tuple[int, int, int]] = []  # (frame in the piece, frame in the file, frames) per part
+        self._piece_file: Any = None
+        self._frames = 0  # in the piece being written
+        self._file_end = -1  # the file frame after the last part heard
+        self._waiting: list[tuple[int, list[tuple[int, int]] | None]] = []  # pieces written, not yet measured
+        self._running: tuple[subprocess.Popen[bytes], Any] | None = None
+        self._logs: list[str] = []
+        self._count = 0
+        self.heard = False
+
+    @property
+    def pieces(self) -> int:
+        """How many pieces the parts heard so far went into (the one being written included)."""
+        return self._count + bool(self._piece)
+
+    def __enter__(self) -> StreamCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __call__(self, first_frame: int, frames: int, data: bytes, silent: bytes) -> None:
+        """One part as the MP3 writer wrote it (see voiceguide.export.mp3.PartListener)."""
+        self.heard = True
+        if self._piece_file is None:
+            self._piece_file = open(self._workspace() / f"piece-{self._count}.mp3", "wb")  # noqa: SIM115
+        if self._piece and first_frame > self._file_end:
+            self._piece_file.write(silent)  # a run of silent frames in the file: one clears the decoder alike
+            self._frames += 1
+        self._piece.append((self._frames, first_frame, frames))
+        self._piece_file.write(data)
+        self._frames += frames
+        self._file_end = first_frame + frames
+        # Half of what is left, at most a full piece: the last pieces are short, so is the wait at the end.
+        if self._frames >= max(self.last_frames, min(self.piece_frames, (self.total_frames - self._file_end) // 2)):
+            self._close_piece()
+        self._next()
+
+    def result(self, path: Path) -> Loudness:
+        """The written file's loudness and true peak: the pieces measured (the last one now), or, if the writer
+        heard no part, ``path`` measured whole."""
+        if not self.heard:
+            return measure_file(path, self.windows, self.rate)
+        if self._piece:
+            self._close_piece()
+        while self._waiting or self._running is not None:
+            self._collect()
+            self._next()
+        if not self._logs:  # no piece held a window: nothing was said
+            return Loudness(-math.inf, -math.inf)
+        loudness = parse_ebur128(*self._logs)
+        peaks = [_PEAK_LEVEL.findall(text) for text in self._logs]
+        if not all(peaks):
+            raise EncoderError(f"could not measure the true peak of {path}: "
+                               + (self._logs[0].strip().splitlines() or ["no output"])[-1])
+        return Loudness(loudness.integrated, max(float(found[-1]) for found in peaks))
+
+    def close(self) -> None:
+        """Stop any measurement still running and remove the pieces."""
+        if self._running is not None:
+            process, log = self._running
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            log.close()
+            self._running = None
+        if self._piece_file is not None:
+            self._piece_file.close()
+            self._piece_file = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def _workspace(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="voiceguide-measure-"))
+        return self._folder
+
+    def _close_piece(self) -> None:
+        """The piece being written is complete: it waits its turn with the windows inside it, moved to its time."""
+        self._piece_file.close()
+        self._piece_file = None
+        windows: list[tuple[int, int]] | None = None
+        if self.windows:
+            windows = []
+            for at, first, frames in self._piece:  # frame for frame: a window keeps the frames it selects
+                low, high = first * MPEG1_FRAME, (first + frames) * MPEG1_FRAME - 1
+                shift = (first - at) * MPEG1_FRAME
+                windows.extend((max(a, low) - shift, min(b, high) - shift)
+                               for a, b in self.windows if a <= high and b >= low)
+        if windows != []:  # a piece with no window in it has nothing said: nothing to measure
+            self._waiting.append((self._count, windows))
+        self._piece, self._frames, self._count = [], 0, self._count + 1
+
+    def _next(self) -> None:
+        """Start measuring the next piece waiting, if the one before it is done."""
+        if not self._waiting or (self._running is not None and self._running[0].poll() is None):
+            return
+        self._collect()
+        index, windows = self._waiting.pop(0)
+        self._start(index, windows)
+
+    def _collect(self) -> None:
+        """Collect the measurement running, if any (an ffmpeg failure is an EncoderError with its last line)."""
+        if self._running is None:
+            return
+        process, log = self._running
+        self._running = None
+        code = process.wait()
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        log.close()
+        if code != 0:
+            raise EncoderError(f"ffmpeg failed (exit {code}) measuring the file being written: "
+                               + (text.strip().splitlines() or ["no output"])[-1])
+        self._logs.append(text)
+
+    def _start(self, index: int, windows: list[tuple[int, int]] | None) -> None:
+        from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path
+
+        folder = self._workspace()
+        select = f"aselect='{_inside(windows, self.rate)}'," if windows else ""
+        script = folder / f"filter-{index}.txt"
+        try:
+            script.write_text(f"amovie=filename={filter_graph_path(folder / f'piece-{index}.mp3')}:dec_threads=1,"
+                              f"{select}{ebur128_filter(blocks=True)},{TRUE_PEAK_METER},{DISCARD}[out]", encoding="utf-8")
+            log = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed in _collect or close
+        except OSError as exc:
+            raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
+        command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-nostdin", "-/filter_complex", str(script),
+                   "-map", "[out]", "-f", "null", "-"]
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        except OSError as exc:
+            log.close()
+            raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+        self._running = (process, log)
 
 
 def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:

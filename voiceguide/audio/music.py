@@ -24,7 +24,7 @@ from typing import Any
 
 from voiceguide.audio.assemble import AudioPart
 from voiceguide.audio.limiter import load_audioop
-from voiceguide.audio.loudness import ebur128_filter
+from voiceguide.audio.loudness import DISCARD, ebur128_filter
 from voiceguide.errors import OptionError
 from voiceguide.host import recall, remember
 from voiceguide.plan.timeline import RATE, Plan
@@ -68,7 +68,7 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
     command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", str(RATE),
-               "-af", f"atrim=end={MEASURE_SECONDS},{ebur128_filter()}", "-f", "null", "-"]
+               "-af", f"atrim=end={MEASURE_SECONDS},{ebur128_filter()},{DISCARD}", "-f", "null", "-"]
     done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", done.stderr)
     integrated = re.findall(r"I:\s+(-?[\d.]+) LUFS", done.stderr)

@@ -14,7 +14,7 @@ from mutagen import MutagenError
 
 from voiceguide.errors import EncoderError, OutputError
 from voiceguide.export.formats import Encoder, Format, check_bitrate, choose_format
-from voiceguide.export.mp3 import encode_mp3
+from voiceguide.export.mp3 import PartListener, encode_mp3
 from voiceguide.export.outputs import Staging, Target, check_targets, write_error
 from voiceguide.export.stream import PcmSource, SampleCounter
 from voiceguide.export.tags import Tags, ffmetadata, ffmpeg_chapters, finish_tags
@@ -41,7 +41,8 @@ def check_writable(output: Path) -> None:
 def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: Tags, chapters: Sequence[Chapter],
            bitrate: str | int | None = None, fmt: str | Format | None = None,
            check: Callable[[Path], None] | None = None,
-           progress: Callable[[int], None] | None = None, jobs: int | None = None, temp: Path | None = None) -> None:
+           progress: Callable[[int], None] | None = None, jobs: int | None = None, temp: Path | None = None,
+           heard: PartListener | None = None) -> None:
     """Encode 16-bit PCM to ``output``, in the format its extension names; atomic: all or nothing.
 
     ``fmt``, if given, must agree with the extension (OptionError otherwise, as
@@ -51,7 +52,8 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
     with LAME (lameenc); other formats go through ffmpeg. ``check`` is called on
     the finished temporary file before it is renamed into place; ``progress``
     hears the number of samples encoded so far. With ``temp`` (a file from a
-    Staging) the audio is written there and the caller renames it with its other outputs.
+    Staging) the audio is written there and the caller renames it with its other outputs. ``heard``
+    hears each part of an MP3 that LAME encoded as it is written (see voiceguide.export.mp3.PartListener).
     """
     channels = int(getattr(source, "channels", 1))  # 2 when music is mixed in
     chosen = choose_format(output, fmt)
@@ -61,14 +63,14 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
         check_writable(output)
         with Staging([output]) as staging:
             encode(source, rate, output, tags, chapters, bitrate, chosen, check, progress, jobs,
-                   temp=staging.temp(output))
+                   temp=staging.temp(output), heard=heard)
             staging.commit()
         return
     counter = SampleCounter(progress, channels)
     try:
         if chosen.encoder is Encoder.LAME:
             assert kbps is not None
-            encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores(), channels)
+            encode_mp3(source, rate, temp, tags, chapters, kbps, counter, jobs or usable_cores(), channels, heard)
         else:
             chunks = cast(PcmSource, source).chunks() if hasattr(source, "silences") else source
             _encode_ffmpeg(counter.through(chunks), rate, temp, tags, chapters, kbps, chosen, output, channels)

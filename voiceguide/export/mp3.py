@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from voiceguide.errors import EncoderError
 from voiceguide.export.formats import MP3_BITRATES
@@ -27,8 +27,18 @@ FRAME = 1152  # samples per MPEG-1 Layer III frame
 MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
 
 
+class PartListener(Protocol):
+    """Hears each part LAME encoded as it goes into the file (the file check measures them while the rest is
+    still being encoded: see voiceguide.audio.encoded.StreamCheck)."""
+
+    def __call__(self, first_frame: int, frames: int, data: bytes, silent: bytes) -> None:
+        """``data``: the part's ``frames`` MP3 frames, the first of them frame ``first_frame`` of the file's audio
+        (the LAME Info frame not counted); ``silent``: a silent frame of the same stream, for the gaps."""
+
+
 def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags: Tags, chapters: Sequence[Chapter],
-                kbps: int, counter: SampleCounter, jobs: int, channels: int = 1) -> None:
+                kbps: int, counter: SampleCounter, jobs: int, channels: int = 1,
+                heard: PartListener | None = None) -> None:
     """MP3 with an ID3v2.3 tag (chapters + ordered top-level CTOC) and a LAME Info tag for gapless length.
 
     A PcmSource is cut at frame boundaries inside its silences (see segments):
@@ -37,7 +47,8 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
     between them is encoded in parts on every core, then joined in order. Each
     part but the last is encoded one frame short, so LAME's priming and padding
     (zeros) exactly fill that frame: every part starts where the plan says and
-    the whole decodes to exactly the planned number of samples.
+    the whole decodes to exactly the planned number of samples. ``heard`` hears
+    each LAME part as it is written (not called when the session is one part).
     """
     audio: PcmSource | None = source if hasattr(source, "silences") else None  # type: ignore[assignment]
     parts = segments(audio, rate, jobs, channels) if audio is not None else []
@@ -49,7 +60,7 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
         out.write(bytes(info_length))  # placeholder, filled in at the end
         frames = -1
         if audio is not None and len(parts) > 1:
-            frames = _encode_segments(audio, parts, rate, kbps, out, counter, jobs, channels)
+            frames = _encode_segments(audio, parts, rate, kbps, out, counter, jobs, channels, heard)
             content = audio.total
         else:
             stream = audio.chunks() if audio is not None else iter(source)  # type: ignore[arg-type]
@@ -107,7 +118,7 @@ def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], 
 
 
 def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate: int, kbps: int, out: IO[bytes],
-                     counter: SampleCounter, jobs: int, channels: int) -> int:
+                     counter: SampleCounter, jobs: int, channels: int, heard: PartListener | None = None) -> int:
     """Encode the speech parts on ``jobs`` threads and write every part in order, silent ones as ready-made frames;
     return the number of frames written."""
     from concurrent.futures import ThreadPoolExecutor
@@ -138,7 +149,10 @@ def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate:
                 continue
             header = header or data[:4]
             out.write(data)
-            frames += _frames_in(data, kbps, rate)
+            count = _frames_in(data, kbps, rate)
+            if heard is not None:
+                heard(frames, count, data, silent_frame(header, kbps, rate, 0))
+            frames += count
             if end != total:
                 counter.add(FRAME)  # the part's final (silent) frame, left to LAME's padding: counted as encoded
         return frames

@@ -104,9 +104,9 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
     # All or nothing: every file goes to a temporary name first and all are renamed at the end.
     with Staging([t.path for t in targets], journal=cache.folder) as staging:
-        def write(source: Any, check_file: Callable[[Path], None] | None) -> None:
+        def write(source: Any, check_file: Callable[[Path], None] | None, heard: Any = None) -> None:
             encode(source, plan.rate, output, tags, plan.chapters, bitrate=options.bitrate, fmt=fmt,
-                   check=check_file, progress=encoded, jobs=jobs, temp=staging.temp(output))
+                   check=check_file, progress=encoded, jobs=jobs, temp=staging.temp(output), heard=heard)
 
         audio = _levelled_encode(plan, clips, tracks, options, fmt.name, cache, write, check if verify else None)
         written = _write_extras(extras, output, audio, tags, options, jobs, staging)
@@ -116,14 +116,16 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
 
 
 def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: SessionOptions, fmt: str, cache: ClipCache,
-                     write: Callable[[Any, Callable[[Path], None] | None], None],
+                     write: Callable[[Any, Callable[[Path], None] | None, Any], None],
                      verify: Callable[[Path], None] | None) -> Any:
     """Level the session (and mix its music), write it, and measure the written file's loudness and true peak;
     if the encoder moved them off target, level once more with the correction and write again. Returns the audio."""
     if options.loudness is None:
         audio = session_audio(plan, clips, tracks, options, None)
-        write(audio, verify)
+        write(audio, verify, None)
         return audio
+    import contextlib
+
     from voiceguide.audio import encoded
 
     folder = cache.folder if cache.enabled else None
@@ -136,10 +138,14 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
     windows = [] if tracks else speech_windows(plan, file_rate)
     for attempt in range(encoded.ATTEMPTS):
         audio = session_audio(plan, clips, tracks, options, trim, signature, folder)
+        # An MP3 is measured while it is written (the parts LAME encoded, as they come); other formats once written.
+        streamed = fmt == "mp3" and not verified and file_rate in encoded.MPEG1_RATES
+        meter = encoded.StreamCheck(windows, file_rate, plan.total) if streamed else None
 
-        def check(temp: Path, trim: Any = trim, last: bool = attempt == encoded.ATTEMPTS - 1) -> None:
+        def check(temp: Path, trim: Any = trim, last: bool = attempt == encoded.ATTEMPTS - 1,
+                  meter: Any = meter) -> None:
             if not verified:
-                found = encoded.measure_file(temp, windows, file_rate)
+                found = meter.result(temp) if meter is not None else encoded.measure_file(temp, windows, file_rate)
                 better = encoded.corrected(trim, found, options.loudness or 0.0)
                 if better is not None and not last:
                     raise encoded.Retune(better, trim)  # nothing is written: encode again with the correction
@@ -148,7 +154,8 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
                 verify(temp)
 
         try:
-            write(audio, check)
+            with meter or contextlib.nullcontext():
+                write(audio, check, meter)
         except encoded.Retune as retune:
             trim = retune.trim
             continue
