@@ -49,3 +49,19 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def release_free_memory() -> None:
+    """Hand the memory Python has freed back to the system, where the C library allows it (glibc's
+    malloc_trim; elsewhere nothing happens). Levelling a long session builds per-millisecond tables of every
+    line and frees them, but the heap keeps its high-water mark resident: at 2 hours 71 MB instead of 45 for the
+    whole encoding, and every process the render starts meanwhile briefly counts that twice."""
+    if os.name != "posix":
+        return
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
+    except (OSError, AttributeError):
+        return  # not glibc (musl, macOS): nothing to do
+    trim(0)

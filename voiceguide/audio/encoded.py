@@ -83,10 +83,11 @@ def measure_file(path: Path, windows: Sequence[tuple[int, int]] = (), rate: int 
     above 1 the file is cut inside silences and the parts are measured at once,
     each ffmpeg decoding only its own stretch: the loudness is gated over all
     the parts' 400 ms blocks together (``parse_ebur128``), the true peak is the
-    highest. Renders use one part: two halved the time (dense 40 minutes, 3.4 s
-    -> 1.8 s) but each ffmpeg is 38 MB resident (mostly its static binary, shared,
-    yet counted in each), which took a cold render's process tree from under
-    100 MB to 128. Windows without a rate are an OptionError.
+    highest. Renders use one part (and an MP3 is measured while it is written:
+    StreamCheck): two halved the time (dense 40 minutes, 3.4 s -> 1.8 s) but
+    each ffmpeg is 25-38 MB resident (mostly its static binary, shared, yet
+    counted in each), which took a cold render's process tree from under 100 MB
+    to 128. Windows without a rate are an OptionError.
     """
     if windows and rate <= 0:
         raise OptionError(f"measure_file: windows need the file's sample rate (got {rate!r})")

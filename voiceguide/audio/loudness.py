@@ -37,7 +37,7 @@ from voiceguide.audio.limiter import (  # the limiter's settings are part of wha
     load_audioop,
 )
 from voiceguide.errors import EncoderError
-from voiceguide.host import recall
+from voiceguide.host import recall, release_free_memory
 from voiceguide.host import remember as store
 from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
@@ -235,6 +235,8 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
     if not math.isfinite(raw):
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
     gain, limited = _fit_gain(plan, clips, used, energies, raw, target, ceiling_dbfs)
+    del energies
+    release_free_memory()  # the fit's tables are gone; the encoding that follows needs none of that heap
     levels = Levels(gain, ceiling_dbfs, limited, plan.rate, remember)
     stored = sorted([["tone", t.value] if isinstance(t, Tone) else ["text", t] for t in levels.limited])
     store(remember, "levels", signature, json.dumps({"gain_db": gain, "limited": stored}).encode())
