@@ -71,6 +71,14 @@ def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> i
     return process.wait()
 
 
+def start_ffmpeg(command: Sequence[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start ffmpeg with no input, its messages going to ``log`` (EncoderError if it cannot be run)."""
+    try:
+        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    except OSError as exc:
+        raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+
+
 def run_ffmpeg_together(commands: Sequence[Sequence[str]], logs: Sequence[IO[bytes]]) -> list[int]:
     """Run several ffmpeg commands at once (no input), each logging to its own file; return their exit codes.
 
@@ -79,11 +87,7 @@ def run_ffmpeg_together(commands: Sequence[Sequence[str]], logs: Sequence[IO[byt
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for command, log in zip(commands, logs, strict=True):
-            try:
-                processes.append(subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                  stderr=log))
-            except OSError as exc:
-                raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+            processes.append(start_ffmpeg(command, log))
         return [process.wait() for process in processes]
     except BaseException:
         for process in processes:

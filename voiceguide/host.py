@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 # Small results kept beside the clips (each in a folder of its own; `cache clear` empties them too).
 NOTE_KINDS = ("routines", "levels", "music", "models")
@@ -65,3 +67,11 @@ def release_free_memory() -> None:
     except (OSError, AttributeError):
         return  # not glibc (musl, macOS): nothing to do
     trim(0)
+
+
+def load_audioop() -> Any:  # audioop has no stubs on every Python we support
+    """The audioop module (C helpers on 16-bit PCM), imported quietly."""
+    with warnings.catch_warnings():  # deprecated on 3.12 (audioop-lts provides it on 3.13+)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+    return audioop

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from voiceguide.audio.limiter import CEILING_DBFS
 from voiceguide.audio.loudness import DISCARD, Loudness, ebur128_filter, parse_ebur128
@@ -137,10 +137,8 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
     hand-offs per frame cost more than the decoding), then loudness (ebur128, every 400 ms block logged when
     there are several stretches) and true peak (TRUE_PEAK_METER) are measured in one chain.
     """
-    from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path, run_ffmpeg_together
+    from voiceguide.ffmpeg import run_ffmpeg_together
 
-    meter = f"{ebur128_filter(blocks=len(spans) > 1)},{TRUE_PEAK_METER}"
-    source = f"amovie=filename={filter_graph_path(path)}:dec_threads=1"
     commands: list[list[str]] = []
     for i, (first, last, inside) in enumerate(spans):
         # A stretch is seeked to (amovie keeps the file's timestamps) and ends where the next begins.
@@ -148,26 +146,43 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
         if first or last is not None:
             seek = f":seek_point={first / rate:.6f}" if first else ""
             trim = f"atrim=start={first / rate:.6f}" + (f":end={last / rate:.6f}," if last is not None else ",")
-        select = f"aselect='{_inside([(a + first, b + first) for a, b in inside], rate)}'," if inside else ""
-        script = folder / f"filter-{i}.txt"  # thousands of windows: a filter script, not an argument
-        try:
-            script.write_text(f"{source}{seek},{trim}{select}{meter},{DISCARD}[out]",
-                              encoding="utf-8")
-        except OSError as exc:
-            raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
-        commands.append([ffmpeg_exe(), "-hide_banner", "-nostats", "-nostdin", "-/filter_complex", str(script),
-                         "-map", "[out]", "-f", "null", "-"])
+        windows = [(a + first, b + first) for a, b in inside]
+        commands.append(_meter_command(folder / f"filter-{i}.txt", path, windows, rate, len(spans) > 1, seek, trim))
     with contextlib.ExitStack() as stack:
         logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
         codes = run_ffmpeg_together(commands, logs)
-        texts = []
-        for code, log in zip(codes, logs, strict=True):
-            log.seek(0)
-            text = log.read().decode(errors="replace")
-            if code != 0:
-                raise EncoderError(f"ffmpeg failed (exit {code}) measuring {path}: "
-                                   + (text.strip().splitlines() or ["no output"])[-1])
-            texts.append(text)
+        texts = [_log_text(code, log, f"measuring {path}") for code, log in zip(codes, logs, strict=True)]
+    return _combined(texts, path)
+
+
+def _meter_command(script: Path, source: Path, windows: Sequence[tuple[int, int]], rate: int, blocks: bool,
+                   seek: str = "", trim: str = "") -> list[str]:
+    """The ffmpeg command that measures ``source`` (an amovie ``seek`` option, an ``atrim`` filter; only the frames
+    starting inside ``windows``, if any): loudness, every 400 ms block logged if ``blocks``, and true peak. The
+    graph goes into ``script`` (thousands of windows: a filter script, not an argument)."""
+    from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path
+
+    select = f"aselect='{_inside(windows, rate)}'," if windows else ""
+    try:
+        script.write_text(f"amovie=filename={filter_graph_path(source)}:dec_threads=1{seek},{trim}{select}"
+                          f"{ebur128_filter(blocks=blocks)},{TRUE_PEAK_METER},{DISCARD}[out]", encoding="utf-8")
+    except OSError as exc:
+        raise EncoderError(f"cannot write ffmpeg's filter script in {script.parent} ({exc.strerror})") from None
+    return [ffmpeg_exe(), "-hide_banner", "-nostats", "-nostdin", "-/filter_complex", str(script),
+            "-map", "[out]", "-f", "null", "-"]
+
+
+def _log_text(code: int, log: IO[bytes], doing: str) -> str:
+    """What a measuring ffmpeg printed (EncoderError with its last line if it failed)."""
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    if code != 0:
+        raise EncoderError(f"ffmpeg failed (exit {code}) {doing}: " + (text.strip().splitlines() or ["no output"])[-1])
+    return text
+
+
+def _combined(texts: Sequence[str], path: Path) -> Loudness:
+    """The loudness of a file measured in one or more pieces (``parse_ebur128``) and the highest true peak."""
     loudness = parse_ebur128(*texts)
     peaks = [_PEAK_LEVEL.findall(text) for text in texts]
     if not all(peaks):
@@ -265,12 +280,7 @@ class StreamCheck:
             self._next()
         if not self._logs:  # no piece held a window: nothing was said
             return Loudness(-math.inf, -math.inf)
-        loudness = parse_ebur128(*self._logs)
-        peaks = [_PEAK_LEVEL.findall(text) for text in self._logs]
-        if not all(peaks):
-            raise EncoderError(f"could not measure the true peak of {path}: "
-                               + (self._logs[0].strip().splitlines() or ["no output"])[-1])
-        return Loudness(loudness.integrated, max(float(found[-1]) for found in peaks))
+        return _combined(self._logs, path)
 
     def close(self) -> None:
         """Stop any measurement still running and remove the pieces."""
@@ -323,35 +333,24 @@ class StreamCheck:
             return
         process, log = self._running
         self._running = None
-        code = process.wait()
-        log.seek(0)
-        text = log.read().decode(errors="replace")
-        log.close()
-        if code != 0:
-            raise EncoderError(f"ffmpeg failed (exit {code}) measuring the file being written: "
-                               + (text.strip().splitlines() or ["no output"])[-1])
-        self._logs.append(text)
+        with log:
+            self._logs.append(_log_text(process.wait(), log, "measuring the file being written"))
 
     def _start(self, index: int, windows: list[tuple[int, int]] | None) -> None:
-        from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path
+        from voiceguide.ffmpeg import start_ffmpeg
 
         folder = self._workspace()
-        select = f"aselect='{_inside(windows, self.rate)}'," if windows else ""
-        script = folder / f"filter-{index}.txt"
+        command = _meter_command(folder / f"filter-{index}.txt", folder / f"piece-{index}.mp3", windows or [],
+                                 self.rate, blocks=True)
         try:
-            script.write_text(f"amovie=filename={filter_graph_path(folder / f'piece-{index}.mp3')}:dec_threads=1,"
-                              f"{select}{ebur128_filter(blocks=True)},{TRUE_PEAK_METER},{DISCARD}[out]", encoding="utf-8")
             log = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed in _collect or close
         except OSError as exc:
-            raise EncoderError(f"cannot write ffmpeg's filter script in {folder} ({exc.strerror})") from None
-        command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-nostdin", "-/filter_complex", str(script),
-                   "-map", "[out]", "-f", "null", "-"]
+            raise EncoderError(f"cannot write ffmpeg's log in {folder} ({exc.strerror})") from None
         try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        except OSError as exc:
+            self._running = (start_ffmpeg(command, log), log)
+        except BaseException:
             log.close()
-            raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
-        self._running = (process, log)
+            raise
 
 
 def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:

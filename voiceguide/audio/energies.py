@@ -22,8 +22,9 @@ from array import array
 from collections.abc import Mapping, Sequence
 from typing import cast
 
-from voiceguide.audio.limiter import load_audioop
+from voiceguide.audio.loudness import DENORMAL_GUARD, gated_loudness
 from voiceguide.errors import EncoderError
+from voiceguide.host import load_audioop
 from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
 from voiceguide.speech.engine import Clip
@@ -31,12 +32,10 @@ from voiceguide.speech.engine import Clip
 SUB_BLOCKS_PER_SECOND = 100  # energies are kept per 10 ms: a 400 ms block is 40 of them, its 100 ms hop 10
 BLOCK_SUBS, HOP_SUBS = 40, 10
 RING_SECONDS = 0.1  # after each clip, silence in which the filters ring out (counted with the clip)
-ABSOLUTE_GATE = -70.0  # LUFS (BS.1770-4)
-RELATIVE_GATE = -10.0  # LU below the loudness of the blocks over the absolute gate
 _SCALE = 0.25  # K-weighting adds up to ~4 dB at high frequencies: the 32-bit output is turned down to never clip
-# Before K-weighting, 32-bit integers with dither (as loudness.DENORMAL_GUARD): between clips the filters are fed
+# Before K-weighting, 32-bit integers with dither (loudness.DENORMAL_GUARD): between clips the filters are fed
 # zeros, and their state would decay into subnormal numbers, which the CPU handles a hundred times slower.
-_GUARD = "aformat=sample_fmts=flt,aresample=osf=s32:dither_method=triangular,aformat=sample_fmts=dbl"
+_GUARD = f"{DENORMAL_GUARD},aformat=sample_fmts=dbl"
 
 
 def k_weighting(rate: int) -> str:
@@ -168,17 +167,5 @@ def len_ring(rate: int) -> int:
 
 def _gated(grid: Sequence[float], block_samples: int) -> float:
     """Integrated loudness of 400 ms blocks every 100 ms summed from sub-block energies, gated (BS.1770-4)."""
-    blocks = []
-    for start in range(0, len(grid) - BLOCK_SUBS + 1, HOP_SUBS):
-        energy = sum(grid[start : start + BLOCK_SUBS])
-        if energy > 0:
-            blocks.append(energy / block_samples)
-
-    def loudness(powers: list[float]) -> float:
-        return -0.691 + 10 * math.log10(sum(powers) / len(powers))
-
-    loud = [p for p in blocks if -0.691 + 10 * math.log10(p) >= ABSOLUTE_GATE]
-    if not loud:
-        return -math.inf
-    gate = loudness(loud) + RELATIVE_GATE
-    return loudness([p for p in loud if -0.691 + 10 * math.log10(p) >= gate])
+    energies = (sum(grid[start : start + BLOCK_SUBS]) for start in range(0, len(grid) - BLOCK_SUBS + 1, HOP_SUBS))
+    return gated_loudness([-0.691 + 10 * math.log10(energy / block_samples) for energy in energies if energy > 0])

@@ -9,11 +9,11 @@ energies, without processing audio: levelling (audio.loudness) tries several gai
 from __future__ import annotations
 
 import math
-import warnings
 from array import array
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+
+from voiceguide.host import load_audioop
 
 # Sample-peak ceiling: leaves room for inter-sample peaks and MP3's overshoot so
 # the decoded file's true peak stays at or below -1 dBTP.
@@ -22,14 +22,6 @@ BLOCK_MS = 1  # the limiter's gain changes once per millisecond
 ATTACK_BLOCKS = 5  # the gain starts falling this many blocks before a peak
 RISE_DB_PER_BLOCK = 0.2  # and recovers at most 0.2 dB per millisecond afterwards
 COARSE_BLOCKS = 64  # the limiter looks for peaks this many blocks at a time before looking closer
-
-def load_audioop() -> Any:  # audioop has no stubs on every Python we support
-    """The audioop module (C helpers on 16-bit PCM), imported quietly."""
-    with warnings.catch_warnings():  # deprecated on 3.12 (audioop-lts provides it on 3.13+)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-    return audioop
-
 
 def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_DBFS) -> bytes:
     """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling.

@@ -34,10 +34,9 @@ from voiceguide.audio.limiter import (  # the limiter's settings are part of wha
     RISE_DB_PER_BLOCK,
     ClipBlocks,
     limit,
-    load_audioop,
 )
 from voiceguide.errors import EncoderError
-from voiceguide.host import recall, release_free_memory
+from voiceguide.host import load_audioop, recall, release_free_memory
 from voiceguide.host import remember as store
 from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
@@ -209,8 +208,9 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
     Each distinct clip is K-weighted once and the session's loudness composed
     from the clips where the plan puts them (audio.energies): no pass over the
     session. The limiter takes a little loudness from the clips it turns down;
-    each gain tried runs it on those clips and counts what it left, sub-block
-    by sub-block, until the session lands on the target. The result for exactly
+    for each gain tried, what it would leave of those clips is worked out sub-block
+    by sub-block (limiter.ClipBlocks.kept, no audio processed) until the session
+    lands on the target. The result for exactly
     this speech, arrangement, target and ceiling is remembered in ``remember``
     (a folder), so a warm render measures nothing.
     """

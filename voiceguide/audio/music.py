@@ -23,10 +23,9 @@ from stat import S_ISREG
 from typing import Any
 
 from voiceguide.audio.assemble import AudioPart
-from voiceguide.audio.limiter import load_audioop
 from voiceguide.audio.loudness import DISCARD, ebur128_filter
 from voiceguide.errors import OptionError
-from voiceguide.host import recall, remember
+from voiceguide.host import load_audioop, recall, remember
 from voiceguide.plan.timeline import RATE, Plan
 
 ATTACK = 0.15  # seconds the music starts going down before a line

@@ -12,6 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from voiceguide.audio.encoded import MPEG1_FRAME, MPEG1_RATES
 from voiceguide.errors import EncoderError
 from voiceguide.export.formats import MP3_BITRATES
 from voiceguide.export.id3 import id3_tag
@@ -23,7 +24,7 @@ LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it
 LAME_QUALITY = 3  # LAME's own default algorithm quality, as ffmpeg's libmp3lame uses it
 
 
-FRAME = 1152  # samples per MPEG-1 Layer III frame
+FRAME = MPEG1_FRAME  # samples per MPEG-1 Layer III frame
 MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
 
 
@@ -135,11 +136,11 @@ def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate:
                      channels)
         return buffer.getvalue()
 
-    frames, header = 0, b""
+    frames, header, gap = 0, b"", b""
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        # map() hands the parts out in order and gives the results back in order: the threads stay a part or two
-        # ahead of the writing, so only those parts' MP3 bytes are held at any time.
+        # map() queues every part at once and gives the results back in order; writing them only copies bytes, so
+        # it keeps up with the encoding and the parts held are those finished ahead of a slower one before them.
         for (start, end, silent), data in zip(parts, pool.map(run, parts), strict=True):
             if silent:
                 count = (end - start) // FRAME
@@ -147,11 +148,12 @@ def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate:
                 frames += count
                 counter.add(end - start)
                 continue
-            header = header or data[:4]
+            if not header:
+                header, gap = data[:4], silent_frame(data[:4], kbps, rate, 0)
             out.write(data)
             count = _frames_in(data, kbps, rate)
             if heard is not None:
-                heard(frames, count, data, silent_frame(header, kbps, rate, 0))
+                heard(frames, count, data, gap)
             frames += count
             if end != total:
                 counter.add(FRAME)  # the part's final (silent) frame, left to LAME's padding: counted as encoded
@@ -164,7 +166,6 @@ def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate:
 
 
 MIN_SILENT_SECONDS = 2.0  # a silence this long (past the margins around sound) is written as ready-made frames
-_MPEG1_RATES = (32000, 44100, 48000)  # the rates with 1152-sample frames
 
 
 def segments(audio: PcmSource, rate: int, jobs: int, channels: int = 1) -> list[tuple[int, int, bool]]:
@@ -178,7 +179,7 @@ def segments(audio: PcmSource, rate: int, jobs: int, channels: int = 1) -> list[
     """
     total = audio.total
     silent: list[tuple[int, int]] = []
-    if channels == 1 and rate in _MPEG1_RATES:
+    if channels == 1 and rate in MPEG1_RATES:
         silent = [(low, high) for low, high in _cut_ranges(audio, rate) if high - low >= MIN_SILENT_SECONDS * rate]
     bounds = {0, total, *(edge for span in silent for edge in span)}
     if len(silent) + 1 < jobs:

@@ -35,6 +35,7 @@ from voiceguide.speech.synth import synthesize
 
 if TYPE_CHECKING:
     from voiceguide.export.formats import Format
+    from voiceguide.export.mp3 import PartListener
     from voiceguide.export.outputs import Staging
     from voiceguide.export.tags import Tags
 
@@ -104,7 +105,7 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
     tags = replace(tags, cover=cover[0], cover_mime=cover[1]) if cover else tags
     # All or nothing: every file goes to a temporary name first and all are renamed at the end.
     with Staging([t.path for t in targets], journal=cache.folder) as staging:
-        def write(source: Any, check_file: Callable[[Path], None] | None, heard: Any = None) -> None:
+        def write(source: Any, check_file: Callable[[Path], None] | None, heard: PartListener | None = None) -> None:
             encode(source, plan.rate, output, tags, plan.chapters, bitrate=options.bitrate, fmt=fmt,
                    check=check_file, progress=encoded, jobs=jobs, temp=staging.temp(output), heard=heard)
 
@@ -116,7 +117,7 @@ def render_session(routine: Routine | str | Path, output: str | Path, options: S
 
 
 def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: SessionOptions, fmt: str, cache: ClipCache,
-                     write: Callable[[Any, Callable[[Path], None] | None, Any], None],
+                     write: Callable[[Any, Callable[[Path], None] | None, PartListener | None], None],
                      verify: Callable[[Path], None] | None) -> Any:
     """Level the session (and mix its music), write it, and measure the written file's loudness and true peak;
     if the encoder moved them off target, level once more with the correction and write again. Returns the audio."""
@@ -143,7 +144,7 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
         meter = encoded.StreamCheck(windows, file_rate, plan.total) if streamed else None
 
         def check(temp: Path, trim: Any = trim, last: bool = attempt == encoded.ATTEMPTS - 1,
-                  meter: Any = meter) -> None:
+                  meter: encoded.StreamCheck | None = meter) -> None:
             if not verified:
                 found = meter.result(temp) if meter is not None else encoded.measure_file(temp, windows, file_rate)
                 better = encoded.corrected(trim, found, options.loudness or 0.0)

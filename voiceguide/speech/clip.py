@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from voiceguide.errors import SpeechError
+from voiceguide.host import load_audioop
 from voiceguide.speech.engine import Clip
 
 # --- Clip processing -------------------------------------------------------------
@@ -58,12 +59,7 @@ def leading_silence_ms(pcm: bytes, rate: int, threshold_dbfs: float = SILENCE_DB
     dBFS of each 1 ms chunk), without a new AudioSegment per millisecond, which made trimming most of the
     time spent processing a line. Stretches where no sample reaches the threshold are skipped whole (a
     chunk's RMS is never above its peak)."""
-    import warnings
-
-    with warnings.catch_warnings():  # deprecated on 3.12 (audioop-lts provides it on 3.13+)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-
+    audioop = load_audioop()
     frames = len(pcm) // 2
     length = round(1000 * (frames / rate))  # pydub's len(segment)
     level = 32768 * 10 ** (threshold_dbfs / 20)
