@@ -94,6 +94,22 @@ def test_interrupted_split_render_replaces_none_of_its_files(tmp_path: Path) -> 
     assert not list(tmp_path.glob(".*"))  # and no temporary file left
 
 
+def test_interrupt_while_the_file_is_checked_as_it_is_written_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C while the MP3 is being encoded and its first pieces measured (StreamCheck's ffmpeg running beside the
+    encoder): exit 130, no ffmpeg left running, no pieces left in the temporary folder, no output."""
+    mark = uuid.uuid4().hex
+    temp, out = tmp_path / "tmp", tmp_path / "s.mp3"
+    process = subprocess.Popen(_cli("render", "psoas", "--hold", "240", "-q", "-o", str(out)),
+                               env=_env(tmp_path / "cache", temp, mark), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: any(temp.glob("voiceguide-measure-*/filter-*.txt")), process, "the file check's first piece")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.decode().splitlines()[-1] == "interrupted: nothing was written" and b"Traceback" not in stderr
+    assert _marked(mark) == []
+    assert list(temp.iterdir()) == [] and not out.exists() and not list(tmp_path.glob(".s.mp3*"))
+
+
 # --- Full disk while tagging --------------------------------------------------------------
 
 def _noisy_png(size: int = 300) -> bytes:
