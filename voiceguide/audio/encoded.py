@@ -332,9 +332,10 @@ class StreamCheck:
         if self._running is None:
             return
         process, log = self._running
+        code = process.wait()  # interrupted here, it is still ours to kill (close)
         self._running = None
         with log:
-            self._logs.append(_log_text(process.wait(), log, "measuring the file being written"))
+            self._logs.append(_log_text(code, log, "measuring the file being written"))
 
     def _start(self, index: int, windows: list[tuple[int, int]] | None) -> None:
         from voiceguide.ffmpeg import start_ffmpeg

@@ -8,7 +8,8 @@ ebur128's own filter coefficients) and its energy kept per 10 ms sub-block;
 the session's blocks are then summed from the sub-blocks of the clips where
 the plan places them. Levelling tries several gains this way (limiting the
 loudest clips at each) in a fraction of the time one ffmpeg pass over the
-session took. The written file is still measured by ebur128 (audio.encoded).
+session took. The written file is still measured by ebur128 (audio.encoded);
+the BS.1770 gating and the guard against subnormal numbers are shared with it here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from array import array
 from collections.abc import Mapping, Sequence
 from typing import cast
 
-from voiceguide.audio.loudness import DENORMAL_GUARD, gated_loudness
 from voiceguide.errors import EncoderError
 from voiceguide.host import load_audioop
 from voiceguide.plan.blocks import Say
@@ -33,8 +33,13 @@ SUB_BLOCKS_PER_SECOND = 100  # energies are kept per 10 ms: a 400 ms block is 40
 BLOCK_SUBS, HOP_SUBS = 40, 10
 RING_SECONDS = 0.1  # after each clip, silence in which the filters ring out (counted with the clip)
 _SCALE = 0.25  # K-weighting adds up to ~4 dB at high frequencies: the 32-bit output is turned down to never clip
-# Before K-weighting, 32-bit integers with dither (loudness.DENORMAL_GUARD): between clips the filters are fed
-# zeros, and their state would decay into subnormal numbers, which the CPU handles a hundred times slower.
+# Before ebur128, the samples go to 32-bit integers with dither (noise at about -187 dBFS, far below the
+# -70 LUFS gate and any peak): ebur128's filters run in double precision, and after each line, fed exact
+# zeros, their state decays into subnormal numbers, which the CPU handles some 100 times slower. A session
+# that is mostly silence took 16 s to measure at 40 minutes, 4.6 s with the dither. (Measured: the same
+# summary, to ebur128's printed 0.1 LU and 0.1 dB, with and without; the dither's noise is deterministic.)
+DENORMAL_GUARD = "aformat=sample_fmts=flt,aresample=osf=s32:dither_method=triangular"
+# The same before K-weighting here: between clips the filters are fed zeros.
 _GUARD = f"{DENORMAL_GUARD},aformat=sample_fmts=dbl"
 
 
@@ -169,3 +174,19 @@ def _gated(grid: Sequence[float], block_samples: int) -> float:
     """Integrated loudness of 400 ms blocks every 100 ms summed from sub-block energies, gated (BS.1770-4)."""
     energies = (sum(grid[start : start + BLOCK_SUBS]) for start in range(0, len(grid) - BLOCK_SUBS + 1, HOP_SUBS))
     return gated_loudness([-0.691 + 10 * math.log10(energy / block_samples) for energy in energies if energy > 0])
+
+
+ABSOLUTE_GATE = -70.0  # LUFS (BS.1770-4)
+RELATIVE_GATE = -10.0  # LU below the loudness of the blocks over the absolute gate
+
+
+def gated_loudness(blocks: Sequence[float]) -> float:
+    """Integrated loudness (LUFS) from 400 ms block loudnesses (LUFS), gated as BS.1770-4 and ebur128 do."""
+    def mean(values: list[float]) -> float:
+        return -0.691 + 10 * math.log10(sum(10 ** ((v + 0.691) / 10) for v in values) / len(values))
+
+    loud = [b for b in blocks if b >= ABSOLUTE_GATE]
+    if not loud:
+        return -math.inf
+    gate = mean(loud) + RELATIVE_GATE
+    return mean([b for b in loud if b >= gate])

@@ -27,6 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voiceguide.audio.clips import clip_digest, clip_samples
+from voiceguide.audio.energies import (
+    DENORMAL_GUARD,
+    SUB_BLOCKS_PER_SECOND,
+    clip_energies,
+    gated_loudness,
+    session_loudness,
+)
 from voiceguide.audio.limiter import (  # the limiter's settings are part of what a stored result depends on
     ATTACK_BLOCKS,
     BLOCK_MS,
@@ -52,12 +59,6 @@ MIN_SLOPE = 0.05  # a voice limited so hard that gain barely moves its loudness 
 FIT_TOLERANCE_LU = 0.02  # close enough: ebur128 prints loudness to 0.1, and the written file is measured anyway
 LEVELS_VERSION = 2  # how a remembered gain was found (2: composed from clip energies)
 MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
-# Before ebur128, the samples go to 32-bit integers with dither (noise at about -187 dBFS, far below the
-# -70 LUFS gate and any peak): ebur128's filters run in double precision, and after each line, fed exact
-# zeros, their state decays into subnormal numbers, which the CPU handles some 100 times slower. A session
-# that is mostly silence took 16 s to measure at 40 minutes, 4.6 s with the dither. (Measured: the same
-# summary, to ebur128's printed 0.1 LU and 0.1 dB, with and without; the dither's noise is deterministic.)
-DENORMAL_GUARD = "aformat=sample_fmts=flt,aresample=osf=s32:dither_method=triangular"
 # The end of every measuring chain: the meters print when the stream ends, and their audio is dropped here
 # rather than handed on, frame by frame, to `-f null` (ffmpeg's encoder and muxer threads): measuring a
 # 40-minute MP3 whole with true peak took 5.7 CPU-seconds, 2.9 of them those hand-offs.
@@ -119,20 +120,6 @@ def parse_ebur128(log: str, *more: str) -> Loudness:
 # and averages; the first three lines cover less than 400 ms and are not blocks.
 _MOMENTARY = re.compile(r"\bt:\s*[\d.]+\s+TARGET:[^\n]*?\bM:\s*(-?[\d.]+|-inf)")
 _FIRST_FULL_BLOCK = 3
-ABSOLUTE_GATE = -70.0  # LUFS (BS.1770-4)
-RELATIVE_GATE = -10.0  # LU below the loudness of the blocks over the absolute gate
-
-
-def gated_loudness(blocks: Sequence[float]) -> float:
-    """Integrated loudness (LUFS) from 400 ms block loudnesses (LUFS), gated as BS.1770-4 and ebur128 do."""
-    def mean(values: list[float]) -> float:
-        return -0.691 + 10 * math.log10(sum(10 ** ((v + 0.691) / 10) for v in values) / len(values))
-
-    loud = [b for b in blocks if b >= ABSOLUTE_GATE]
-    if not loud:
-        return -math.inf
-    gate = mean(loud) + RELATIVE_GATE
-    return mean([b for b in loud if b >= gate])
 
 
 def speech_windows(plan: Plan, rate: int, margin: float = MAX_GAP_SECONDS / 2) -> list[tuple[int, int]]:
@@ -228,8 +215,6 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
             pass  # unreadable: measure afresh
         else:
             return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate, remember)
-    from voiceguide.audio.energies import clip_energies, session_loudness
-
     energies = clip_energies(clips, used, plan.rate)
     raw = session_loudness(plan, energies)
     if not math.isfinite(raw):
@@ -254,8 +239,6 @@ def _fit_gain(plan: Plan, clips: Mapping[Say, Clip], used: list[Say], energies: 
     share tracks the slope found between tries to a few hundredths, so two or three
     tries land within FIT_TOLERANCE_LU (a peaky voice limited hard takes more).
     """
-    from voiceguide.audio.energies import SUB_BLOCKS_PER_SECOND, session_loudness
-
     audioop = load_audioop()
     peaks = {text: audioop.max(clips[text].pcm, 2) for text in used}
     said = Counter(event.text or "" for event in plan.speech())
