@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import platform
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
+
+from voiceguide.host import interrupts_held
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
@@ -29,3 +34,25 @@ print(before, rss())
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     before, after = map(int, done.stdout.split())
     assert before - after >= 40, (before, after)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+def test_an_interrupt_during_a_held_block_is_raised_after_it() -> None:
+    """Ctrl-C sent inside the block lets the block finish, then arrives; the old handler is back."""
+    steps: list[str] = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            time.sleep(0.05)  # time for the handler to run, were it the default one
+            steps.append("block ended")
+        steps.append("after the block")  # not reached: the interrupt is raised as the block ends
+    assert steps == ["block ended"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_held_block_with_no_interrupt_changes_nothing() -> None:
+    before = {kind: signal.getsignal(kind) for kind in (signal.SIGINT, signal.SIGTERM)}
+    with interrupts_held():
+        pass
+    assert {kind: signal.getsignal(kind) for kind in before} == before

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +79,27 @@ def load_audioop() -> Any:  # audioop has no stubs on every Python we support
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioop
     return audioop
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the block runs; one that came meanwhile is raised as it ends.
+
+    For steps that must happen whole or not at all (renaming outputs into place, starting a process and
+    taking note of it). The handlers are swapped, not the signal mask: Python runs its handlers in the main
+    thread whichever thread the signal reaches, so this holds even while other threads (the encoder's) run.
+    Off the main thread (where handlers cannot be set) the block just runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {kind: signal.signal(kind, lambda number, _frame: caught.append(number)) for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        if caught:
+            signal.raise_signal(caught[0])  # to the handler that was in place: raised here, after the block

@@ -29,7 +29,7 @@ from typing import IO, Any
 from voiceguide.audio.limiter import CEILING_DBFS
 from voiceguide.audio.loudness import DISCARD, Loudness, ebur128_filter, parse_ebur128
 from voiceguide.errors import EncoderError, OptionError
-from voiceguide.host import recall, remember
+from voiceguide.host import interrupts_held, recall, remember
 
 MAX_TRUE_PEAK = -1.0  # dBTP, measured on the decoded file
 TOLERANCE_LU = 0.3  # a written file further than this from the target is levelled and encoded again
@@ -347,11 +347,13 @@ class StreamCheck:
             log = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed in _collect or close
         except OSError as exc:
             raise EncoderError(f"cannot write ffmpeg's log in {folder} ({exc.strerror})") from None
-        try:
-            self._running = (start_ffmpeg(command, log), log)
-        except BaseException:
-            log.close()
-            raise
+        with interrupts_held():  # a Ctrl-C inside Popen would leave the ffmpeg running and unknown to close()
+            try:
+                process = start_ffmpeg(command, log)
+            except BaseException:
+                log.close()
+                raise
+            self._running = (process, log)
 
 
 def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:

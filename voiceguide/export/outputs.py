@@ -11,15 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import re
-import signal
 import stat
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from voiceguide.errors import EncoderError, OptionError, OutputError, VoiceguideError
+from voiceguide.host import interrupts_held
 from voiceguide.leftovers import close_journal, open_journal, sweep_journals, sweep_target, temp_name
 
 
@@ -178,10 +177,7 @@ class Staging:
                 pass  # a new file: the umask already decided
             except OSError as exc:
                 raise OutputError(f"{target}: cannot write ({exc.strerror})") from None
-        held = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
-        if held:
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        with interrupts_held():  # a held-back interrupt is raised as the block ends
             done: list[Path] = []
             for target in sorted(self.temps, key=lambda t: t in self.targets[-1:]):  # the session last
                 try:
@@ -191,9 +187,6 @@ class Staging:
                     raise OutputError(f"{target}: cannot write ({exc.strerror}){written}") from None
                 done.append(target)
             self.committed = True
-        finally:
-            if held:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held-back interrupt is raised here
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
