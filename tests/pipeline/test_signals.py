@@ -95,13 +95,14 @@ def test_interrupted_split_render_replaces_none_of_its_files(tmp_path: Path) -> 
 
 
 def test_interrupt_while_the_file_is_checked_as_it_is_written_leaves_nothing(tmp_path: Path) -> None:
-    """Ctrl-C while the MP3 is being encoded and its first pieces measured (StreamCheck's ffmpeg running beside the
-    encoder): exit 130, no ffmpeg left running, no pieces left in the temporary folder, no output."""
+    """Ctrl-C while the MP3 is being encoded and measured as it is written (StreamCheck's ffmpeg following the
+    encoder): exit 130, no ffmpeg left running, no copy left in the temporary folder, no output."""
     mark = uuid.uuid4().hex
     temp, out = tmp_path / "tmp", tmp_path / "s.mp3"
     process = subprocess.Popen(_cli("render", "psoas", "--hold", "240", "-q", "-o", str(out)),
                                env=_env(tmp_path / "cache", temp, mark), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for(lambda: any(temp.glob("voiceguide-measure-*/filter-*.txt")), process, "the file check's first piece")
+    _wait_for(lambda: any(p.stat().st_size > 0 for p in temp.glob("voiceguide-measure-*/stream.mp3")), process,
+              "the file check's first frames")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

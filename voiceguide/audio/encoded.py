@@ -193,97 +193,108 @@ def _combined(texts: Sequence[str], path: Path) -> Loudness:
 
 MPEG1_FRAME = 1152  # samples per MPEG-1 Layer III frame: a frame's time stamp is its index times this
 MPEG1_RATES = (32000, 44100, 48000)  # the rates whose frames hold MPEG1_FRAME samples
-CHECK_PIECES = 8  # the stream check measures a file in about this many pieces (each ffmpeg costs ~30 ms to start)
-MIN_PIECE_SECONDS = 30  # ... of at least this much audio with sound
-LAST_PIECE_SECONDS = 10  # ... but the pieces shrink towards the end of the file, down to this
+LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it when the LAME tag says so
+MP3_DECODER_DELAY = 529  # ... and ffmpeg's decoder adds its own (528 + 1), as every gapless MP3 decoder does
+FOLLOW_TIMEOUT_S = 120  # the stream check's ffmpeg gives up after this long with nothing new to read
+END_FRAMES = 8  # silent frames after the last one: ffmpeg decodes a frame only once it has read a few beyond it
 
 
 class StreamCheck:
     """The file check of an MP3, measured while the file is being written.
 
-    The MP3 writer (voiceguide.export.mp3) hands over each part LAME encoded,
-    in order, as it goes into the file. The parts go into pieces of a few
-    minutes, each holding the very frames of the file, with a single silent
-    frame where the file has a run of them (silence decodes to zeros and
-    clears the decoder, so every frame with sound decodes to the same samples
-    as in the file), and each piece is measured by ffmpeg once the one before
-    it is done, while LAME still encodes the rest: the measuring takes the
-    spare time of a busy machine instead of running alone after the encoding,
-    and skips the silent frames (half a dense session). Pieces shrink towards
-    the end of the file, so little is left to measure once the encoding ends;
-    where they are cut depends on the parts alone, never on timing, so the
-    same file always measures the same. ``windows`` are measure_file's (sample
-    ranges of the file at ``rate``; none: everything), mapped piece by piece.
-    Loudness is gated over every piece's 400 ms blocks together, the true
-    peak is the highest; ``result`` falls back to measure_file on the whole
-    written file if no part was heard (a session encoded in one part). Use it
-    as a context manager: leaving it stops any ffmpeg still running.
+    One ffmpeg, started as the check is entered (before the encoding's buffers
+    grow), follows a copy of the file's audio frames as the MP3 writer writes
+    them (voiceguide.export.mp3.PartListener) and measures them as measure_file
+    measures the finished file: the same frames decoded, the samples a gapless
+    decoder drops left out, the same ``windows`` (sample ranges of the file at
+    ``rate``; none: everything) and the same meters, so it reads what
+    measure_file reads, to the last digit, while the encoder is still at work:
+    the measuring takes the spare time of a busy machine instead of running
+    alone after the encoding. One process for the whole file, because starting
+    one per piece from a 60 MB render put a second copy of the render in its
+    process tree for a moment each time (vfork, until exec). If the ffmpeg ended
+    early (nothing new to read for FOLLOW_TIMEOUT_S: a stalled encoder) or no
+    audio was heard, ``result`` measures the written file instead. Use it as a
+    context manager: leaving it stops the ffmpeg and removes the copy.
     """
 
     def __init__(self, windows: Sequence[tuple[int, int]], rate: int, total: int) -> None:
-        if rate not in MPEG1_RATES or total < 0:
+        if rate not in MPEG1_RATES or isinstance(total, bool) or not isinstance(total, int) or total < 0:
             raise OptionError(f"StreamCheck: needs an MPEG-1 rate ({', '.join(map(str, MPEG1_RATES))}) and the file's "
                               f"length in samples (got {rate!r}, {total!r})")
         self.windows = sorted(windows)
         self.rate = rate
-        self.total_frames = -(-total // MPEG1_FRAME)
-        self.piece_frames = max(MIN_PIECE_SECONDS * rate, total // CHECK_PIECES) // MPEG1_FRAME
-        self.last_frames = LAST_PIECE_SECONDS * rate // MPEG1_FRAME
-        self._folder: Path | None = None
-        self._piece: list[tuple[int, int, int]] = []  # (frame in the piece, frame in the file, frames) per part
-        self._piece_file: Any = None
-        self._frames = 0  # in the piece being written
-        self._file_end = -1  # the file frame after the last part heard
-        self._waiting: list[tuple[int, list[tuple[int, int]] | None]] = []  # pieces written, not yet measured
-        self._running: tuple[subprocess.Popen[bytes], Any] | None = None
-        self._logs: list[str] = []
-        self._count = 0
+        self.total = total
         self.heard = False
-
-    @property
-    def pieces(self) -> int:
-        """How many pieces the parts heard so far went into (the one being written included)."""
-        return self._count + bool(self._piece)
+        self._folder: Path | None = None
+        self._copy: Any = None  # the audio frames heard so far, which the ffmpeg follows
+        self._running: tuple[subprocess.Popen[bytes], Any] | None = None
+        self._silent = b""
 
     def __enter__(self) -> StreamCheck:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __call__(self, first_frame: int, frames: int, data: bytes, silent: bytes) -> None:
-        """One part as the MP3 writer wrote it (see voiceguide.export.mp3.PartListener)."""
+    def start(self) -> None:
+        """Start the ffmpeg that follows the copy (done on entering; the first part heard does it otherwise)."""
+        if self._running is not None:
+            return
+        from voiceguide.ffmpeg import start_ffmpeg
+
+        self._folder = Path(tempfile.mkdtemp(prefix="voiceguide-measure-"))
+        copy = self._folder / "stream.mp3"
+        try:
+            self._copy = open(copy, "wb", buffering=0)  # noqa: SIM115 - closed in result or close
+            log = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115 - closed in result or close
+        except OSError as exc:
+            raise EncoderError(f"cannot write the file check's copy in {self._folder} ({exc.strerror})") from None
+        # The copy has no Info frame: its frames keep their time stamps (as amovie gives them for the file) and the
+        # samples a gapless decoder drops are trimmed off both ends here. The file protocol follows the copy as it
+        # grows; END_FRAMES after the last frame let the decoder pass the end, where atrim ends the measurement.
+        skip = LAME_ENCODER_DELAY + MP3_DECODER_DELAY
+        follow = f":format_name=mp3:format_opts='follow=1\\:rw_timeout={FOLLOW_TIMEOUT_S * 1_000_000}'"
+        trim = f"atrim=start_sample={skip}:end_sample={skip + self.total},"
+        with interrupts_held():  # a Ctrl-C inside Popen would leave the ffmpeg running and unknown to close()
+            try:
+                command = _meter_command(self._folder / "filter.txt", copy, self.windows, self.rate, False, follow,
+                                         trim)
+                process = start_ffmpeg(command, log)
+            except BaseException:
+                log.close()
+                raise
+            self._running = (process, log)
+
+    def __call__(self, data: bytes, silent: bytes) -> None:
+        """The next bytes of the file's audio frames (see voiceguide.export.mp3.PartListener)."""
+        if self._running is None:
+            self.start()
         self.heard = True
-        if self._piece_file is None:
-            self._piece_file = open(self._workspace() / f"piece-{self._count}.mp3", "wb")  # noqa: SIM115
-        if self._piece and first_frame > self._file_end:
-            self._piece_file.write(silent)  # a run of silent frames in the file: one clears the decoder alike
-            self._frames += 1
-        self._piece.append((self._frames, first_frame, frames))
-        self._piece_file.write(data)
-        self._frames += frames
-        self._file_end = first_frame + frames
-        # Half of what is left, at most a full piece: the last pieces are short, so is the wait at the end.
-        if self._frames >= max(self.last_frames, min(self.piece_frames, (self.total_frames - self._file_end) // 2)):
-            self._close_piece()
-        self._next()
+        self._silent = silent
+        self._copy.write(data)
 
     def result(self, path: Path) -> Loudness:
-        """The written file's loudness and true peak: the pieces measured (the last one now), or, if the writer
-        heard no part, ``path`` measured whole."""
-        if not self.heard:
+        """The written file's loudness and true peak, as the ffmpeg following it measured them; ``path`` measured
+        whole if no audio was heard or the ffmpeg ended before it was all written."""
+        if not self.heard or self._running is None:
             return measure_file(path, self.windows, self.rate)
-        if self._piece:
-            self._close_piece()
-        while self._waiting or self._running is not None:
-            self._collect()
-            self._next()
-        if not self._logs:  # no piece held a window: nothing was said
-            return Loudness(-math.inf, -math.inf)
-        return _combined(self._logs, path)
+        process, log = self._running
+        # Running, it cannot have passed the end of the file yet (its last frames wait for END_FRAMES); ended, it
+        # failed or gave up waiting. (It could give up between these two lines only after the encoder had stalled
+        # for FOLLOW_TIMEOUT_S just before the end.)
+        gave_up = process.poll() is not None
+        if not gave_up:
+            self._copy.write(self._silent * END_FRAMES)
+        code = process.wait()  # interrupted here, it is still ours to kill (close)
+        self._running = None
+        with log:
+            text = _log_text(code, log, "measuring the file being written")
+        return measure_file(path, self.windows, self.rate) if gave_up else _combined([text], path)
 
     def close(self) -> None:
-        """Stop any measurement still running and remove the pieces."""
+        """Stop the ffmpeg if it still runs and remove the copy."""
         if self._running is not None:
             process, log = self._running
             if process.poll() is None:
@@ -291,69 +302,12 @@ class StreamCheck:
             process.wait()
             log.close()
             self._running = None
-        if self._piece_file is not None:
-            self._piece_file.close()
-            self._piece_file = None
+        if self._copy is not None:
+            self._copy.close()
+            self._copy = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
-
-    def _workspace(self) -> Path:
-        if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="voiceguide-measure-"))
-        return self._folder
-
-    def _close_piece(self) -> None:
-        """The piece being written is complete: it waits its turn with the windows inside it, moved to its time."""
-        self._piece_file.close()
-        self._piece_file = None
-        windows: list[tuple[int, int]] | None = None
-        if self.windows:
-            windows = []
-            for at, first, frames in self._piece:  # frame for frame: a window keeps the frames it selects
-                low, high = first * MPEG1_FRAME, (first + frames) * MPEG1_FRAME - 1
-                shift = (first - at) * MPEG1_FRAME
-                windows.extend((max(a, low) - shift, min(b, high) - shift)
-                               for a, b in self.windows if a <= high and b >= low)
-        if windows != []:  # a piece with no window in it has nothing said: nothing to measure
-            self._waiting.append((self._count, windows))
-        self._piece, self._frames, self._count = [], 0, self._count + 1
-
-    def _next(self) -> None:
-        """Start measuring the next piece waiting, if the one before it is done."""
-        if not self._waiting or (self._running is not None and self._running[0].poll() is None):
-            return
-        self._collect()
-        index, windows = self._waiting.pop(0)
-        self._start(index, windows)
-
-    def _collect(self) -> None:
-        """Collect the measurement running, if any (an ffmpeg failure is an EncoderError with its last line)."""
-        if self._running is None:
-            return
-        process, log = self._running
-        code = process.wait()  # interrupted here, it is still ours to kill (close)
-        self._running = None
-        with log:
-            self._logs.append(_log_text(code, log, "measuring the file being written"))
-
-    def _start(self, index: int, windows: list[tuple[int, int]] | None) -> None:
-        from voiceguide.ffmpeg import start_ffmpeg
-
-        folder = self._workspace()
-        command = _meter_command(folder / f"filter-{index}.txt", folder / f"piece-{index}.mp3", windows or [],
-                                 self.rate, blocks=True)
-        try:
-            log = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed in _collect or close
-        except OSError as exc:
-            raise EncoderError(f"cannot write ffmpeg's log in {folder} ({exc.strerror})") from None
-        with interrupts_held():  # a Ctrl-C inside Popen would leave the ffmpeg running and unknown to close()
-            try:
-                process = start_ffmpeg(command, log)
-            except BaseException:
-                log.close()
-                raise
-            self._running = (process, log)
 
 
 def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:

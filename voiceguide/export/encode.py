@@ -53,7 +53,7 @@ def encode(source: Iterable[bytes] | PcmSource, rate: int, output: Path, tags: T
     the finished temporary file before it is renamed into place; ``progress``
     hears the number of samples encoded so far. With ``temp`` (a file from a
     Staging) the audio is written there and the caller renames it with its other outputs. ``heard``
-    hears each part of an MP3 that LAME encoded as it is written (see voiceguide.export.mp3.PartListener).
+    hears an MP3's audio frames as they are written (see voiceguide.export.mp3.PartListener).
     """
     channels = int(getattr(source, "channels", 1))  # 2 when music is mixed in
     chosen = choose_format(output, fmt)

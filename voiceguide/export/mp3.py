@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from voiceguide.audio.encoded import MPEG1_FRAME, MPEG1_RATES
+from voiceguide.audio.encoded import LAME_ENCODER_DELAY, MPEG1_FRAME, MPEG1_RATES
 from voiceguide.errors import EncoderError
 from voiceguide.export.formats import MP3_BITRATES
 from voiceguide.export.id3 import id3_tag
@@ -20,7 +20,6 @@ from voiceguide.export.stream import PcmSource, SampleCounter
 from voiceguide.export.tags import Tags
 from voiceguide.plan.timeline import Chapter
 
-LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it when the LAME tag says so
 LAME_QUALITY = 3  # LAME's own default algorithm quality, as ffmpeg's libmp3lame uses it
 
 
@@ -29,12 +28,28 @@ MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
 
 
 class PartListener(Protocol):
-    """Hears each part LAME encoded as it goes into the file (the file check measures them while the rest is
-    still being encoded: see voiceguide.audio.encoded.StreamCheck)."""
+    """Hears the file's audio as it is written (the file check measures it while the rest is still being encoded:
+    see voiceguide.audio.encoded.StreamCheck)."""
 
-    def __call__(self, first_frame: int, frames: int, data: bytes, silent: bytes) -> None:
-        """``data``: the part's ``frames`` MP3 frames, the first of them frame ``first_frame`` of the file's audio
-        (the LAME Info frame not counted); ``silent``: a silent frame of the same stream, for the gaps."""
+    def __call__(self, data: bytes, silent: bytes) -> None:
+        """``data``: the next bytes of the file's audio frames (every frame after the LAME Info frame, LAME's and
+        the ready-made silent ones, in file order); ``silent``: a silent frame of the same stream."""
+
+
+class _Heard:
+    """The file being written, every byte also handed to a PartListener."""
+
+    def __init__(self, out: IO[bytes], heard: PartListener, kbps: int, rate: int) -> None:
+        self.out, self.heard, self.kbps, self.rate = out, heard, kbps, rate
+        self.silent = b""
+
+    def write(self, data: bytes) -> int:
+        written = self.out.write(data)
+        if data:
+            if not self.silent:  # the first bytes written start with a frame header
+                self.silent = silent_frame(data[:4], self.kbps, self.rate, 0)
+            self.heard(data, self.silent)
+        return written
 
 
 def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags: Tags, chapters: Sequence[Chapter],
@@ -49,7 +64,7 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
     part but the last is encoded one frame short, so LAME's priming and padding
     (zeros) exactly fill that frame: every part starts where the plan says and
     the whole decodes to exactly the planned number of samples. ``heard`` hears
-    each LAME part as it is written (not called when the session is one part).
+    every byte of audio frames as it is written.
     """
     audio: PcmSource | None = source if hasattr(source, "silences") else None  # type: ignore[assignment]
     parts = segments(audio, rate, jobs, channels) if audio is not None else []
@@ -59,13 +74,14 @@ def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags:
         out.seek(0, os.SEEK_END)
         info_at = out.tell()
         out.write(bytes(info_length))  # placeholder, filled in at the end
+        sink = _Heard(out, heard, kbps, rate) if heard is not None else out
         frames = -1
         if audio is not None and len(parts) > 1:
-            frames = _encode_segments(audio, parts, rate, kbps, out, counter, jobs, channels, heard)
+            frames = _encode_segments(audio, parts, rate, kbps, sink, counter, jobs, channels)
             content = audio.total
         else:
             stream = audio.chunks() if audio is not None else iter(source)  # type: ignore[arg-type]
-            samples = _encode_part(stream, rate, kbps, out, counter, channels=channels)
+            samples = _encode_part(stream, rate, kbps, sink, counter, channels=channels)
             content = audio.total if audio is not None else samples  # what a gapless decoder must return
         end = out.tell()
         out.seek(info_at + info_length)
@@ -92,7 +108,7 @@ class _Stopped(Exception):
     """Another part failed or the render was interrupted: stop encoding this part."""
 
 
-def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], counter: SampleCounter,
+def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes] | _Heard, counter: SampleCounter,
                  stop: threading.Event | None = None, channels: int = 1) -> int:
     """Encode one stream of PCM into ``out``; return the number of samples (per channel) encoded."""
     encoder = _new_encoder(rate, kbps, channels)
@@ -118,8 +134,8 @@ def _encode_part(chunks: Iterable[bytes], rate: int, kbps: int, out: IO[bytes], 
     return samples
 
 
-def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate: int, kbps: int, out: IO[bytes],
-                     counter: SampleCounter, jobs: int, channels: int, heard: PartListener | None = None) -> int:
+def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate: int, kbps: int,
+                     out: IO[bytes] | _Heard, counter: SampleCounter, jobs: int, channels: int) -> int:
     """Encode the speech parts on ``jobs`` threads and write every part in order, silent ones as ready-made frames;
     return the number of frames written."""
     from concurrent.futures import ThreadPoolExecutor
@@ -136,7 +152,7 @@ def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate:
                      channels)
         return buffer.getvalue()
 
-    frames, header, gap = 0, b"", b""
+    frames, header = 0, b""
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
         # map() queues every part at once and gives the results back in order; writing them only copies bytes, so
@@ -148,13 +164,9 @@ def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate:
                 frames += count
                 counter.add(end - start)
                 continue
-            if not header:
-                header, gap = data[:4], silent_frame(data[:4], kbps, rate, 0)
+            header = header or data[:4]
             out.write(data)
-            count = _frames_in(data, kbps, rate)
-            if heard is not None:
-                heard(frames, count, data, gap)
-            frames += count
+            frames += _frames_in(data, kbps, rate)
             if end != total:
                 counter.add(FRAME)  # the part's final (silent) frame, left to LAME's padding: counted as encoded
         return frames
