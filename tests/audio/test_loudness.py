@@ -312,7 +312,8 @@ def test_the_check_while_writing_falls_back_to_the_file_if_its_ffmpeg_gave_up(tm
     out = tmp_path / "tones.mp3"
     encode(source, RATE, out, Tags(title="x"), [])
     data = out.read_bytes()
-    audio = data[data.index(b"Info") - 21 + 313:]  # past the ID3 tag and the Info frame (96 kbps at 44.1 kHz)
+    info_frame = 144000 * 96 // RATE  # bytes in the Info frame, a 96 kbps frame without padding
+    audio = data[data.index(b"Info") - 21 + info_frame:]  # past the ID3 tag and the Info frame (its header + side info)
     with encoded.StreamCheck([], RATE, source.total) as meter:
         meter(audio[: len(audio) // 3], b"")  # the quiet third
         time.sleep(2.5)

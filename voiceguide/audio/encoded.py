@@ -142,12 +142,12 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
     commands: list[list[str]] = []
     for i, (first, last, inside) in enumerate(spans):
         # A stretch is seeked to (amovie keeps the file's timestamps) and ends where the next begins.
-        seek, trim = "", ""
+        options, trim = "", ""
         if first or last is not None:
-            seek = f":seek_point={first / rate:.6f}" if first else ""
+            options = f":seek_point={first / rate:.6f}" if first else ""
             trim = f"atrim=start={first / rate:.6f}" + (f":end={last / rate:.6f}," if last is not None else ",")
         windows = [(a + first, b + first) for a, b in inside]
-        commands.append(_meter_command(folder / f"filter-{i}.txt", path, windows, rate, len(spans) > 1, seek, trim))
+        commands.append(_meter_command(folder / f"filter-{i}.txt", path, windows, rate, len(spans) > 1, options, trim))
     with contextlib.ExitStack() as stack:
         logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
         codes = run_ffmpeg_together(commands, logs)
@@ -156,15 +156,16 @@ def _measure_spans(path: Path, spans: list[tuple[int, int | None, list[tuple[int
 
 
 def _meter_command(script: Path, source: Path, windows: Sequence[tuple[int, int]], rate: int, blocks: bool,
-                   seek: str = "", trim: str = "") -> list[str]:
-    """The ffmpeg command that measures ``source`` (an amovie ``seek`` option, an ``atrim`` filter; only the frames
-    starting inside ``windows``, if any): loudness, every 400 ms block logged if ``blocks``, and true peak. The
-    graph goes into ``script`` (thousands of windows: a filter script, not an argument)."""
+                   options: str = "", trim: str = "") -> list[str]:
+    """The ffmpeg command that measures ``source`` (more amovie ``options``, each after a colon; an ``atrim``
+    filter, with its comma; only the frames starting inside ``windows``, if any): loudness, every 400 ms block
+    logged if ``blocks``, and true peak. The graph goes into ``script`` (thousands of windows: a filter script,
+    not an argument)."""
     from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path
 
     select = f"aselect='{_inside(windows, rate)}'," if windows else ""
     try:
-        script.write_text(f"amovie=filename={filter_graph_path(source)}:dec_threads=1{seek},{trim}{select}"
+        script.write_text(f"amovie=filename={filter_graph_path(source)}:dec_threads=1{options},{trim}{select}"
                           f"{ebur128_filter(blocks=blocks)},{TRUE_PEAK_METER},{DISCARD}[out]", encoding="utf-8")
     except OSError as exc:
         raise EncoderError(f"cannot write ffmpeg's filter script in {script.parent} ({exc.strerror})") from None
@@ -191,8 +192,7 @@ def _combined(texts: Sequence[str], path: Path) -> Loudness:
     return Loudness(loudness.integrated, max(float(found[-1]) for found in peaks))
 
 
-MPEG1_FRAME = 1152  # samples per MPEG-1 Layer III frame: a frame's time stamp is its index times this
-MPEG1_RATES = (32000, 44100, 48000)  # the rates whose frames hold MPEG1_FRAME samples
+MPEG1_RATES = (32000, 44100, 48000)  # MPEG-1 Layer III: 1152-sample frames (the MP3 writer's silent frames)
 LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it when the LAME tag says so
 MP3_DECODER_DELAY = 529  # ... and ffmpeg's decoder adds its own (528 + 1), as every gapless MP3 decoder does
 FOLLOW_TIMEOUT_S = 120  # the stream check's ffmpeg gives up after this long with nothing new to read
@@ -240,8 +240,8 @@ class StreamCheck:
 
     def start(self) -> None:
         """Start the ffmpeg that follows the copy (done on entering; the first part heard does it otherwise)."""
-        if self._running is not None:
-            return
+        if self._folder is not None:
+            return  # started already (and perhaps measured: then it only keeps the copy until close)
         from voiceguide.ffmpeg import start_ffmpeg
 
         self._folder = Path(tempfile.mkdtemp(prefix="voiceguide-measure-"))
@@ -269,8 +269,7 @@ class StreamCheck:
 
     def __call__(self, data: bytes, silent: bytes) -> None:
         """The next bytes of the file's audio frames (see voiceguide.export.mp3.PartListener)."""
-        if self._running is None:
-            self.start()
+        self.start()
         self.heard = True
         self._silent = silent
         self._copy.write(data)

@@ -139,7 +139,7 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
     windows = [] if tracks else speech_windows(plan, file_rate)
     for attempt in range(encoded.ATTEMPTS):
         audio = session_audio(plan, clips, tracks, options, trim, signature, folder)
-        # An MP3 is measured while it is written (the parts LAME encoded, as they come); other formats once written.
+        # An MP3 is measured while it is written (its audio frames, as they go into the file); others once written.
         streamed = fmt == "mp3" and not verified and file_rate in encoded.MPEG1_RATES
         meter = encoded.StreamCheck(windows, file_rate, plan.total) if streamed else None
 
