@@ -11,6 +11,7 @@ from conftest import BuzzyEngine, FakeEngine, decode
 
 from voiceguide.audio.limiter import limit
 from voiceguide.audio.loudness import measure, parse_ebur128
+from voiceguide.host import load_audioop
 from voiceguide.pipeline import SessionOptions, render_session
 from voiceguide.routine.builtin import load_builtin
 from voiceguide.speech.cache import ClipCache
@@ -235,6 +236,73 @@ def test_what_the_limiter_keeps_is_what_it_leaves() -> None:
             errors.append(abs(kept[j] - after / before))
         assert max(errors) <= 0.08 and sum(errors) / len(errors) <= 0.004, (gain, max(errors))
         assert (min(kept) < 0.5) == (gain == 9.0) and (min(kept) == 1.0) == (gain == 0.0)
+
+
+def _limited_by_hand(pcm: array, gain_db: float, ceiling_dbfs: float) -> array:  # type: ignore[type-arg]
+    """The limiter's definition applied to every block of the clip, with nothing skipped: the gain each block wants,
+    the lowest of them ATTACK_BLOCKS ahead, then at most RISE_DB_PER_BLOCK of change per block each way."""
+    from voiceguide.audio.limiter import ATTACK_BLOCKS, RISE_DB_PER_BLOCK
+
+    block, gain, rise = RATE // 1000, 10 ** (gain_db / 20), 10 ** (RISE_DB_PER_BLOCK / 20)
+    ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
+    starts = range(0, len(pcm), block)
+    want = [min(gain, ceiling / max(1, max(abs(v) for v in pcm[i : i + block]))) for i in starts]
+    envelope = [min(want[i : i + ATTACK_BLOCKS + 1]) for i in range(len(want))]
+    for i in range(1, len(envelope)):
+        envelope[i] = min(envelope[i], envelope[i - 1] * rise)
+    for i in range(len(envelope) - 2, -1, -1):
+        envelope[i] = min(envelope[i], envelope[i + 1] * rise)
+    out = array("h")
+    for k, i in enumerate(starts):
+        piece = array("h", pcm[i : i + block])
+        out.frombytes(load_audioop().mul(piece.tobytes(), 2, envelope[k]))
+    return out
+
+
+def test_the_limiter_works_only_where_dips_reach_and_changes_nothing_by_it() -> None:
+    """The limiter works block by block only as far as each peak's dip reaches (a deep one far, a shallow one a
+    few blocks): sample for sample what the limiter's definition gives applied to every block of the clip, for
+    peaks alone, a deep peak right after shallow ones (its dip reaches back over theirs) and peaks at both ends."""
+    import math
+
+    wave = [math.sin(i / 2.3) for i in range(RATE)]
+    levels = [4000] * RATE
+    for start, size, level in ((2000, 300, 20000), (9000, 44, 9000), (9600, 44, 9500), (9900, 88, 32767),
+                               (30000, 10000, 14000), (0, 60, 30000), (RATE - 50, 50, 25000)):
+        levels[start : start + size] = [level] * size
+    pcm = array("h", (round(level * w) for level, w in zip(levels, wave, strict=True)))
+    for gain in (0.0, 6.0, 14.0):
+        out = array("h")
+        out.frombytes(limit(pcm.tobytes(), RATE, gain, -2.0))
+        assert out == _limited_by_hand(pcm, gain, -2.0), gain
+
+
+def test_levelling_reads_each_clip_once(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Levelling needs every clip's K-weighted energies, peaks and per-millisecond blocks: one read of each
+    (reads from the cache are checksummed, and a 2-hour session has hundreds of clips)."""
+    from collections import Counter
+
+    from voiceguide.audio.clips import CachedClips
+    from voiceguide.audio.loudness import level_session
+    from voiceguide.pipeline import session_clips
+
+    session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)  # every line into the cache
+    plan, planned = session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
+    assert isinstance(planned, CachedClips) and not planned.spilled
+    # No clips kept in memory between reads: a long session's are too many to keep, so every read is a cache read.
+    clips = CachedClips(cache, planned.key, planned.lengths, RATE, planned.held, keep_bytes=0)
+    reads: Counter[str] = Counter()
+    get = ClipCache.get
+
+    def counted(self: ClipCache, key: str):  # type: ignore[no-untyped-def]
+        reads[key] += 1
+        return get(self, key)
+
+    monkeypatch.setattr(ClipCache, "get", counted)
+    levels = level_session(plan, clips, -16.0)
+    assert len(levels.limited) > 10  # the limiter's share was worked out too
+    spoken = {event.text for event in plan.speech() if isinstance(event.text, str)}  # tones are made, not read
+    assert list(reads.values()) == [1] * len(spoken) and len(spoken) > 10
 
 
 class Tones:

@@ -15,12 +15,15 @@ the BS.1770 gating and the guard against subnormal numbers are shared with it he
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import subprocess
 import tempfile
 import threading
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import add, mul
+from operator import sub as sub_
 from typing import cast
 
 from voiceguide.errors import EncoderError
@@ -59,9 +62,14 @@ def k_weighting(rate: int) -> str:
                     for b0, b1, b2, a1, a2 in (shelf, high_pass))
 
 
-def clip_energies(clips: Mapping[Say, Clip], texts: Sequence[Say], rate: int) -> dict[Say, array[float]]:
+def clip_energies(clips: Mapping[Say, Clip], texts: Sequence[Say], rate: int,
+                  each: Callable[[Say, Clip], None] | None = None) -> dict[Say, array[float]]:
     """Each clip's K-weighted energy (sum of squares, full scale 1.0) per 10 ms sub-block, the ring-out after it
-    included, all from one ffmpeg pass: the clips go in one after another with RING_SECONDS of silence each."""
+    included, all from one ffmpeg pass: the clips go in one after another with RING_SECONDS of silence each.
+
+    ``each(text, clip)`` is called with every clip as it is read (on another thread), so whatever else the
+    caller needs from the clips is had without reading them (from the cache, checksummed) a second time."""
+    from voiceguide.audio.clips import clip_samples
     from voiceguide.ffmpeg import ffmpeg_exe
 
     sub = rate // SUB_BLOCKS_PER_SECOND
@@ -69,7 +77,7 @@ def clip_energies(clips: Mapping[Say, Clip], texts: Sequence[Say], rate: int) ->
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "s16le", "-ar", str(rate),
                "-ac", "1", "-i", "pipe:0", "-af", f"{_GUARD},{k_weighting(rate)},volume={_SCALE}",
                "-f", "s32le", "-c:a", "pcm_s32le", "pipe:1"]
-    lengths = [clips[text].samples + len(ring) // 2 for text in texts]
+    lengths = [clip_samples(clips, text) + len(ring) // 2 for text in texts]
     failed: list[BaseException] = []
     with tempfile.TemporaryFile() as log:  # a file: ffmpeg can never block on its messages
         try:
@@ -81,7 +89,10 @@ def clip_energies(clips: Mapping[Say, Clip], texts: Sequence[Say], rate: int) ->
         def feed() -> None:  # on a thread: ffmpeg's output is read here while its input is written
             try:
                 for text in texts:
-                    process.stdin.write(clips[text].pcm)  # type: ignore[union-attr]
+                    clip = clips[text]
+                    if each is not None:
+                        each(text, clip)
+                    process.stdin.write(clip.pcm)  # type: ignore[union-attr]
                     process.stdin.write(ring)  # type: ignore[union-attr]
             except BrokenPipeError:
                 pass  # ffmpeg stopped; its log says why
@@ -148,20 +159,27 @@ def session_loudness(plan: Plan, energies: Mapping[Say, Sequence[float]], gain_d
                      scales: Mapping[Say, Sequence[float]] | None = None) -> float:
     """The session's integrated loudness (LUFS, gated as BS.1770-4 and ebur128) with every line where the plan puts
     it at ``gain_db``: its sub-block energies and, where given, times ``scales[text]`` sub-block by sub-block (what
-    the limiter leaves of them). A line the plan cuts short is cut short here too (its ring-out kept)."""
+    the limiter leaves of them). A line the plan cuts short is cut short here too (its ring-out kept).
+
+    (Sums over whole stretches go through C-level iterators: this runs once per gain levelling tries.)"""
     sub = plan.rate // SUB_BLOCKS_PER_SECOND
     grid = array("d", bytes(8 * (plan.total // sub + len_ring(plan.rate) + 2)))
+    scaled: dict[Say, list[float]] = {}
     for event in plan.speech():
         text = event.text or ""
-        found = energies[text]
-        scale = None if scales is None else scales.get(text)
+        found = scaled.get(text)
+        if found is None:
+            scale = None if scales is None else scales.get(text)
+            found = list(energies[text]) if scale is None else \
+                list(map(mul, energies[text], itertools.chain(scale, itertools.repeat(1.0))))
+            scaled[text] = found
         first, part = divmod(event.start, sub)
         share = part / sub  # a clip's sub-block straddles two of the session's: shared in proportion
         count = min(len(found), -(-(event.end - event.start) // sub) + len_ring(plan.rate))
-        for j in range(count):
-            energy = found[j] * (scale[j] if scale is not None and j < len(scale) else 1.0)
-            grid[first + j] += energy * (1 - share)
-            grid[first + j + 1] += energy * share
+        for offset, weight in ((0, 1 - share), (1, share)):
+            start = first + offset
+            grid[start : start + count] = array("d", map(add, grid[start : start + count],
+                                                         map(mul, found[:count], itertools.repeat(weight))))
     return _gated(grid, BLOCK_SUBS * sub) + gain_db  # gating is relative: a gain moves every block alike
 
 
@@ -172,8 +190,9 @@ def len_ring(rate: int) -> int:
 
 def _gated(grid: Sequence[float], block_samples: int) -> float:
     """Integrated loudness of 400 ms blocks every 100 ms summed from sub-block energies, gated (BS.1770-4)."""
-    energies = (sum(grid[start : start + BLOCK_SUBS]) for start in range(0, len(grid) - BLOCK_SUBS + 1, HOP_SUBS))
-    return gated_loudness([-0.691 + 10 * math.log10(energy / block_samples) for energy in energies if energy > 0])
+    running = list(itertools.accumulate(grid, initial=0.0))  # a block is the difference of two running sums
+    blocks = map(sub_, running[BLOCK_SUBS::HOP_SUBS], running[::HOP_SUBS])
+    return gated_power(list(map(mul, blocks, itertools.repeat(1 / block_samples))))
 
 
 ABSOLUTE_GATE = -70.0  # LUFS (BS.1770-4)
@@ -182,11 +201,16 @@ RELATIVE_GATE = -10.0  # LU below the loudness of the blocks over the absolute g
 
 def gated_loudness(blocks: Sequence[float]) -> float:
     """Integrated loudness (LUFS) from 400 ms block loudnesses (LUFS), gated as BS.1770-4 and ebur128 do."""
-    def mean(values: list[float]) -> float:
-        return -0.691 + 10 * math.log10(sum(10 ** ((v + 0.691) / 10) for v in values) / len(values))
+    return gated_power([10 ** ((block + 0.691) / 10) for block in blocks])
 
-    loud = [b for b in blocks if b >= ABSOLUTE_GATE]
+
+def gated_power(blocks: Sequence[float]) -> float:
+    """Integrated loudness (LUFS) from 400 ms blocks' mean square (K-weighted, full scale 1.0), gated as BS.1770-4
+    and ebur128 do: blocks under the absolute gate left out, then those more than 10 LU under the rest's mean."""
+    absolute = 10 ** ((ABSOLUTE_GATE + 0.691) / 10)
+    loud = list(filter(absolute.__le__, blocks))
     if not loud:
         return -math.inf
-    gate = mean(loud) + RELATIVE_GATE
-    return mean([b for b in loud if b >= gate])
+    relative = sum(loud) / len(loud) * 10 ** (RELATIVE_GATE / 10)
+    kept = list(filter(relative.__le__, loud))
+    return -0.691 + 10 * math.log10(sum(kept) / len(kept))

@@ -65,9 +65,7 @@ def _dips(want: list[float], hot: list[int], gain: float) -> Iterator[tuple[int,
     """The limiter's gain, block by block, around the ``hot`` blocks (whose ``want`` is below ``gain``): for each
     stretch of blocks it works on, its first block and the gains; everywhere else the gain is ``gain``."""
     rise = 10 ** (RISE_DB_PER_BLOCK / 20)
-    # How far a dip can reach: the look-ahead plus the blocks it takes to climb back to full gain.
-    reach = ATTACK_BLOCKS + 2 + math.ceil(math.log(gain / min(want[i] for i in hot)) / math.log(rise))
-    for first, last in _segments(hot, reach, len(want)):
+    for first, last in _segments(want, hot, gain, rise):
         envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
         for i in range(1, len(envelope)):  # recover slowly after it
             envelope[i] = min(envelope[i], envelope[i - 1] * rise)
@@ -76,15 +74,18 @@ def _dips(want: list[float], hot: list[int], gain: float) -> Iterator[tuple[int,
         yield first, envelope
 
 
-def _segments(hot: list[int], reach: int, count: int) -> list[tuple[int, int]]:
-    """Block ranges within ``reach`` of a hot block, merged; outside them the limiter's gain is steady."""
+def _segments(want: list[float], hot: list[int], gain: float, rise: float) -> list[tuple[int, int]]:
+    """Block ranges the limiter's dips cover, merged; outside them its gain is steady. Each hot block's dip
+    reaches as far as the gain takes to climb back from that block's want (plus the look-ahead before it)."""
     segments: list[tuple[int, int]] = []
+    log_rise = math.log(rise)
     for i in hot:
-        first, last = max(0, i - reach), min(count, i + reach + 1)
-        if segments and first <= segments[-1][1]:
-            segments[-1] = (segments[-1][0], last)
-        else:
-            segments.append((first, last))
+        reach = 2 + math.ceil(math.log(gain / want[i]) / log_rise)  # blocks to climb back, and 2 to spare
+        first, last = max(0, i - ATTACK_BLOCKS - reach), min(len(want), i + reach + 1)
+        while segments and first <= segments[-1][1]:  # a deep dip may reach back over earlier, shallower ones
+            earlier = segments.pop()
+            first, last = min(first, earlier[0]), max(last, earlier[1])
+        segments.append((first, last))
     return segments
 
 
@@ -115,6 +116,7 @@ class ClipBlocks:
         self.peaks = array("H", (audioop.max(pcm[i : i + block], 2) for i in range(0, len(pcm), block)))
         self.energy = array("f", (float(audioop.rms(pcm[i : i + block], 2)) ** 2 * (len(pcm[i : i + block]) // 2)
                                   for i in range(0, len(pcm), block)))
+        self.peak = max(self.peaks, default=0)  # the clip's sample peak
 
     def kept(self, gain_db: float, ceiling_dbfs: float, sub: int) -> array[float]:
         """What ``limit(pcm, rate, gain_db, ceiling_dbfs)`` keeps of the clip's energy at that gain, per ``sub``

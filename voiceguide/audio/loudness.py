@@ -15,12 +15,13 @@ the written file with ffmpeg's ebur128, the way players measure (audio.encoded).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
+import operator
 import re
 import tempfile
 import threading
-from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ FIT_ROUNDS = 6  # gains tried at most: the plain gain, then Newton steps
 MIN_SLOPE = 0.05  # a voice limited so hard that gain barely moves its loudness still takes bounded steps
 FIT_TOLERANCE_LU = 0.02  # close enough: ebur128 prints loudness to 0.1, and the written file is measured anyway
 LEVELS_VERSION = 2  # how a remembered gain was found (2: composed from clip energies)
+_UNTOUCHED = 0.999  # a sub-block the limiter kept more than this of counts as left alone
 MAX_GAIN_DB = 30.0  # a session this much too quiet is brought up no further
 # The end of every measuring chain: the meters print when the stream ends, and their audio is dropped here
 # rather than handed on, frame by frame, to `-f null` (ffmpeg's encoder and muxer threads): measuring a
@@ -215,12 +217,18 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
             pass  # unreadable: measure afresh
         else:
             return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate, remember)
-    energies = clip_energies(clips, used, plan.rate)
+    blocks: dict[Say, ClipBlocks] = {}  # per-millisecond peaks and energies of each clip, for the limiter's share
+
+    def analyse(text: Say, clip: Clip) -> None:
+        blocks[text] = ClipBlocks(clip.pcm, plan.rate)
+
+    energies = clip_energies(clips, used, plan.rate, each=analyse)  # each clip read once, for both
     raw = session_loudness(plan, energies)
     if not math.isfinite(raw):
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
-    gain, limited = _fit_gain(plan, clips, used, energies, raw, target, ceiling_dbfs)
+    gain, limited = _fit_gain(plan, used, energies, blocks, raw, target, ceiling_dbfs)
     del energies
+    blocks.clear()
     release_free_memory()  # the fit's tables are gone; the encoding that follows needs none of that heap
     levels = Levels(gain, ceiling_dbfs, limited, plan.rate, remember)
     stored = sorted([["tone", t.value] if isinstance(t, Tone) else ["text", t] for t in levels.limited])
@@ -228,7 +236,7 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
     return levels
 
 
-def _fit_gain(plan: Plan, clips: Mapping[Say, Clip], used: list[Say], energies: Mapping[Say, Sequence[float]],
+def _fit_gain(plan: Plan, used: list[Say], energies: Mapping[Say, Sequence[float]], blocks: Mapping[Say, ClipBlocks],
               raw: float, target: float, ceiling_dbfs: float) -> tuple[float, list[Say]]:
     """The gain that brings the session (measured ``raw`` LUFS as it is) to ``target`` once the limiter has turned
     down the clips whose peaks it pushes past the ceiling, and those clips.
@@ -239,30 +247,27 @@ def _fit_gain(plan: Plan, clips: Mapping[Say, Clip], used: list[Say], energies: 
     share tracks the slope found between tries to a few hundredths, so two or three
     tries land within FIT_TOLERANCE_LU (a peaky voice limited hard takes more).
     """
-    audioop = load_audioop()
-    peaks = {text: audioop.max(clips[text].pcm, 2) for text in used}
     said = Counter(event.text or "" for event in plan.speech())
     sub = plan.rate // SUB_BLOCKS_PER_SECOND
-    blocks: dict[Say, ClipBlocks] = {}  # per-millisecond peaks and energies of each clip the limiter touches
     gain = min(MAX_GAIN_DB, target - raw)
     for round_ in range(FIT_ROUNDS):
         over = 32767 * 10 ** ((ceiling_dbfs - gain) / 20)
-        pushed = [text for text in used if peaks[text] > over]
-        scales: dict[Say, array[float]] = {}
-        for text in pushed:  # what the limiter keeps of each sub-block, as a share of the gained clip
-            if text not in blocks:
-                blocks[text] = ClipBlocks(clips[text].pcm, plan.rate)
-            scales[text] = blocks[text].kept(gain, ceiling_dbfs, sub)
+        pushed = [text for text in used if blocks[text].peak > over]
+        # what the limiter keeps of each sub-block, as a share of the gained clip
+        scales = {text: blocks[text].kept(gain, ceiling_dbfs, sub) for text in pushed}
         found = session_loudness(plan, energies, gain, scales)
         if abs(found - target) <= FIT_TOLERANCE_LU or round_ == FIT_ROUNDS - 1 or gain >= MAX_GAIN_DB:
             return gain, pushed
         left = total = 0.0  # K-weighted energy the limiter left alone, and all of it, over the session
         for text in used:
-            scale, energy = scales.get(text), energies[text]
-            for j, value in enumerate(energy):
-                kept = scale[j] if scale is not None and j < len(scale) else 1.0
-                total += said[text] * value * kept
-                left += said[text] * value if kept > 0.999 else 0.0
+            energy, scale = energies[text], scales.get(text)
+            if scale is None:
+                total += said[text] * sum(energy)
+                left += said[text] * sum(energy)
+            else:
+                kept = list(itertools.chain(scale[: len(energy)], itertools.repeat(1.0, max(0, len(energy) - len(scale)))))
+                total += said[text] * sum(map(operator.mul, energy, kept))
+                left += said[text] * sum(itertools.compress(energy, map(_UNTOUCHED.__lt__, kept)))
         slope = min(1.0, max(MIN_SLOPE, left / total)) if total > 0 else 1.0
         gain = min(MAX_GAIN_DB, gain + (target - found) / slope)
     raise AssertionError("unreachable")  # the last round returns
