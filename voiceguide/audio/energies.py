@@ -17,13 +17,12 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import operator
 import subprocess
 import tempfile
 import threading
 from array import array
-from collections.abc import Callable, Mapping, Sequence
-from operator import add, mul
-from operator import sub as sub_
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import cast
 
 from voiceguide.errors import EncoderError
@@ -169,18 +168,20 @@ def session_loudness(plan: Plan, energies: Mapping[Say, Sequence[float]], gain_d
         text = event.text or ""
         found = scaled.get(text)
         if found is None:
-            scale = None if scales is None else scales.get(text)
-            found = list(energies[text]) if scale is None else \
-                list(map(mul, energies[text], itertools.chain(scale, itertools.repeat(1.0))))
-            scaled[text] = found
+            found = scaled[text] = list(limited(energies[text], scales.get(text, ()) if scales else ()))
         first, part = divmod(event.start, sub)
         share = part / sub  # a clip's sub-block straddles two of the session's: shared in proportion
         count = min(len(found), -(-(event.end - event.start) // sub) + len_ring(plan.rate))
         for offset, weight in ((0, 1 - share), (1, share)):
             start = first + offset
-            grid[start : start + count] = array("d", map(add, grid[start : start + count],
-                                                         map(mul, found[:count], itertools.repeat(weight))))
+            grid[start : start + count] = array("d", map(operator.add, grid[start : start + count],
+                                                         map(operator.mul, found[:count], itertools.repeat(weight))))
     return _gated(grid, BLOCK_SUBS * sub) + gain_db  # gating is relative: a gain moves every block alike
+
+
+def limited(energy: Sequence[float], scale: Sequence[float]) -> Iterator[float]:
+    """A clip's sub-block energies times what the limiter keeps of each (``scale``; 1.0 past its end)."""
+    return map(operator.mul, energy, itertools.chain(scale, itertools.repeat(1.0)))
 
 
 def len_ring(rate: int) -> int:
@@ -191,8 +192,8 @@ def len_ring(rate: int) -> int:
 def _gated(grid: Sequence[float], block_samples: int) -> float:
     """Integrated loudness of 400 ms blocks every 100 ms summed from sub-block energies, gated (BS.1770-4)."""
     running = list(itertools.accumulate(grid, initial=0.0))  # a block is the difference of two running sums
-    blocks = map(sub_, running[BLOCK_SUBS::HOP_SUBS], running[::HOP_SUBS])
-    return gated_power(list(map(mul, blocks, itertools.repeat(1 / block_samples))))
+    blocks = map(operator.sub, running[BLOCK_SUBS::HOP_SUBS], running[::HOP_SUBS])
+    return gated_power(list(map(operator.mul, blocks, itertools.repeat(1 / block_samples))))
 
 
 ABSOLUTE_GATE = -70.0  # LUFS (BS.1770-4)

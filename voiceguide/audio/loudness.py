@@ -18,7 +18,6 @@ import hashlib
 import itertools
 import json
 import math
-import operator
 import re
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from voiceguide.audio.energies import (
     SUB_BLOCKS_PER_SECOND,
     clip_energies,
     gated_loudness,
+    limited,
     session_loudness,
 )
 from voiceguide.audio.limiter import (  # the limiter's settings are part of what a stored result depends on
@@ -260,14 +260,10 @@ def _fit_gain(plan: Plan, used: list[Say], energies: Mapping[Say, Sequence[float
             return gain, pushed
         left = total = 0.0  # K-weighted energy the limiter left alone, and all of it, over the session
         for text in used:
-            energy, scale = energies[text], scales.get(text)
-            if scale is None:
-                total += said[text] * sum(energy)
-                left += said[text] * sum(energy)
-            else:
-                kept = list(itertools.chain(scale[: len(energy)], itertools.repeat(1.0, max(0, len(energy) - len(scale)))))
-                total += said[text] * sum(map(operator.mul, energy, kept))
-                left += said[text] * sum(itertools.compress(energy, map(_UNTOUCHED.__lt__, kept)))
+            energy, scale = energies[text], scales.get(text, ())
+            total += said[text] * sum(limited(energy, scale))
+            shares = itertools.chain(scale, itertools.repeat(1.0))  # 1.0 past the limiter's end, as in ``limited``
+            left += said[text] * sum(itertools.compress(energy, map(_UNTOUCHED.__lt__, shares)))
         slope = min(1.0, max(MIN_SLOPE, left / total)) if total > 0 else 1.0
         gain = min(MAX_GAIN_DB, gain + (target - found) / slope)
     raise AssertionError("unreachable")  # the last round returns
