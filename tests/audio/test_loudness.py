@@ -202,7 +202,8 @@ def test_a_failing_ffmpeg_while_levelling_is_our_error(cache: ClipCache, tmp_pat
     from voiceguide.errors import EncoderError
     from voiceguide.pipeline import session_clips
 
-    plan, clips = session_clips(load_builtin("desk-break"), SessionOptions(), FakeEngine(), cache)
+    session_clips(load_builtin("desk-break"), SessionOptions(), FakeEngine(), cache)  # measured as synthesized
+    plan, clips = session_clips(load_builtin("desk-break"), SessionOptions(), FakeEngine(), cache)  # cached: not
     fake = tmp_path / "ffmpeg"
     fake.write_text("#!/bin/sh\nhead -c 1000 >/dev/null\necho 'Conversion failed: out of cheese' >&2\nexit 1\n")
     fake.chmod(0o755)

@@ -12,14 +12,17 @@ import hashlib
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from voiceguide.errors import SpeechError
 from voiceguide.plan.blocks import Say
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip
+
+if TYPE_CHECKING:
+    from voiceguide.audio.energies import Analysis
 
 KEEP_BYTES = 8 << 20  # recently used clips kept in memory (lines said again soon: "Switch sides.", numbers)
 
@@ -33,7 +36,7 @@ class CachedClips(Mapping[Say, Clip]):
 
     def __init__(self, cache: ClipCache, key: Callable[[Say], str], lengths: Mapping[Say, int], rate: int,
                  held: Mapping[Say, Clip] | None = None, keep_bytes: int = KEEP_BYTES,
-                 spilled: Mapping[Say, Clip] | None = None) -> None:
+                 spilled: Mapping[Say, Clip] | None = None, analysis: Analysis | None = None) -> None:
         self.cache = cache
         self.key = key
         self.lengths = dict(lengths)
@@ -41,6 +44,7 @@ class CachedClips(Mapping[Say, Clip]):
         self.held = dict(held or {})
         self.spilled: Mapping[Say, Clip] = spilled if spilled is not None else {}  # read from there, not the cache
         self.keep_bytes = keep_bytes
+        self._analysis = analysis  # every clip measured for levelling as it was made (MeteredClips), if it was
         self._recent: OrderedDict[Say, Clip] = OrderedDict()
         self._recent_bytes = 0
         self._lock = threading.Lock()
@@ -79,6 +83,12 @@ class CachedClips(Mapping[Say, Clip]):
     def samples(self, text: Say) -> int:
         """A clip's length without loading it."""
         return self.held[text].samples if text in self.held else self.lengths[text]
+
+    def take_analysis(self) -> Analysis | None:
+        """The clips' levelling measurements made while they were synthesized, handed over once (then let go:
+        they are as large as a few per cent of the speech)."""
+        analysis, self._analysis = self._analysis, None
+        return analysis
 
     def digest(self, text: Say) -> bytes:
         """The SHA-256 of a clip's PCM, from the cache file's header when it has one (no PCM read)."""
@@ -159,6 +169,78 @@ class SpilledClips(MutableMapping[Say, Clip]):
         """Remove the file now (it goes anyway when this object does)."""
         if self._file is not None:
             self._file.close()
+
+
+class MeteredClips(MutableMapping[Say, Clip]):
+    """A store for the clips a render makes (``store``: SpilledClips) that also measures every clip of the session
+    for levelling (audio.energies.ClipMeter) as the new ones come in: the K-weighting runs in ffmpeg beside the
+    processing of the next line, instead of after all of it.
+
+    ``order`` is every clip of the session in ``analysis_order``; ``other(text)`` gives a clip that is not being
+    made (read from the cache, a tone generated) or None. The new clips must arrive in that order (synthesis
+    stores them in the order it was given them); the others are fed in between. One out of order or missing
+    (a line spoken again, a cached one gone) ends the measuring: ``finish`` then leaves ``analysis`` None, and
+    levelling measures the clips itself. Close it (or finish it) so the ffmpeg never outlives an error.
+    """
+
+    def __init__(self, store: MutableMapping[Say, Clip], order: Sequence[Say], other: Callable[[Say], Clip | None],
+                 rate: int) -> None:
+        from voiceguide.audio.energies import ClipMeter
+
+        self.store = store
+        self.analysis: Analysis | None = None
+        self._order = list(order)
+        self._position = {text: i for i, text in enumerate(self._order)}
+        self._other = other
+        self._meter: ClipMeter | None = ClipMeter(rate, blocks=True)
+        self._next = 0  # the position in ``order`` the meter has reached
+
+    def __setitem__(self, text: Say, clip: Clip) -> None:
+        if self._meter is not None:
+            at = self._position.get(text, -1)
+            if at < self._next or not self._feed_others(at):
+                self.close()  # out of order: levelling will measure
+            else:
+                self._meter.add(text, clip)
+                self._next = at + 1
+        self.store[text] = clip
+
+    def _feed_others(self, until: int) -> bool:
+        """Feed the clips before position ``until`` that nobody stores here; False if one cannot be had."""
+        assert self._meter is not None
+        for text in self._order[self._next : until]:
+            clip = self._other(text)
+            if clip is None:
+                return False
+            self._meter.add(text, clip)
+            self._next += 1
+        return True
+
+    def finish(self) -> Analysis | None:
+        """Feed the rest of the session's clips and keep what was measured as ``analysis`` (None if given up)."""
+        if self._meter is not None and self._feed_others(len(self._order)):
+            meter, self._meter = self._meter, None
+            self.analysis = meter.finish()
+        self.close()
+        return self.analysis
+
+    def close(self) -> None:
+        """Stop measuring (the ffmpeg is stopped if it runs)."""
+        meter, self._meter = self._meter, None
+        if meter is not None:
+            meter.close()
+
+    def __getitem__(self, text: Say) -> Clip:
+        return self.store[text]
+
+    def __delitem__(self, text: Say) -> None:
+        del self.store[text]
+
+    def __iter__(self) -> Iterator[Say]:
+        return iter(self.store)
+
+    def __len__(self) -> int:
+        return len(self.store)
 
 
 def clip_samples(clips: Mapping[Say, Clip], text: Say) -> int:

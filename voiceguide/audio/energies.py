@@ -14,21 +14,26 @@ the BS.1770 gating and the guard against subnormal numbers are shared with it he
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import math
 import operator
+import queue
 import subprocess
 import tempfile
 import threading
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import cast
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, cast
 
+from voiceguide.audio.limiter import ClipBlocks
 from voiceguide.errors import EncoderError
 from voiceguide.host import load_audioop
 from voiceguide.plan.blocks import Say
 from voiceguide.plan.timeline import Plan
+from voiceguide.plan.tones import Tone
 from voiceguide.speech.engine import Clip
 
 SUB_BLOCKS_PER_SECOND = 100  # energies are kept per 10 ms: a 400 ms block is 40 of them, its 100 ms hop 10
@@ -61,72 +66,163 @@ def k_weighting(rate: int) -> str:
                     for b0, b1, b2, a1, a2 in (shelf, high_pass))
 
 
+def analysis_order(texts: Iterable[Say]) -> list[Say]:
+    """The order clips go through one K-weighting stream: the words, sorted, then the tones, by name.
+
+    A clip's energies depend, in the last digits, on what went through the filters before it (their state
+    after the ring-out, the guard's dither): one order for every way in, so a session's clips measured while
+    they are synthesized (``ClipMeter``) give exactly what measuring them afterwards gives."""
+    distinct = dict.fromkeys(texts)
+    return sorted(distinct, key=lambda text: (isinstance(text, Tone), text.value if isinstance(text, Tone) else text))
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What levelling needs of every clip: its K-weighted energy per sub-block (``energies``) and, where
+    measured, its limiter blocks (``blocks``)."""
+
+    energies: dict[Say, array[float]]
+    blocks: dict[Say, ClipBlocks]
+
+
+class ClipMeter:
+    """Clips K-weighted one after another by one ffmpeg, as they are added: each clip's energy (sum of squares,
+    full scale 1.0) per 10 ms sub-block, the ring-out after it included; with ``blocks``, its limiter blocks too.
+
+    ffmpeg starts with the first clip and runs beside the caller (a thread reads what it writes), so the
+    measuring overlaps whatever the caller does between clips (processing the next one). ``finish`` returns the
+    Analysis; ``close`` (also on leaving a ``with``) stops the ffmpeg if it still runs. Clips must come in
+    ``analysis_order`` for the energies to be the same to the last digit however they are measured.
+    """
+
+    def __init__(self, rate: int, blocks: bool = False) -> None:
+        self.rate = rate
+        self.blocks = blocks
+        self._ring = bytes(2 * round(RING_SECONDS * rate))
+        self._energies: dict[Say, array[float]] = {}
+        self._clip_blocks: dict[Say, ClipBlocks] = {}
+        self._added: set[Say] = set()
+        self._pending: queue.SimpleQueue[tuple[Say, int] | None] = queue.SimpleQueue()
+        self._failed: list[BaseException] = []
+        self._process: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._log: Any = None
+
+    def __enter__(self) -> ClipMeter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, text: Say, clip: Clip) -> None:
+        """K-weight ``clip`` (as ``text``) after the clips added before it."""
+        if text in self._added:
+            raise EncoderError(f"ClipMeter: {str(text)[:60]!r} was added twice")
+        self._added.add(text)
+        if self.blocks:
+            self._clip_blocks[text] = ClipBlocks(clip.pcm, self.rate)
+        process = self._process or self._start()
+        self._pending.put((text, clip.samples + len(self._ring) // 2))
+        try:
+            process.stdin.write(clip.pcm)  # type: ignore[union-attr]
+            process.stdin.write(self._ring)  # type: ignore[union-attr]
+        except BrokenPipeError:
+            self._fail()  # ffmpeg stopped: its log says why
+
+    def finish(self) -> Analysis:
+        """Every clip added, measured (EncoderError if ffmpeg failed)."""
+        if self._process is None:
+            return Analysis({}, self._clip_blocks)
+        process, reader = self._process, self._reader
+        assert reader is not None
+        self._pending.put(None)
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()  # type: ignore[union-attr]
+        reader.join()
+        code = process.wait()
+        if self._failed or code != 0:
+            self._fail()
+        self.close()
+        return Analysis(self._energies, self._clip_blocks)
+
+    def close(self) -> None:
+        """Stop the ffmpeg if it still runs (an error or an interrupt in the caller)."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(OSError):
+                process.stdin.close()  # type: ignore[union-attr]
+            if self._reader is not None:
+                self._pending.put(None)
+                self._reader.join()
+            process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        from voiceguide.ffmpeg import ffmpeg_exe
+        from voiceguide.host import interrupts_held
+
+        command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "s16le", "-ar",
+                   str(self.rate), "-ac", "1", "-i", "pipe:0", "-af",
+                   f"{_GUARD},{k_weighting(self.rate)},volume={_SCALE}", "-f", "s32le", "-c:a", "pcm_s32le", "pipe:1"]
+        # A file, not a pipe: ffmpeg can never block on its messages. Kept open until close (no context manager).
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115
+        with interrupts_held():  # a Ctrl-C inside Popen would leave the ffmpeg running and unknown to close()
+            try:
+                self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                 stderr=self._log, bufsize=0)
+            except OSError as exc:
+                raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+            self._reader = threading.Thread(target=self._read_all, args=(self._process,), daemon=True)
+            self._reader.start()
+        return self._process
+
+    def _read_all(self, process: subprocess.Popen[bytes]) -> None:
+        """On a thread: each clip's K-weighted samples, in the order added, into energies per sub-block."""
+        sub = self.rate // SUB_BLOCKS_PER_SECOND
+        try:
+            while (item := self._pending.get()) is not None:
+                text, length = item
+                self._energies[text] = _sub_energies(_read(process.stdout, 4 * length), 4, sub, _SCALE)
+        except BaseException as exc:  # handed to finish (an early end: ffmpeg failed, and its log says why)
+            self._failed.append(exc)
+            process.kill()
+
+    def _fail(self) -> NoReturn:
+        """EncoderError with ffmpeg's last message; the meter is closed."""
+        process, log = self._process, self._log
+        code = None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            code = process.wait()
+        message: list[str] = []
+        if log is not None:
+            log.seek(0)
+            message = log.read().decode(errors="replace").strip().splitlines()
+        self.close()
+        detail = message[-1] if message else f"exit {code}" if code else "no output"
+        raise EncoderError(f"ffmpeg failed K-weighting the speech: {detail}")
+
+
 def clip_energies(clips: Mapping[Say, Clip], texts: Sequence[Say], rate: int,
                   each: Callable[[Say, Clip], None] | None = None) -> dict[Say, array[float]]:
     """Each clip's K-weighted energy (sum of squares, full scale 1.0) per 10 ms sub-block, the ring-out after it
-    included, all from one ffmpeg pass: the clips go in one after another with RING_SECONDS of silence each.
+    included, all from one ffmpeg pass: the clips go in one after another (``texts`` order; see
+    ``analysis_order``) with RING_SECONDS of silence each.
 
-    ``each(text, clip)`` is called with every clip as it is read (on another thread), so whatever else the
-    caller needs from the clips is had without reading them (from the cache, checksummed) a second time."""
-    from voiceguide.audio.clips import clip_samples
-    from voiceguide.ffmpeg import ffmpeg_exe
-
-    sub = rate // SUB_BLOCKS_PER_SECOND
-    ring = bytes(2 * round(RING_SECONDS * rate))
-    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "s16le", "-ar", str(rate),
-               "-ac", "1", "-i", "pipe:0", "-af", f"{_GUARD},{k_weighting(rate)},volume={_SCALE}",
-               "-f", "s32le", "-c:a", "pcm_s32le", "pipe:1"]
-    lengths = [clip_samples(clips, text) + len(ring) // 2 for text in texts]
-    failed: list[BaseException] = []
-    with tempfile.TemporaryFile() as log:  # a file: ffmpeg can never block on its messages
-        try:
-            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0)
-        except OSError as exc:
-            raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
-        assert process.stdin is not None and process.stdout is not None
-
-        def feed() -> None:  # on a thread: ffmpeg's output is read here while its input is written
-            try:
-                for text in texts:
-                    clip = clips[text]
-                    if each is not None:
-                        each(text, clip)
-                    process.stdin.write(clip.pcm)  # type: ignore[union-attr]
-                    process.stdin.write(ring)  # type: ignore[union-attr]
-            except BrokenPipeError:
-                pass  # ffmpeg stopped; its log says why
-            except BaseException as exc:  # handed to the reading thread
-                failed.append(exc)
-            finally:
-                process.stdin.close()  # type: ignore[union-attr]
-
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
-        energies: dict[Say, array[float]] = {}
-        try:
-            for text, length in zip(texts, lengths, strict=True):
-                energies[text] = _sub_energies(_read(process.stdout, 4 * length), 4, sub, _SCALE)
-        except EncoderError:
-            process.kill()
-            writer.join()
-            process.wait()
-            log.seek(0)
-            message = log.read().decode(errors="replace").strip().splitlines()
-            raise EncoderError("ffmpeg failed K-weighting the speech: " + (message[-1] if message else "no output")) \
-                from None
-        except BaseException:
-            process.kill()
-            writer.join()
-            process.wait()
-            raise
-        writer.join()
-        if failed:
-            process.kill()
-            process.wait()
-            raise failed[0]
-        if process.wait() != 0:
-            raise EncoderError(f"ffmpeg failed (exit {process.returncode}) K-weighting the speech")
-    return energies
+    ``each(text, clip)`` is called with every clip as it is read, so whatever else the caller needs from the
+    clips is had without reading them (from the cache, checksummed) a second time."""
+    with ClipMeter(rate) as meter:
+        for text in texts:
+            clip = clips[text]
+            if each is not None:
+                each(text, clip)
+            meter.add(text, clip)
+        return meter.finish().energies
 
 
 def _read(stream: object, count: int) -> bytes:

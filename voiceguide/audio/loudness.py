@@ -26,11 +26,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from voiceguide.audio.clips import clip_digest, clip_samples
+from voiceguide.audio.clips import CachedClips, clip_digest, clip_samples
 from voiceguide.audio.energies import (
     DENORMAL_GUARD,
     SUB_BLOCKS_PER_SECOND,
-    clip_energies,
+    ClipMeter,
+    analysis_order,
     gated_loudness,
     limited,
     session_loudness,
@@ -194,16 +195,18 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
                   speech_signature: str | None = None) -> Levels:
     """One gain (and limiting where peaks need it) so the session measures ``target`` LUFS under the ceiling.
 
-    Each distinct clip is K-weighted once and the session's loudness composed
-    from the clips where the plan puts them (audio.energies): no pass over the
-    session. The limiter takes a little loudness from the clips it turns down;
-    for each gain tried, what it would leave of those clips is worked out sub-block
-    by sub-block (limiter.ClipBlocks.kept, no audio processed) until the session
-    lands on the target. The result for exactly
-    this speech, arrangement, target and ceiling is remembered in ``remember``
+    Each distinct clip is K-weighted once (while the render was making it, if it
+    did: CachedClips.analysis) and the session's loudness composed from the
+    clips where the plan puts them (audio.energies): no pass over the session.
+    The limiter takes a little loudness from the clips it turns down; for each
+    gain tried, what it would leave of those clips is worked out sub-block by
+    sub-block (limiter.ClipBlocks.kept, no audio processed) until the session
+    lands on the target. The result for exactly this speech, arrangement,
+    target and ceiling is remembered in ``remember``
     (a folder), so a warm render measures nothing.
     """
     used = list(dict.fromkeys(event.text or "" for event in plan.speech()))  # words and tones: not sortable together
+    found = clips.take_analysis() if isinstance(clips, CachedClips) else None  # given up here, used or not
     if not used:
         return Levels(0.0, ceiling_dbfs, (), plan.rate)
     signature = hashlib.sha256(repr((speech_signature or session_signature(plan, clips), target, ceiling_dbfs,
@@ -217,12 +220,15 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
             pass  # unreadable: measure afresh
         else:
             return Levels(gain, ceiling_dbfs, [t for t in names if t in used], plan.rate, remember)
-    blocks: dict[Say, ClipBlocks] = {}  # per-millisecond peaks and energies of each clip, for the limiter's share
-
-    def analyse(text: Say, clip: Clip) -> None:
-        blocks[text] = ClipBlocks(clip.pcm, plan.rate)
-
-    energies = clip_energies(clips, used, plan.rate, each=analyse)  # each clip read once, for both
+    # Each clip's energies and per-millisecond peaks and energies (for the limiter's share): measured as the
+    # clips were made if they were (see CachedClips.analysis), else now, each clip read once for both.
+    if found is None or not found.energies.keys() == found.blocks.keys() == set(used):
+        with ClipMeter(plan.rate, blocks=True) as meter:
+            for text in analysis_order(used):
+                meter.add(text, clips[text])
+            found = meter.finish()
+    energies, blocks = found.energies, found.blocks
+    del found
     raw = session_loudness(plan, energies)
     if not math.isfinite(raw):
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level

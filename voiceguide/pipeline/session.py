@@ -12,6 +12,7 @@ from voiceguide.plan.blocks import CueScript, Say
 from voiceguide.plan.fitting import fit_to_duration
 from voiceguide.plan.script import build_script, check_script, spoken_texts
 from voiceguide.plan.timeline import RATE, Plan, build_plan, to_samples
+from voiceguide.plan.tones import Tone
 from voiceguide.routine.model import Routine
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings, count_words
@@ -91,11 +92,12 @@ def estimate_length(text: str, voice: VoiceSettings, rate: int = RATE) -> int:
 
 def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
              estimate: bool, progress: Progress | None = None,
-             need_clips: bool = True) -> tuple[dict[Say, int], Mapping[Say, Clip]]:
+             need_clips: bool = True, analyse: bool = False) -> tuple[dict[Say, int], Mapping[Say, Clip]]:
     """Every line's length in samples, and the clips themselves unless estimating or ``need_clips`` is off
-    (then cached lines are measured from their headers and only the rest is synthesized)."""
+    (then cached lines are measured from their headers and only the rest is synthesized, into MeteredClips
+    if ``analyse``: every clip of the script measured for levelling as the new ones are made)."""
     from voiceguide.audio.tones import tone_clip
-    from voiceguide.plan.tones import Tone, tone_samples
+    from voiceguide.plan.tones import tone_samples
 
     heard = spoken_texts(script)
     tones = [t for t in heard if isinstance(t, Tone)]
@@ -103,7 +105,7 @@ def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engin
     voice = voice_settings(routine, options.voice)
     report = (lambda done, total: progress(SYNTHESIS, done, total)) if progress else None
     if estimate or not need_clips:  # lengths only: cached lines from their headers, tones from their recipe
-        lengths, fresh = _measured(texts, voice, engine, cache, estimate, report)
+        lengths, fresh = _measured(texts, voice, engine, cache, estimate, report, tones if analyse else None)
         return lengths | {t: tone_samples(t, RATE) for t in tones}, fresh  # the clips: only what was said now
     spoken = synthesize(texts, voice, engine, cache, RATE, progress=report)
     clips: dict[Say, Clip] = {text: spoken[text] for text in spoken} | {t: tone_clip(t, RATE) for t in tones}
@@ -111,9 +113,11 @@ def _lengths(script: CueScript, routine: Routine, options: SessionOptions, engin
 
 
 def _measured(texts: list[str], voice: VoiceSettings, engine: Engine, cache: ClipCache, estimate: bool,
-              report: Callable[[int, int], None] | None) -> tuple[dict[Say, int], Mapping[Say, Clip]]:
+              report: Callable[[int, int], None] | None,
+              tones: list[Tone] | None = None) -> tuple[dict[Say, int], Mapping[Say, Clip]]:
     """Lengths of ``texts``: cached ones from their headers, the rest estimated or synthesized now (and
-    then returned too, kept out of memory), as ``_lengths`` asks."""
+    then returned too, kept out of memory), as ``_lengths`` asks. With ``tones`` (the script's), what is
+    synthesized goes into MeteredClips: all of the script's clips measured for levelling meanwhile."""
     found = cached_lengths(texts, voice, engine, cache, RATE)
     missing = [t for t in texts if t not in found]
     lengths: dict[Say, int] = {text: samples for text, samples in found.items()}
@@ -121,12 +125,33 @@ def _measured(texts: list[str], voice: VoiceSettings, engine: Engine, cache: Cli
         return lengths | {t: estimate_length(t, voice) for t in missing}, {}
     if not missing:
         return lengths, {}
-    from voiceguide.audio.clips import SpilledClips
+    from voiceguide.audio.clips import MeteredClips, SpilledClips
 
     # Out of memory as each is processed, so memory stays flat however much is said for the first time.
     spill = SpilledClips(cache.folder if cache.enabled else None)
-    synthesize(missing, voice, engine, cache, RATE, progress=report, into=spill)  # type: ignore[arg-type]
-    return lengths | {t: spill.samples(t) for t in missing}, spill
+    if tones is None:
+        synthesize(missing, voice, engine, cache, RATE, progress=report, into=spill)  # type: ignore[arg-type]
+        return lengths | {t: spill.samples(t) for t in missing}, spill
+    from voiceguide.audio.energies import analysis_order
+    from voiceguide.audio.tones import tone_clip
+
+    identity, new = engine.identity(), set(missing)
+
+    def other(text: Say) -> Clip | None:  # a clip not being made now: a tone, or a line from the cache
+        if isinstance(text, Tone):
+            return tone_clip(text, RATE)
+        return None if text in new else cache.get(cache.key(identity, voice, RATE, text))
+
+    order = analysis_order([*texts, *tones])
+    metered = MeteredClips(spill, order, other, RATE)
+    try:
+        # In the meter's order, so that each line is measured as soon as it is processed.
+        synthesize([t for t in order if t in new], voice, engine, cache, RATE, progress=report,
+                   into=metered)  # type: ignore[arg-type]
+        metered.finish()
+    finally:
+        metered.close()
+    return lengths | {t: spill.samples(t) for t in missing}, metered
 
 
 def session_script(routine: Routine, options: SessionOptions, engine: Engine, cache: ClipCache,
@@ -157,16 +182,17 @@ def session_clips(routine: Routine, options: SessionOptions, engine: Engine, cac
     if not cache.enabled:
         lengths, clips = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress)
         return build_plan(script, lengths), clips
-    from voiceguide.audio.clips import CachedClips
+    from voiceguide.audio.clips import CachedClips, MeteredClips
     from voiceguide.audio.tones import tone_clip
-    from voiceguide.plan.tones import Tone
 
     lengths, fresh = _lengths(script, routine, options, engine, cache, estimate=False, progress=progress,
-                              need_clips=False)
+                              need_clips=False, analyse=options.loudness is not None)
     voice, identity = voice_settings(routine, options.voice), engine.identity()
     held: dict[Say, Clip] = {text: tone_clip(text, RATE) for text in lengths if isinstance(text, Tone)}
+    analysis = fresh.analysis if isinstance(fresh, MeteredClips) else None
     cached = CachedClips(cache, lambda text: cache.key(identity, voice, RATE, str(text)),
-                         {t: n for t, n in lengths.items() if t not in held}, RATE, held, spilled=fresh)
+                         {t: n for t, n in lengths.items() if t not in held}, RATE, held, spilled=fresh,
+                         analysis=analysis)
     return build_plan(script, lengths), cached
 
 
