@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from array import array
 from pathlib import Path
@@ -330,12 +331,15 @@ class Tones:
 
 def test_the_file_checked_while_it_is_written_reads_as_the_written_file(tmp_path: Path) -> None:
     """StreamCheck measures the MP3's audio frames as they are written: tones at random levels, measured in
-    windows around every other tone and in windows that cut into the tones (so a frame's time off by the samples a
-    gapless decoder drops would select other samples), read exactly as measure_file reads the finished file."""
+    windows around every other tone, in windows that cut into the tones (so a frame's time off by the samples a
+    gapless decoder drops would select other samples) and in windows whose edges fall exactly where decoded frames
+    start, read exactly as measure_file reads the finished file; likewise when the check leaves the ready-made
+    silent frames out of what it decodes (the frames measured then have other times)."""
     import random
 
     from voiceguide.audio.encoded import StreamCheck, measure_file
     from voiceguide.export.encode import encode
+    from voiceguide.export.mp3 import silent_spans
     from voiceguide.export.tags import Tags
 
     rng = random.Random(7)
@@ -345,24 +349,67 @@ def test_the_file_checked_while_it_is_written_reads_as_the_written_file(tmp_path
     source = Tones(starts, levels, starts[-1] + 8 * RATE)
     around = [(s - RATE // 5, s + RATE // 2 + RATE // 5) for s in starts[1::2]]
     inside = [(s + 7, s + 3000) for s in starts[::3] if s != starts[40]]
+    # The frames' times (t, which windows are compared with) count every decoded sample, the 1105 a gapless decoder
+    # drops included: each full frame starts at a multiple of 1152 on that scale.
+    edges = [(s - s % 1152, s - s % 1152 + 3 * 1152) for s in starts[::2] if s != starts[40]]
+    silent = silent_spans(source, RATE)
+    assert len(silent) == 91  # the lead-in, the 89 gaps between the tones and the tail
+    windows = {"around": around, "inside": inside, "edges": edges, "all": []}
     out = tmp_path / "tones.mp3"
     found: dict[str, object] = {}
-    with StreamCheck(around, RATE, source.total) as wide, StreamCheck(inside, RATE, source.total) as tight, \
-            StreamCheck([], RATE, source.total) as whole:
-        meters = {"around": wide, "inside": tight, "all": whole}
+    with contextlib.ExitStack() as stack:
+        meters = {f"{name}{'-skipping' if skipping else ''}": stack.enter_context(
+                      StreamCheck(chosen, RATE, source.total, silent if skipping else ()))
+                  for name, chosen in windows.items() for skipping in (False, True)}
 
-        def hear(data: bytes, silent: bytes) -> None:
-            for meter in meters.values():
-                meter(data, silent)
+        class Hear:
+            def __call__(self, data: bytes, silent: bytes) -> None:
+                for meter in meters.values():
+                    meter(data, silent)
+
+            def skipped(self, data: bytes, frames: int) -> None:
+                for meter in meters.values():
+                    meter.skipped(data, frames)
 
         def check(path: Path) -> None:
             found.update({name: meter.result(path) for name, meter in meters.items()})
+            # left out of what the skipping meters' ffmpeg decoded (not read back from the file)
+            assert all(meter._skipped == len(silent) and not meter._lost
+                       for name, meter in meters.items() if name.endswith("-skipping") and name != "all-skipping")
 
-        encode(source, RATE, out, Tags(title="x"), [], jobs=2, heard=hear, check=check)
-    assert found == {"around": measure_file(out, around, RATE), "inside": measure_file(out, inside, RATE),
-                     "all": measure_file(out)}
+        encode(source, RATE, out, Tags(title="x"), [], jobs=2, heard=Hear(), check=check)
+    for name, chosen in windows.items():
+        expected = measure_file(out, chosen, RATE) if chosen else measure_file(out)
+        assert found[name] == found[f"{name}-skipping"] == expected, name
     # Only the windows were measured: the file's loudest tone (3.5 dB over the rest) is not among them.
     assert measure_file(out).true_peak - measure_file(out, around, RATE).true_peak > 3
+
+
+def test_the_check_measures_the_file_when_the_silent_frames_are_not_where_it_was_told(tmp_path: Path) -> None:
+    """The check leaves out the silent frames it was told of; if the writer's are elsewhere, the copy's times are
+    wrong, and the written file itself is measured. A window reaching into a silent span: nothing left out."""
+    from voiceguide.audio.encoded import StreamCheck, measure_file
+    from voiceguide.errors import OptionError
+    from voiceguide.export.encode import encode
+    from voiceguide.export.mp3 import silent_spans
+    from voiceguide.export.tags import Tags
+
+    starts = [round((5 + 6.5 * k) * RATE) for k in range(12)]
+    source = Tones(starts, [3000 * (1 + k % 4) for k in range(12)], starts[-1] + 8 * RATE)
+    spans = silent_spans(source, RATE)
+    wrong = [*spans[:3], (spans[3][0], spans[3][1] - 1152), *spans[4:]]  # one frame short
+    around = [(s - RATE // 5, s + RATE // 2 + RATE // 5) for s in starts]
+    out = tmp_path / "tones.mp3"
+    found = []
+    with StreamCheck(around, RATE, source.total, wrong) as meter:
+        encode(source, RATE, out, Tags(title="x"), [], jobs=2, heard=meter,
+               check=lambda path: found.append(meter.result(path)))
+        assert meter._lost and meter._skipped == 3
+    assert found == [measure_file(out, around, RATE)]
+    assert StreamCheck([(spans[2][0] - 10, spans[2][0] + 10)], RATE, source.total, spans)._skips == []
+    for bad in ([(0.0, 1152)], [(1, 2, 3)], [None], 5):
+        with pytest.raises(OptionError, match="silent must be"):
+            StreamCheck(around, RATE, source.total, bad)  # type: ignore[arg-type]
 
 
 def test_the_check_while_writing_falls_back_to_the_file_if_its_ffmpeg_gave_up(tmp_path: Path,

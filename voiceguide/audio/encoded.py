@@ -193,6 +193,7 @@ def _combined(texts: Sequence[str], path: Path) -> Loudness:
 
 
 MPEG1_RATES = (32000, 44100, 48000)  # MPEG-1 Layer III: 1152-sample frames (the MP3 writer's silent frames)
+_FRAME_SAMPLES = 1152  # (the writer's own constant is mp3.FRAME; this module cannot import it)
 LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it when the LAME tag says so
 MP3_DECODER_DELAY = 529  # ... and ffmpeg's decoder adds its own (528 + 1), as every gapless MP3 decoder does
 FOLLOW_TIMEOUT_S = 120  # the stream check's ffmpeg gives up after this long with nothing new to read
@@ -208,8 +209,11 @@ class StreamCheck:
     measures the finished file: the same frames decoded, the samples a gapless
     decoder drops left out, the same ``windows`` (sample ranges of the file at
     ``rate``; none: everything) and the same meters, so it reads what
-    measure_file reads, to the last digit, while the encoder is still at work:
-    the measuring takes the spare time of a busy machine instead of running
+    measure_file reads, to the last digit, while the encoder is still at work.
+    The ready-made silent frames of ``silent`` (mp3.silent_spans, outside every
+    window) are left out of the copy, their times taken off the windows: the
+    frames measured decode the same without them, and in a dense session less than half is decoded.
+    The measuring takes the spare time of a busy machine instead of running
     alone after the encoding. One process for the whole file, because starting
     one per piece from a 60 MB render put a second copy of the render in its
     process tree for a moment each time (vfork, until exec). If the ffmpeg ended
@@ -218,7 +222,8 @@ class StreamCheck:
     context manager: leaving it stops the ffmpeg and removes the copy.
     """
 
-    def __init__(self, windows: Sequence[tuple[int, int]], rate: int, total: int) -> None:
+    def __init__(self, windows: Sequence[tuple[int, int]], rate: int, total: int,
+                 silent: Sequence[tuple[int, int]] = ()) -> None:
         if rate not in MPEG1_RATES or isinstance(total, bool) or not isinstance(total, int) or total < 0:
             raise OptionError(f"StreamCheck: needs an MPEG-1 rate ({', '.join(map(str, MPEG1_RATES))}) and the file's "
                               f"length in samples (got {rate!r}, {total!r})")
@@ -226,6 +231,22 @@ class StreamCheck:
         self.rate = rate
         self.total = total
         self.heard = False
+        # The ready-made silent frames the writer will report (mp3.silent_spans), left out of the copy: decoding
+        # them was a third of the decoding. Only where windows are measured and none reaches into them (then the
+        # frames measured decode the same without them: the decoder's state after a LAME part, fed a quarter of a
+        # second of digital silence, is all zeros, as after the silent frames).
+        spans: list[tuple[int, int]] | None
+        try:
+            spans = sorted((a, b) for a, b in silent)
+        except (TypeError, ValueError):
+            spans = None
+        if spans is None or not all(type(a) is int and type(b) is int for a, b in spans):
+            raise OptionError(f"StreamCheck: silent must be (start, end) pairs of sample numbers (got {silent!r:.80})")
+        aligned = all(a % _FRAME_SAMPLES == 0 and b % _FRAME_SAMPLES == 0 and a < b for a, b in spans)
+        apart = not any(a < high and low < b for a, b in spans for low, high in self.windows)
+        self._skips = spans if self.windows and aligned and apart else []
+        self._skipped = 0  # spans reported so far
+        self._lost = False  # the writer reported other silent frames than expected: the copy's times are wrong
         self._folder: Path | None = None
         self._copy: Any = None  # the audio frames heard so far, which the ffmpeg follows
         self._running: tuple[subprocess.Popen[bytes], Any] | None = None
@@ -256,16 +277,21 @@ class StreamCheck:
         # grows; END_FRAMES after the last frame let the decoder pass the end, where atrim ends the measurement.
         skip = LAME_ENCODER_DELAY + MP3_DECODER_DELAY
         follow = f":format_name=mp3:format_opts='follow=1\\:rw_timeout={FOLLOW_TIMEOUT_S * 1_000_000}'"
-        trim = f"atrim=start_sample={skip}:end_sample={skip + self.total},"
+        left_out = sum(b - a for a, b in self._skips)
+        trim = f"atrim=start_sample={skip}:end_sample={skip + self.total - left_out},"
+        windows = [(low - self._before(low), high - self._before(low)) for low, high in self.windows]
         with interrupts_held():  # a Ctrl-C inside Popen would leave the ffmpeg running and unknown to close()
             try:
-                command = _meter_command(self._folder / "filter.txt", copy, self.windows, self.rate, False, follow,
-                                         trim)
+                command = _meter_command(self._folder / "filter.txt", copy, windows, self.rate, False, follow, trim)
                 process = start_ffmpeg(command, log)
             except BaseException:
                 log.close()
                 raise
             self._running = (process, log)
+
+    def _before(self, sample: int) -> int:
+        """Samples of the spans left out of the copy before ``sample`` (windows never reach into one)."""
+        return sum(b - a for a, b in self._skips if b <= sample)
 
     def __call__(self, data: bytes, silent: bytes) -> None:
         """The next bytes of the file's audio frames (see voiceguide.export.mp3.PartListener)."""
@@ -274,10 +300,24 @@ class StreamCheck:
         self._silent = silent
         self._copy.write(data)
 
+    def skipped(self, data: bytes, frames: int) -> None:
+        """Ready-made silent frames written to the file (``frames`` of them): left out of the copy if they are the
+        next of the spans expected, else copied, and the file itself is measured in the end."""
+        self.start()
+        if not self._skips:  # measuring everything, or nothing planned: the frames are copied like any
+            self._copy.write(data)
+            return
+        expected = self._skips[self._skipped] if self._skipped < len(self._skips) else None
+        if expected is not None and not self._lost and (expected[1] - expected[0]) // _FRAME_SAMPLES == frames:
+            self._skipped += 1
+            return
+        self._lost = True
+        self._copy.write(data)
+
     def result(self, path: Path) -> Loudness:
         """The written file's loudness and true peak, as the ffmpeg following it measured them; ``path`` measured
         whole if no audio was heard or the ffmpeg ended before it was all written."""
-        if not self.heard or self._running is None:
+        if not self.heard or self._running is None or self._lost or self._skipped != len(self._skips):
             return measure_file(path, self.windows, self.rate)
         process, log = self._running
         # Running, it cannot have passed the end of the file yet (its last frames wait for END_FRAMES); ended, it
@@ -311,12 +351,16 @@ class StreamCheck:
 
 def _inside(windows: Sequence[tuple[int, int]], rate: int) -> str:
     """An ffmpeg expression true when the frame time ``t`` falls in one of the (sorted) windows: a balanced
-    tree of comparisons, so each frame costs a dozen tests rather than one per window."""
+    tree of comparisons, so each frame costs a dozen tests rather than one per window.
+
+    A frame starts on a whole sample; each bound is half a sample outside its window, so a frame starting exactly
+    on one is in, whatever the rounding of the bound (to the microsecond) or of ``t``: the same frames are chosen
+    whether the times count from the file's start or from elsewhere (StreamCheck's copy without its silences)."""
     if len(windows) == 1:
         first, last = windows[0]
-        return f"between(t,{first / rate:.6f},{last / rate:.6f})"
+        return f"between(t,{(first - 0.5) / rate:.6f},{(last + 0.5) / rate:.6f})"
     middle = len(windows) // 2
-    return (f"if(lt(t,{windows[middle][0] / rate:.6f}),{_inside(windows[:middle], rate)},"
+    return (f"if(lt(t,{(windows[middle][0] - 0.5) / rate:.6f}),{_inside(windows[:middle], rate)},"
             f"{_inside(windows[middle:], rate)})")
 
 

@@ -29,7 +29,10 @@ MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
 
 class PartListener(Protocol):
     """Hears the file's audio as it is written (the file check measures it while the rest is still being encoded:
-    see voiceguide.audio.encoded.StreamCheck)."""
+    see voiceguide.audio.encoded.StreamCheck).
+
+    A listener with a ``skipped(data, frames)`` method is told of the ready-made silent frames that way instead
+    (``frames`` of them, the silent_spans in order): one that knows where they are need not decode them."""
 
     def __call__(self, data: bytes, silent: bytes) -> None:
         """``data``: the next bytes of the file's audio frames (every frame after the LAME Info frame, LAME's and
@@ -50,6 +53,15 @@ class _Heard:
                 self.silent = silent_frame(data[:4], self.kbps, self.rate, 0)
             self.heard(data, self.silent)
         return written
+
+    def write_silent(self, data: bytes, frames: int) -> None:
+        """Write ``frames`` ready-made silent frames: to a listener that skips them, as such."""
+        skipped = getattr(self.heard, "skipped", None)
+        if skipped is None or not self.silent:
+            self.write(data)
+        else:
+            self.out.write(data)
+            skipped(data, frames)
 
 
 def encode_mp3(source: Iterable[bytes] | PcmSource, rate: int, path: Path, tags: Tags, chapters: Sequence[Chapter],
@@ -160,7 +172,11 @@ def _encode_segments(audio: PcmSource, parts: list[tuple[int, int, bool]], rate:
         for (start, end, silent), data in zip(parts, pool.map(run, parts), strict=True):
             if silent:
                 count = (end - start) // FRAME
-                out.write(b"".join(silent_frame(header, kbps, rate, frames + k) for k in range(count)))
+                silence = b"".join(silent_frame(header, kbps, rate, frames + k) for k in range(count))
+                if isinstance(out, _Heard):
+                    out.write_silent(silence, count)
+                else:
+                    out.write(silence)
                 frames += count
                 counter.add(end - start)
                 continue
@@ -195,9 +211,7 @@ def segments(audio: PcmSource, rate: int, jobs: int, channels: int = 1) -> list[
     further (split_points), so every core has work.
     """
     total = audio.total
-    silent: list[tuple[int, int]] = []
-    if channels == 1 and rate in MPEG1_RATES:
-        silent = [(low, high) for low, high in _cut_ranges(audio, rate) if high - low >= MIN_SILENT_SECONDS * rate]
+    silent = silent_spans(audio, rate, channels)
     bounds = {0, total, *(edge for span in silent for edge in span)}
     if len(silent) + 1 < jobs:
         for cut in split_points(audio, rate, jobs):
@@ -206,6 +220,13 @@ def segments(audio: PcmSource, rate: int, jobs: int, channels: int = 1) -> list[
                 bounds.add(cut)
     spans = set(silent)
     return [(a, b, (a, b) in spans) for a, b in pairwise(sorted(bounds))]
+
+
+def silent_spans(audio: PcmSource, rate: int, channels: int = 1) -> list[tuple[int, int]]:
+    """The sample ranges an MP3 of ``audio`` holds as ready-made silent frames (see segments), in order."""
+    if channels != 1 or rate not in MPEG1_RATES:
+        return []
+    return [(low, high) for low, high in _cut_ranges(audio, rate) if high - low >= MIN_SILENT_SECONDS * rate]
 
 
 def silent_frame(header: bytes, kbps: int, rate: int, index: int) -> bytes:

@@ -133,6 +133,7 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
     signature, key, trim, verified = _remembered_trim(plan, clips, tracks, options, fmt, folder)
     from voiceguide.audio.loudness import speech_windows
     from voiceguide.export.formats import get_format
+    from voiceguide.export.mp3 import silent_spans
 
     file_rate = get_format(fmt).file_rate(plan.rate)
     # Voice only: silent between the lines, so only they need measuring (a music bed plays throughout).
@@ -141,7 +142,8 @@ def _levelled_encode(plan: Plan, clips: Any, tracks: list[Any], options: Session
         audio = session_audio(plan, clips, tracks, options, trim, signature, folder)
         # An MP3 is measured while it is written (its audio frames, as they go into the file); others once written.
         streamed = fmt == "mp3" and not verified and file_rate in encoded.MPEG1_RATES
-        meter = encoded.StreamCheck(windows, file_rate, plan.total) if streamed else None
+        meter = encoded.StreamCheck(windows, file_rate, plan.total, [] if tracks else silent_spans(audio, file_rate)) \
+            if streamed else None
 
         def check(temp: Path, trim: Any = trim, last: bool = attempt == encoded.ATTEMPTS - 1,
                   meter: encoded.StreamCheck | None = meter) -> None:
