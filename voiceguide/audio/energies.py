@@ -4,7 +4,8 @@ A voice-only session is its distinct clips, each said one or more times,
 between digital silences. BS.1770 loudness is the energy of K-weighted audio
 in 400 ms blocks (every 100 ms), gated. K-weighting is a fixed linear filter,
 so each distinct clip is K-weighted once (one ffmpeg pass over them all, with
-ebur128's own filter coefficients) and its energy kept per 10 ms sub-block;
+ebur128's own filter coefficients, ClipMeter: during a cold render, beside the
+processing of each new line) and its energy kept per 10 ms sub-block;
 the session's blocks are then summed from the sub-blocks of the clips where
 the plan places them. Levelling tries several gains this way (limiting the
 loudest clips at each) in a fraction of the time one ffmpeg pass over the
@@ -24,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
@@ -206,23 +207,6 @@ class ClipMeter:
         self.close()
         detail = message[-1] if message else f"exit {code}" if code else "no output"
         raise EncoderError(f"ffmpeg failed K-weighting the speech: {detail}")
-
-
-def clip_energies(clips: Mapping[Say, Clip], texts: Sequence[Say], rate: int,
-                  each: Callable[[Say, Clip], None] | None = None) -> dict[Say, array[float]]:
-    """Each clip's K-weighted energy (sum of squares, full scale 1.0) per 10 ms sub-block, the ring-out after it
-    included, all from one ffmpeg pass: the clips go in one after another (``texts`` order; see
-    ``analysis_order``) with RING_SECONDS of silence each.
-
-    ``each(text, clip)`` is called with every clip as it is read, so whatever else the caller needs from the
-    clips is had without reading them (from the cache, checksummed) a second time."""
-    with ClipMeter(rate) as meter:
-        for text in texts:
-            clip = clips[text]
-            if each is not None:
-                each(text, clip)
-            meter.add(text, clip)
-        return meter.finish().energies
 
 
 def _read(stream: object, count: int) -> bytes:
