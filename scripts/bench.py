@@ -341,12 +341,12 @@ def compile_bytecode() -> bool:
     PYTHONDONTWRITEBYTECODE is set (as in some sandboxes) every command would otherwise compile the package's
     sources again, about 20 ms of each start-up. Returns whether it was needed."""
     import compileall
+    import importlib.util
 
     import voiceguide
 
     package = Path(voiceguide.__file__).parent
-    missing = any(not list(folder.glob("__pycache__/*.pyc")) for folder in [package, *package.glob("*/")]
-                  if folder.is_dir() and list(folder.glob("*.py")))
+    missing = any(not Path(importlib.util.cache_from_source(str(source))).exists() for source in package.rglob("*.py"))
     compileall.compile_dir(str(package), quiet=1)
     return missing
 

@@ -22,7 +22,7 @@ RATE = 44100
 
 def measured_afterwards(clips: CachedClips, texts: list) -> Analysis:  # type: ignore[type-arg]
     """What levelling measures when nothing was measured while the clips were made: every clip, read now."""
-    with ClipMeter(RATE, blocks=True) as meter:
+    with ClipMeter(RATE) as meter:
         for text in analysis_order(texts):
             meter.add(text, clips[text])
         return meter.finish()
@@ -133,4 +133,17 @@ def test_the_meter_refuses_a_clip_twice() -> None:
         meter.add("a", Clip(bytes(200), RATE))
         with pytest.raises(EncoderError, match="added twice"):
             meter.add("a", Clip(bytes(200), RATE))
+    assert ffmpegs_running() == []
+
+
+def test_a_meter_with_nowhere_for_ffmpegs_log_is_our_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The temporary folder is not a folder (a full or broken disk alike): an EncoderError naming it, no ffmpeg."""
+    import tempfile
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocker))
+    with pytest.raises(EncoderError, match=r"cannot write ffmpeg's log for K-weighting the speech in .*not-a-folder"), \
+            ClipMeter(RATE) as meter:
+        meter.add("a", Clip(bytes(200), RATE))
     assert ffmpegs_running() == []

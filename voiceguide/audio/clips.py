@@ -192,7 +192,7 @@ class MeteredClips(MutableMapping[Say, Clip]):
         self._order = list(order)
         self._position = {text: i for i, text in enumerate(self._order)}
         self._other = other
-        self._meter: ClipMeter | None = ClipMeter(rate, blocks=True)
+        self._meter: ClipMeter | None = ClipMeter(rate)
         self._next = 0  # the position in ``order`` the meter has reached
 
     def __setitem__(self, text: Say, clip: Clip) -> None:

@@ -193,7 +193,7 @@ def _combined(texts: Sequence[str], path: Path) -> Loudness:
 
 
 MPEG1_RATES = (32000, 44100, 48000)  # MPEG-1 Layer III: 1152-sample frames (the MP3 writer's silent frames)
-_FRAME_SAMPLES = 1152  # (the writer's own constant is mp3.FRAME; this module cannot import it)
+MPEG1_FRAME = 1152  # samples per MPEG-1 Layer III frame (the writer's FRAME; StreamCheck's silent spans)
 LAME_ENCODER_DELAY = 576  # samples LAME puts before the audio; decoders skip it when the LAME tag says so
 MP3_DECODER_DELAY = 529  # ... and ffmpeg's decoder adds its own (528 + 1), as every gapless MP3 decoder does
 FOLLOW_TIMEOUT_S = 120  # the stream check's ffmpeg gives up after this long with nothing new to read
@@ -212,7 +212,7 @@ class StreamCheck:
     measure_file reads, to the last digit, while the encoder is still at work.
     The ready-made silent frames of ``silent`` (mp3.silent_spans, outside every
     window) are left out of the copy, their times taken off the windows: the
-    frames measured decode the same without them, and in a dense session less than half is decoded.
+    frames measured decode the same without them (more than half of a dense session's).
     The measuring takes the spare time of a busy machine instead of running
     alone after the encoding. One process for the whole file, because starting
     one per piece from a 60 MB render put a second copy of the render in its
@@ -231,8 +231,8 @@ class StreamCheck:
         self.rate = rate
         self.total = total
         self.heard = False
-        # The ready-made silent frames the writer will report (mp3.silent_spans), left out of the copy: decoding
-        # them was a third of the decoding. Only where windows are measured and none reaches into them (then the
+        # The ready-made silent frames the writer will report (mp3.silent_spans), left out of the copy: more than
+        # half of a dense session's frames. Only where windows are measured and none reaches into them (then the
         # frames measured decode the same without them: the decoder's state after a LAME part, fed a quarter of a
         # second of digital silence, is all zeros, as after the silent frames).
         spans: list[tuple[int, int]] | None
@@ -242,7 +242,7 @@ class StreamCheck:
             spans = None
         if spans is None or not all(type(a) is int and type(b) is int for a, b in spans):
             raise OptionError(f"StreamCheck: silent must be (start, end) pairs of sample numbers (got {silent!r:.80})")
-        aligned = all(a % _FRAME_SAMPLES == 0 and b % _FRAME_SAMPLES == 0 and a < b for a, b in spans)
+        aligned = all(a % MPEG1_FRAME == 0 and b % MPEG1_FRAME == 0 and a < b for a, b in spans)
         apart = not any(a < high and low < b for a, b in spans for low, high in self.windows)
         self._skips = spans if self.windows and aligned and apart else []
         self._skipped = 0  # spans reported so far
@@ -279,7 +279,10 @@ class StreamCheck:
         follow = f":format_name=mp3:format_opts='follow=1\\:rw_timeout={FOLLOW_TIMEOUT_S * 1_000_000}'"
         left_out = sum(b - a for a, b in self._skips)
         trim = f"atrim=start_sample={skip}:end_sample={skip + self.total - left_out},"
-        windows = [(low - self._before(low), high - self._before(low)) for low, high in self.windows]
+        windows = []
+        for low, high in self.windows:
+            shift = self._before(low)  # the same for both ends: no window reaches into a span left out
+            windows.append((low - shift, high - shift))
         with interrupts_held():  # a Ctrl-C inside Popen would leave the ffmpeg running and unknown to close()
             try:
                 command = _meter_command(self._folder / "filter.txt", copy, windows, self.rate, False, follow, trim)
@@ -308,7 +311,7 @@ class StreamCheck:
             self._copy.write(data)
             return
         expected = self._skips[self._skipped] if self._skipped < len(self._skips) else None
-        if expected is not None and not self._lost and (expected[1] - expected[0]) // _FRAME_SAMPLES == frames:
+        if expected is not None and not self._lost and (expected[1] - expected[0]) // MPEG1_FRAME == frames:
             self._skipped += 1
             return
         self._lost = True

@@ -79,8 +79,8 @@ def analysis_order(texts: Iterable[Say]) -> list[Say]:
 
 @dataclass(frozen=True)
 class Analysis:
-    """What levelling needs of every clip: its K-weighted energy per sub-block (``energies``) and, where
-    measured, its limiter blocks (``blocks``)."""
+    """What levelling needs of every clip: its K-weighted energy per sub-block (``energies``) and its limiter
+    blocks (``blocks``)."""
 
     energies: dict[Say, array[float]]
     blocks: dict[Say, ClipBlocks]
@@ -88,7 +88,8 @@ class Analysis:
 
 class ClipMeter:
     """Clips K-weighted one after another by one ffmpeg, as they are added: each clip's energy (sum of squares,
-    full scale 1.0) per 10 ms sub-block, the ring-out after it included; with ``blocks``, its limiter blocks too.
+    full scale 1.0) per 10 ms sub-block, the ring-out after it included, and its limiter blocks (the clip is
+    read once for both).
 
     ffmpeg starts with the first clip and runs beside the caller (a thread reads what it writes), so the
     measuring overlaps whatever the caller does between clips (processing the next one). ``finish`` returns the
@@ -96,9 +97,8 @@ class ClipMeter:
     ``analysis_order`` for the energies to be the same to the last digit however they are measured.
     """
 
-    def __init__(self, rate: int, blocks: bool = False) -> None:
+    def __init__(self, rate: int) -> None:
         self.rate = rate
-        self.blocks = blocks
         self._ring = bytes(2 * round(RING_SECONDS * rate))
         self._energies: dict[Say, array[float]] = {}
         self._clip_blocks: dict[Say, ClipBlocks] = {}
@@ -120,8 +120,7 @@ class ClipMeter:
         if text in self._added:
             raise EncoderError(f"ClipMeter: {str(text)[:60]!r} was added twice")
         self._added.add(text)
-        if self.blocks:
-            self._clip_blocks[text] = ClipBlocks(clip.pcm, self.rate)
+        self._clip_blocks[text] = ClipBlocks(clip.pcm, self.rate)
         process = self._process or self._start()
         self._pending.put((text, clip.samples + len(self._ring) // 2))
         try:
@@ -170,7 +169,11 @@ class ClipMeter:
                    str(self.rate), "-ac", "1", "-i", "pipe:0", "-af",
                    f"{_GUARD},{k_weighting(self.rate)},volume={_SCALE}", "-f", "s32le", "-c:a", "pcm_s32le", "pipe:1"]
         # A file, not a pipe: ffmpeg can never block on its messages. Kept open until close (no context manager).
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115
+        except OSError as exc:
+            raise EncoderError(f"cannot write ffmpeg's log for K-weighting the speech in {tempfile.gettempdir()} "
+                               f"({exc.strerror})") from None
         with interrupts_held():  # a Ctrl-C inside Popen would leave the ffmpeg running and unknown to close()
             try:
                 self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

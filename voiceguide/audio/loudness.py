@@ -223,7 +223,7 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
     # Each clip's energies and per-millisecond peaks and energies (for the limiter's share): measured as the
     # clips were made if they were (see CachedClips.analysis), else now, each clip read once for both.
     if found is None or not found.energies.keys() == found.blocks.keys() == set(used):
-        with ClipMeter(plan.rate, blocks=True) as meter:
+        with ClipMeter(plan.rate) as meter:
             for text in analysis_order(used):
                 meter.add(text, clips[text])
             found = meter.finish()

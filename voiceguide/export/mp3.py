@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from voiceguide.audio.encoded import LAME_ENCODER_DELAY, MPEG1_RATES
+from voiceguide.audio.encoded import LAME_ENCODER_DELAY, MPEG1_FRAME, MPEG1_RATES
 from voiceguide.errors import EncoderError
 from voiceguide.export.formats import MP3_BITRATES
 from voiceguide.export.id3 import id3_tag
@@ -23,7 +23,7 @@ from voiceguide.plan.timeline import Chapter
 LAME_QUALITY = 3  # LAME's own default algorithm quality, as ffmpeg's libmp3lame uses it
 
 
-FRAME = 1152  # samples per MPEG-1 Layer III frame
+FRAME = MPEG1_FRAME  # samples per MPEG-1 Layer III frame
 MIN_PART_SECONDS = 60  # parts shorter than this are not worth a thread
 
 
