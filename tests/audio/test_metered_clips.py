@@ -147,3 +147,25 @@ def test_a_meter_with_nowhere_for_ffmpegs_log_is_our_error(tmp_path: Path, monke
             ClipMeter(RATE) as meter:
         meter.add("a", Clip(bytes(200), RATE))
     assert ffmpegs_running() == []
+
+
+def test_ctrl_c_while_lines_are_measured_leaves_no_meter_running(cache: ClipCache,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C arrives while the new lines are processed and measured (the sixth line): it goes through, the
+    meter's ffmpeg is gone and nothing of the unfinished lines is in the cache."""
+    import voiceguide.speech.synth as synth
+
+    real, calls = synth.process_clip, []
+
+    def interrupted(path, rate):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        if len(calls) == 6:
+            assert ffmpegs_running()  # the meter was at work
+            raise KeyboardInterrupt
+        return real(path, rate)
+
+    monkeypatch.setattr(synth, "process_clip", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        session_clips(load_builtin("desk-break"), SessionOptions(), FakeEngine(), cache)
+    assert ffmpegs_running() == []
+    assert len(list(cache.folder.glob("*/*.clip"))) == 5
