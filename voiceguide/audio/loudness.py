@@ -228,7 +228,6 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
                 meter.add(text, clips[text])
             found = meter.finish()
     energies, blocks = found.energies, found.blocks
-    del found
     raw = session_loudness(plan, energies)
     if not math.isfinite(raw):
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
