@@ -6,6 +6,7 @@ import base64
 import os
 import random
 import threading
+import time
 from pathlib import Path
 
 import mutagen
@@ -19,7 +20,9 @@ from voiceguide.export.encode import encode
 from voiceguide.export.formats import choose_format
 from voiceguide.export.mp3 import split_points
 from voiceguide.export.tags import Tags, ffmetadata
-from voiceguide.export.verify import probe, verify
+from voiceguide.export import verify as verifying
+from voiceguide.export.verify import decoding_env, probe, verify
+from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.plan.timeline import Chapter
 
 RATE = 44100
@@ -143,6 +146,105 @@ def test_probe_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
         thread.join(10)
         assert not thread.is_alive(), f"probe({path}) hung"
         assert isinstance(found[0], VerifyError) and kind in str(found[0]) and str(path) in str(found[0])
+
+
+def test_verify_refuses_a_fifo_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "s.mp3"
+    os.mkfifo(fifo)  # ffmpeg's demuxer, started beside the decoding, would wait for ever for a writer
+    found: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            verify(fifo, RATE, RATE, [], "mp3")
+        except BaseException as exc:  # what the thread saw, for the assertions below
+            found.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "verify of a FIFO hung"
+    assert isinstance(found[0], VerifyError) and "a FIFO" in str(found[0])
+
+
+def _fake_ffmpeg(tmp_path: Path, hang_listing: bool = False) -> Path:
+    """A wrapper around the real ffmpeg that logs each call's GLIBC_TUNABLES and arguments; with ``hang_listing``
+    the chapter listing (``-f ffmetadata``) hangs instead."""
+    script = tmp_path / "ffmpeg"
+    hang = 'case "$*" in *ffmetadata*) exec sleep 60;; esac\n' if hang_listing else ""
+    script.write_text(f'#!/bin/sh\n{hang}echo "$GLIBC_TUNABLES|$*" >> "{tmp_path}/calls"\nexec "{ffmpeg_exe()}" "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def _children() -> list[int]:
+    """Processes whose parent is this one (zombies included: a child nobody waited for is left behind too)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            if int(stat.rpartition(")")[2].split()[1]) == os.getpid():
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_decoding_ffmpeg_runs_without_fast_bins_and_keeps_the_users_tunables(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert decoding_env({}) == {"GLIBC_TUNABLES": "glibc.malloc.mxfast=0"}
+    assert decoding_env({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0", "LANG": "C"}) == {
+        "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0", "LANG": "C"}
+    assert decoding_env({"GLIBC_TUNABLES": "glibc.malloc.mxfast=64"}) == {"GLIBC_TUNABLES": "glibc.malloc.mxfast=64"}
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path)))
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
+    verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
+    calls = dict(line.split("|", 1)[::-1] for line in (tmp_path / "calls").read_text().splitlines())
+    assert len(calls) == 2  # the decoding, and the chapters listed by ffmpeg's demuxer
+    decoding = next(args for args in calls if "amovie=" in args)
+    listing = next(args for args in calls if "ffmetadata" in args)
+    assert calls[decoding] == "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0"
+    assert calls[listing] == "glibc.malloc.tcache_count=0"  # only the decoding is tuned
+
+
+def test_a_hung_chapter_listing_is_a_verify_error_and_is_stopped(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path, hang_listing=True)))
+    monkeypatch.setattr(verifying, "LIST_TIMEOUT_S", 1)
+    started = time.monotonic()
+    with pytest.raises(VerifyError, match=r"s\.mp3: ffmpeg did not list its chapters within 1 s"):
+        verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
+    assert time.monotonic() - started < 30  # not the hung listing's 60 s
+    assert _children() == []
+
+
+def test_an_interrupted_verify_leaves_no_ffmpeg_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path, hang_listing=True)))
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the samples are decoded, the chapter listing still running
+
+    monkeypatch.setattr(verifying, "probe", interrupted)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
+    assert time.monotonic() - started < 30 and _children() == []
+
+
+def test_verify_without_a_runnable_ffmpeg_is_a_verify_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), [])
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(tmp_path / "no-ffmpeg"))
+    with pytest.raises(VerifyError, match=r"cannot run ffmpeg to check the file \(No such file or directory\): .*no-ffmpeg"):
+        verify(out, RATE, RATE, [], "mp3")
+    with pytest.raises(VerifyError, match=r"cannot run ffmpeg to check the file"):
+        probe(out, RATE, "mp3")
 
 
 def test_failed_verify_keeps_the_previous_file(tmp_path: Path) -> None:
