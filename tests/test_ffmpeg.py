@@ -7,11 +7,12 @@ import signal
 import subprocess
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from voiceguide.ffmpeg import ffmpeg_exe, run_ffmpeg_together
+from voiceguide.ffmpeg import PIPE_BYTES, ffmpeg_exe, run_ffmpeg_together, widen_pipe
 
 
 def test_an_interrupt_while_several_ffmpegs_measure_kills_them_all(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,3 +38,20 @@ def test_an_interrupt_while_several_ffmpegs_measure_kills_them_all(monkeypatch: 
             ctrl_c.cancel()
     assert len(started) == 2
     assert all(process.poll() == -signal.SIGKILL for process in started)  # killed and reaped, not left running
+
+
+def test_a_widened_pipe_takes_a_megabyte_without_a_reader() -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reader, os.fdopen(write_end, "wb", buffering=0) as writer:
+        os.set_blocking(write_end, False)  # a write takes what the pipe holds and returns
+        narrow = writer.write(bytes(PIPE_BYTES))
+        assert narrow is not None and narrow < PIPE_BYTES  # the usual pipe: 64 KB
+        assert len(reader.read(narrow)) == narrow
+        assert widen_pipe(writer) == PIPE_BYTES
+        assert writer.write(bytes(PIPE_BYTES)) == PIPE_BYTES
+
+
+def test_widen_pipe_leaves_what_is_not_a_pipe_as_it_is(tmp_path: Path) -> None:
+    with open(tmp_path / "f", "wb") as handle:
+        assert widen_pipe(handle) is None
+    assert widen_pipe(None) is None

@@ -15,6 +15,8 @@ from typing import IO
 
 from voiceguide.errors import EncoderError
 
+PIPE_BYTES = 1 << 20  # what widen_pipe asks for: Linux's limit for a user (/proc/sys/fs/pipe-max-size) by default
+
 
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary to use."""
@@ -46,6 +48,21 @@ def filter_graph_path(path: str | os.PathLike[str]) -> str:
     for _level in range(2):
         value = _FILTER_SPECIAL.sub(lambda found: "\\" + found[0], value)
     return value
+
+
+def widen_pipe(stream: IO[bytes] | None, size: int = PIPE_BYTES) -> int | None:
+    """Make the pipe behind ``stream`` hold ``size`` bytes (Linux), so a writer and a reader working at uneven
+    paces wait for each other less; return the size it holds, or None where that cannot be changed (another
+    system, a limit reached: the pipe keeps its size and only the waiting is longer)."""
+    import fcntl
+
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if stream is None or setting is None:
+        return None
+    try:
+        return int(fcntl.fcntl(stream.fileno(), setting, size))
+    except OSError:
+        return None
 
 
 def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> int:

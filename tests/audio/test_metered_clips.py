@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,27 @@ def test_ctrl_c_while_lines_are_measured_leaves_no_meter_running(cache: ClipCach
         session_clips(load_builtin("desk-break"), SessionOptions(), FakeEngine(), cache)
     assert ffmpegs_running() == []
     assert len(list(cache.folder.glob("*/*.clip"))) == 5
+
+
+def test_the_meter_takes_a_long_line_while_its_ffmpeg_is_busy() -> None:
+    """A line goes to the K-weighting whole, without waiting for ffmpeg (stopped here) to take it in: the
+    caller processes the next line meanwhile. Measured, it is what a meter never held up gives."""
+    tone = Clip(bytes(range(256)) * 1800, RATE)  # 0.46 MB: 5.2 seconds, far more than a pipe's usual 64 KB
+    first = Clip(b"\x10\x00" * RATE, RATE)
+    with ClipMeter(RATE) as meter:
+        meter.add("first", first)
+        (pid,) = ffmpegs_running()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            adding = threading.Thread(target=meter.add, args=("long", tone), daemon=True)
+            adding.start()
+            adding.join(10)
+            assert not adding.is_alive(), "the meter waited for ffmpeg to read the line"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        held = meter.finish()
+    with ClipMeter(RATE) as meter:
+        meter.add("first", first)
+        meter.add("long", tone)
+        free = meter.finish()
+    assert same(held, free) and len(held.energies["long"]) > 500
