@@ -16,11 +16,11 @@ from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
 from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
+from voiceguide.export import verify as verifying
 from voiceguide.export.encode import encode
 from voiceguide.export.formats import choose_format
 from voiceguide.export.mp3 import split_points
 from voiceguide.export.tags import Tags, ffmetadata
-from voiceguide.export import verify as verifying
 from voiceguide.export.verify import decoding_env, probe, verify
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.plan.timeline import Chapter
