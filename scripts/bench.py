@@ -422,20 +422,23 @@ def session_runs(name: str, spec: str, work: Path, warm_env: dict[str, str], vg:
     floor = [sys.executable, str(SCRIPTS / "bench_floor.py"), str(raw), str(out / "floor.mp3"), str(cores), str(kbps),
              str(LAME_QUALITY), "44100"]
     render = [*vg, "render", spec, "-q", "-o", str(out / "warm.mp3")]
-    figures: dict[str, list[dict[str, Any]]] = {"floor": [], "warm": [], **({"verify": []} if verify else {})}
-    for _ in range(runs):  # interleaved, so drift on the machine hits every figure alike
-        figures["floor"].append(measure(floor, warm_env))
-        figures["warm"].append(measure(render, warm_env))
-        if verify:
-            figures["verify"].append(measure([*render, "--verify"], warm_env))
-    raw.unlink()
+    figures: dict[str, list[dict[str, Any]]] = {"floor": [], "warm": [], **({"verify": []} if verify else {}),
+                                                "cold": []}
     cold_count = runs if quick or name != "psoas" else max(COLD_PSOAS_RUNS, runs)
-    figures["cold"] = []
-    for attempt in range(cold_count):
-        cache = work / f"cold-{name}-{attempt}"
-        figures["cold"].append(measure([*vg, "render", spec, "-q", "-o", str(out / "cold.mp3")],
-                                       {**warm_env, "VOICEGUIDE_CACHE_DIR": str(cache)}))
-        shutil.rmtree(cache, ignore_errors=True)
+    # Interleaved, cold renders too, so drift on the machine (a shared VM's speed moves by 10% within an hour)
+    # hits every figure alike; psoas's extra cold runs (for their spread) come last.
+    for attempt in range(max(runs, cold_count)):
+        if attempt < runs:
+            figures["floor"].append(measure(floor, warm_env))
+            figures["warm"].append(measure(render, warm_env))
+            if verify:
+                figures["verify"].append(measure([*render, "--verify"], warm_env))
+        if attempt < cold_count:
+            cache = work / f"cold-{name}-{attempt}"
+            figures["cold"].append(measure([*vg, "render", spec, "-q", "-o", str(out / "cold.mp3")],
+                                           {**warm_env, "VOICEGUIDE_CACHE_DIR": str(cache)}))
+            shutil.rmtree(cache, ignore_errors=True)
+    raw.unlink()
     figures["peer"] = []
     long = entry["audio_s"] > 3600
     # The peer is quadratic (about a minute at 40 minutes): at most 3 runs past half an hour, 2 at 2 hours.
