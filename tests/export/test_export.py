@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import signal
 import threading
 import time
 from pathlib import Path
@@ -222,15 +223,22 @@ def test_a_hung_chapter_listing_is_a_verify_error_and_is_stopped(tmp_path: Path,
     assert _children() == []
 
 
-def test_an_interrupted_verify_leaves_no_ffmpeg_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_while_ffmpeg_lists_the_chapters_leaves_no_ffmpeg_running(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "s.mp3"
     encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
     monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path, hang_listing=True)))
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt  # Ctrl-C while the samples are decoded, the chapter listing still running
+    def press_ctrl_c() -> None:  # once the listing hangs (the decoding is done by then)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any("sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                   for pid in _children() if Path(f"/proc/{pid}").exists()):
+                os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the wait
+                return
+            time.sleep(0.01)
 
-    monkeypatch.setattr(verifying, "probe", interrupted)
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
