@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import BuzzyEngine, FakeEngine
+from conftest import BuzzyEngine, FakeEngine, our_children
 
 from voiceguide.audio.clips import CachedClips, MeteredClips
 from voiceguide.audio.energies import Analysis, ClipMeter, analysis_order
@@ -40,16 +40,7 @@ def same(a: Analysis, b: Analysis) -> bool:
 
 def ffmpegs_running() -> list[int]:
     """Our own child processes that are ffmpeg."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                stat = Path(f"/proc/{name}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == os.getpid() and "ffmpeg" in stat.partition(")")[0]:
-                found.append(int(name))
-    return found
+    return our_children("ffmpeg")
 
 
 @pytest.mark.parametrize("cached", [0, 5], ids=["all-new", "some-cached"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mutagen
 import pytest
-from conftest import decode, decoded_length
+from conftest import decode, decoded_length, our_children
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
@@ -177,20 +177,6 @@ def _fake_ffmpeg(tmp_path: Path, hang_listing: bool = False) -> Path:
     return script
 
 
-def _children() -> list[int]:
-    """Processes whose parent is this one (zombies included: a child nobody waited for is left behind too)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue  # gone meanwhile
-            if int(stat.rpartition(")")[2].split()[1]) == os.getpid():
-                found.append(int(entry.name))
-    return found
-
-
 def test_the_decoding_ffmpeg_runs_without_fast_bins_and_keeps_the_users_tunables(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert decoding_env({}) == {"GLIBC_TUNABLES": "glibc.malloc.mxfast=0"}
@@ -220,7 +206,7 @@ def test_a_hung_chapter_listing_is_a_verify_error_and_is_stopped(tmp_path: Path,
     with pytest.raises(VerifyError, match=r"s\.mp3: ffmpeg did not list its chapters within 1 s"):
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
     assert time.monotonic() - started < 30  # not the hung listing's 60 s
-    assert _children() == []
+    assert our_children() == []
 
 
 def test_ctrl_c_while_ffmpeg_lists_the_chapters_leaves_no_ffmpeg_running(tmp_path: Path,
@@ -233,7 +219,7 @@ def test_ctrl_c_while_ffmpeg_lists_the_chapters_leaves_no_ffmpeg_running(tmp_pat
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if any("sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                   for pid in _children() if Path(f"/proc/{pid}").exists()):
+                   for pid in our_children() if Path(f"/proc/{pid}").exists()):
                 os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the wait
                 return
             time.sleep(0.01)
@@ -242,7 +228,7 @@ def test_ctrl_c_while_ffmpeg_lists_the_chapters_leaves_no_ffmpeg_running(tmp_pat
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
-    assert time.monotonic() - started < 30 and _children() == []
+    assert time.monotonic() - started < 30 and our_children() == []
 
 
 def test_verify_without_a_runnable_ffmpeg_is_a_verify_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
