@@ -279,6 +279,55 @@ def test_the_limiter_works_only_where_dips_reach_and_changes_nothing_by_it() -> 
         assert out == _limited_by_hand(pcm, gain, -2.0), gain
 
 
+def test_the_dips_found_at_one_gain_are_the_limiters_at_every_gain_under_it() -> None:
+    """ClipBlocks.dips, worked out once above a gain: at that gain and every lower one, the lower of the gain and
+    the dips' (the gain itself outside them) is, sample for sample, what the limiter's definition gives applied to
+    every block of the clip. Levelling reckons what the limiter keeps from them at each gain it tries."""
+    import math
+
+    from voiceguide.audio.limiter import ClipBlocks
+
+    wave = [math.sin(i / 2.3) for i in range(RATE)]
+    levels = [4000] * RATE
+    for start, size, level in ((2000, 300, 20000), (9000, 44, 9000), (9600, 44, 9500), (9900, 88, 32767),
+                               (30000, 10000, 14000), (0, 60, 30000), (RATE - 50, 50, 25000)):
+        levels[start : start + size] = [level] * size
+    pcm = array("h", (round(level * w) for level, w in zip(levels, wave, strict=True)))
+    blocks = ClipBlocks(pcm.tobytes(), RATE)
+    dips = blocks.dips(6.0, -2.0)
+    assert dips.cap_db > 6.0 and len(dips.firsts) > 2 and blocks.dips(dips.cap_db, -2.0) is dips
+    for gain_db in (0.0, 3.0, 6.0, dips.cap_db):
+        gain = 10 ** (gain_db / 20)
+        factors = [gain] * len(blocks.peaks)
+        for first, gains in dips.stretches():
+            factors[first : first + len(gains)] = [min(gain, g) for g in gains]
+        block = blocks.block_samples
+        out = array("h")
+        for k, factor in enumerate(factors):
+            out.frombytes(load_audioop().mul(pcm[k * block : (k + 1) * block].tobytes(), 2, factor))
+        assert out == _limited_by_hand(pcm, gain_db, -2.0), gain_db
+    assert not blocks.dips(6.0, -3.0).serve(6.0, -2.0, blocks.block_samples)  # another ceiling: found afresh
+
+
+def test_what_the_limiter_keeps_does_not_depend_on_the_gains_asked_before() -> None:
+    """ClipBlocks works out the limiter's dips once, above the first gain asked for, and again only past it: what it
+    says the limiter keeps at each gain is exactly what a fresh one says, in whatever order the gains are asked."""
+    import math
+
+    from voiceguide.audio.limiter import ClipBlocks
+
+    pcm = array("h", (round((3000 + 9000 * (i // 4410 % 3 == 1)) * math.sin(i / 3.1) * (1 + math.sin(i / 900)))
+                      for i in range(3 * RATE))).tobytes()
+    sub = RATE // 100
+    asked = ClipBlocks(pcm, RATE)
+    for gain in (9.0, 0.0, 3.0, 14.5, 6.0, 11.0, 20.0, 1.0):
+        assert asked.kept(gain, -2.0, sub) == ClipBlocks(pcm, RATE).kept(gain, -2.0, sub), gain
+    # Another ceiling: the limiter only sees the gain against the ceiling, so 2 dB more of both keeps the same.
+    lower = asked.kept(6.0, -4.0, sub)
+    assert lower == ClipBlocks(pcm, RATE).kept(6.0, -4.0, sub) and min(lower) < 0.9
+    assert max(map(abs, map(float.__sub__, lower, asked.kept(8.0, -2.0, sub)))) < 1e-9
+
+
 def test_levelling_reads_each_clip_once(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """Levelling needs every clip's K-weighted energies, peaks and per-millisecond blocks: one read of each
     (reads from the cache are checksummed, and a 2-hour session has hundreds of clips)."""
