@@ -48,6 +48,9 @@ class CachedClips(Mapping[Say, Clip]):
         self._recent: OrderedDict[Say, Clip] = OrderedDict()
         self._recent_bytes = 0
         self._lock = threading.Lock()
+        # Each clip's digest once: a limited line's stored copy is looked up by it every time the line is said,
+        # and a line just synthesized has no cache header to read it from (its PCM would be hashed each time).
+        self._digests: dict[Say, bytes] = {}
 
     def __getitem__(self, text: Say) -> Clip:
         if text in self.held:
@@ -91,12 +94,16 @@ class CachedClips(Mapping[Say, Clip]):
         return analysis
 
     def digest(self, text: Say) -> bytes:
-        """The SHA-256 of a clip's PCM, from the cache file's header when it has one (no PCM read)."""
-        if text not in self.held and text not in self.spilled:
-            found = self.cache.digest(self.key(text))
-            if found is not None:
-                return found
-        return hashlib.sha256(self[text].pcm).digest()
+        """The SHA-256 of a clip's PCM, from the cache file's header when it has one (no PCM read); worked out
+        once per clip."""
+        found = self._digests.get(text)
+        if found is None:
+            if text not in self.held and text not in self.spilled:
+                found = self.cache.digest(self.key(text))
+            if found is None:
+                found = hashlib.sha256(self[text].pcm).digest()
+            self._digests[text] = found
+        return found
 
 
 class SpilledClips(MutableMapping[Say, Clip]):
