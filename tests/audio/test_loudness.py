@@ -328,6 +328,31 @@ def test_what_the_limiter_keeps_does_not_depend_on_the_gains_asked_before() -> N
     assert max(map(abs, map(float.__sub__, lower, asked.kept(8.0, -2.0, sub)))) < 1e-9
 
 
+def test_levelling_a_limited_voice_lands_on_the_target_in_few_tries(cache: ClipCache,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peaky voice the limiter turns down a lot: each gain tried is composed exactly, and the steps between them
+    allow for the slope falling as the gain rises, so the fit is within FIT_TOLERANCE_LU of the target at the third
+    gain tried (Newton's steps alone fell short, and took a fourth)."""
+    from voiceguide.audio import loudness
+    from voiceguide.pipeline import session_clips
+
+    plan, clips = session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
+    for target in (-16.0, -17.0):
+        found: list[float] = []
+        composed = loudness.session_loudness
+
+        def counted(*args, found=found, composed=composed, **kwargs):  # type: ignore[no-untyped-def]
+            found.append(composed(*args, **kwargs))
+            return found[-1]
+
+        monkeypatch.setattr(loudness, "session_loudness", counted)
+        levels = loudness.level_session(plan, clips, target)
+        monkeypatch.undo()
+        tried = found[1:]  # the first is the session as it is
+        assert len(levels.limited) > 10 and len(tried) <= 3, (target, found)
+        assert abs(tried[-1] - target) <= loudness.FIT_TOLERANCE_LU, (target, found)
+
+
 def test_levelling_reads_each_clip_once(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """Levelling needs every clip's K-weighted energies, peaks and per-millisecond blocks: one read of each
     (reads from the cache are checksummed, and a 2-hour session has hundreds of clips)."""
