@@ -163,6 +163,22 @@ def test_unwritable_cache_does_not_fail_the_render(fake_engine: FakeEngine, tmp_
     assert clips["Hold."].samples > 0 and cache.write_failures == 1
 
 
+def test_a_cache_folder_removed_under_a_render_is_made_again(cache: ClipCache) -> None:
+    """The cache makes a missing sub-folder when it stores a clip: at the first clip, and after someone removed
+    the whole cache folder while a render ran."""
+    import shutil
+
+    from voiceguide.speech.engine import Clip
+
+    cache.put("ab" + "0" * 62, Clip(b"\x01\x00" * 10, 44100))
+    shutil.rmtree(cache.folder)
+    cache.put("ab" + "1" * 62, Clip(b"\x02\x00" * 10, 44100))
+    cache.put("cd" + "1" * 62, Clip(b"\x03\x00" * 10, 44100))
+    assert cache.write_failures == 0 and cache.get("ab" + "0" * 62) is None
+    assert [found.pcm if found else None for found in (cache.get("ab" + "1" * 62), cache.get("cd" + "1" * 62))] == [
+        b"\x02\x00" * 10, b"\x03\x00" * 10]
+
+
 def test_truncated_cache_entry_is_regenerated(fake_engine: FakeEngine, cache: ClipCache) -> None:
     synthesize(["Hold."], VoiceSettings(), fake_engine, cache, 44100)
     (entry,) = cache.folder.glob("*/*.clip")
