@@ -22,7 +22,7 @@ from voiceguide.export.encode import encode
 from voiceguide.export.formats import choose_format
 from voiceguide.export.mp3 import split_points
 from voiceguide.export.tags import Tags, ffmetadata
-from voiceguide.export.verify import decoding_env, probe, verify
+from voiceguide.export.verify import decoding_env, probe, read_chapters, verify
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.plan.timeline import Chapter
 
@@ -149,6 +149,29 @@ def test_probe_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
         assert isinstance(found[0], VerifyError) and kind in str(found[0]) and str(path) in str(found[0])
 
 
+def test_reading_chapters_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
+    """read_chapters (public) checks what it is given before opening it: opening a FIFO waits for ever for a
+    writer; a device, a folder or a missing file is our error too, naming the path and what it is."""
+    fifo = tmp_path / "s.mp3"
+    os.mkfifo(fifo)
+    found: list[BaseException] = []
+
+    def attempt(path: Path) -> None:
+        try:
+            read_chapters(path)
+        except BaseException as exc:  # what the thread saw, for the assertions below
+            found.append(exc)
+
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device"), (tmp_path, "a folder"),
+                       (tmp_path / "none.mp3", "missing")):
+        found.clear()
+        thread = threading.Thread(target=attempt, args=(path,), daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), f"read_chapters({path}) hung"
+        assert isinstance(found[0], VerifyError) and kind in str(found[0]) and str(path) in str(found[0])
+
+
 def test_verify_refuses_a_fifo_at_once(tmp_path: Path) -> None:
     fifo = tmp_path / "s.mp3"
     os.mkfifo(fifo)  # ffmpeg's demuxer, started beside the decoding, would wait for ever for a writer
@@ -167,11 +190,12 @@ def test_verify_refuses_a_fifo_at_once(tmp_path: Path) -> None:
     assert isinstance(found[0], VerifyError) and "a FIFO" in str(found[0])
 
 
-def _fake_ffmpeg(tmp_path: Path, hang_listing: bool = False) -> Path:
+def _fake_ffmpeg(tmp_path: Path, hang_listing: bool = False, hang_decoding: bool = False) -> Path:
     """A wrapper around the real ffmpeg that logs each call's GLIBC_TUNABLES and arguments; with ``hang_listing``
-    the chapter listing (``-f ffmetadata``) hangs instead."""
+    the chapter listing (``-f ffmetadata``) hangs instead, with ``hang_decoding`` the decoding (``amovie``)."""
     script = tmp_path / "ffmpeg"
     hang = 'case "$*" in *ffmetadata*) exec sleep 60;; esac\n' if hang_listing else ""
+    hang += 'case "$*" in *amovie=*) exec sleep 60;; esac\n' if hang_decoding else ""
     script.write_text(f'#!/bin/sh\n{hang}echo "$GLIBC_TUNABLES|$*" >> "{tmp_path}/calls"\nexec "{ffmpeg_exe()}" "$@"\n')
     script.chmod(0o755)
     return script
@@ -206,6 +230,20 @@ def test_a_hung_chapter_listing_is_a_verify_error_and_is_stopped(tmp_path: Path,
     with pytest.raises(VerifyError, match=r"s\.mp3: ffmpeg did not list its chapters within 1 s"):
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
     assert time.monotonic() - started < 30  # not the hung listing's 60 s
+    assert our_children() == []
+
+
+def test_a_hung_decoding_is_a_verify_error_and_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ffmpeg that decodes nothing at all for DECODE_STALL_S (here 1 s; it would sleep for 60) is killed and
+    reaped, and the check is a VerifyError saying so."""
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path, hang_decoding=True)))
+    monkeypatch.setattr(verifying, "DECODE_STALL_S", 1)
+    started = time.monotonic()
+    with pytest.raises(VerifyError, match=r"s\.mp3: ffmpeg stopped decoding \(nothing for 1 s\)"):
+        verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
+    assert time.monotonic() - started < 30  # not the hung decoding's 60 s
     assert our_children() == []
 
 

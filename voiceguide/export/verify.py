@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ DECODE_FRAME = 65536  # samples per frame handed from the decoding graph to the 
 # 40 minutes decode in 0.75 s instead of 0.79 (medians of 7; other C libraries ignore the variable).
 NO_FAST_BINS = "glibc.malloc.mxfast=0"
 LIST_TIMEOUT_S = 60  # ffmpeg's demuxer reads a file's head to list its chapters: far longer than that is a hang
+DECODE_STALL_S = 60  # the decoding hands on 64k samples at a time, many a second: this long without any is a hang
 
 
 class StoredChapter(NamedTuple):
@@ -71,8 +73,20 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
             stream = cast(io.RawIOBase, process.stdout)  # bufsize=0: the pipe's own file object
             total = 0
             buffer = bytearray(1 << 20)  # read into one buffer: no new bytes object per read
-            while count := stream.readinto(buffer):
-                total += count
+            try:
+                while True:
+                    # Nothing at all for DECODE_STALL_S: ffmpeg hangs (stopped, or a file system that does not
+                    # answer); it is killed rather than waited for.
+                    if not select.select([stream], [], [], DECODE_STALL_S)[0]:
+                        raise VerifyError(f"{path}: ffmpeg stopped decoding (nothing for {DECODE_STALL_S} s)")
+                    count = stream.readinto(buffer)
+                    if not count:
+                        break
+                    total += count
+            except BaseException:  # a hang, or Ctrl-C: never left running, nor unreaped
+                process.kill()
+                process.wait()
+                raise
         log.seek(0)
         error = log.read().decode(errors="replace").strip()
     # Any message counts: the graph's decoder stops at the first bad frame and ffmpeg still exits with 0.
@@ -120,13 +134,17 @@ def read_chapters(path: Path) -> tuple[StoredChapter, ...]:
 
     ID3 CHAP frames are taken in the order of their bytes in the tag, Vorbis
     comments in the order of the comment list; anything else (MP4) as ffmpeg's
-    demuxer lists them.
+    demuxer lists them. VerifyError for what is not a readable file (a FIFO would block the open for ever).
     """
-    with open(path, "rb") as handle:
-        head = handle.read(HEADER)
-        if head[:3] == b"ID3":
-            return _id3_chapters(path, head + handle.read(sum(b << s for b, s in zip(head[6:10], (21, 14, 7, 0),
-                                                                                      strict=True))))
+    _check_decodable(Path(path))
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEADER)
+            if head[:3] == b"ID3":
+                size = sum(b << s for b, s in zip(head[6:10], (21, 14, 7, 0), strict=True))
+                return _id3_chapters(path, head + handle.read(size))
+    except OSError as exc:
+        raise VerifyError(f"{path}: cannot be read ({exc.strerror})") from None
     vorbis = _vorbis_chapters(path)
     return vorbis if vorbis is not None else demuxed_chapters(path)
 
