@@ -261,10 +261,8 @@ def _limited_by_hand(pcm: array, gain_db: float, ceiling_dbfs: float) -> array: 
     return out
 
 
-def test_the_limiter_works_only_where_dips_reach_and_changes_nothing_by_it() -> None:
-    """The limiter works block by block only as far as each peak's dip reaches (a deep one far, a shallow one a
-    few blocks): sample for sample what the limiter's definition gives applied to every block of the clip, for
-    peaks alone, a deep peak right after shallow ones (its dip reaches back over theirs) and peaks at both ends."""
+def _peaks_clip() -> array:  # type: ignore[type-arg]
+    """A second of tone at 4000 with peaks alone, a deep peak right after shallow ones and peaks at both ends."""
     import math
 
     wave = [math.sin(i / 2.3) for i in range(RATE)]
@@ -272,7 +270,14 @@ def test_the_limiter_works_only_where_dips_reach_and_changes_nothing_by_it() -> 
     for start, size, level in ((2000, 300, 20000), (9000, 44, 9000), (9600, 44, 9500), (9900, 88, 32767),
                                (30000, 10000, 14000), (0, 60, 30000), (RATE - 50, 50, 25000)):
         levels[start : start + size] = [level] * size
-    pcm = array("h", (round(level * w) for level, w in zip(levels, wave, strict=True)))
+    return array("h", (round(level * w) for level, w in zip(levels, wave, strict=True)))
+
+
+def test_the_limiter_works_only_where_dips_reach_and_changes_nothing_by_it() -> None:
+    """The limiter works block by block only as far as each peak's dip reaches (a deep one far, a shallow one a
+    few blocks): sample for sample what the limiter's definition gives applied to every block of the clip, for
+    peaks alone, a deep peak right after shallow ones (its dip reaches back over theirs) and peaks at both ends."""
+    pcm = _peaks_clip()
     for gain in (0.0, 6.0, 14.0):
         out = array("h")
         out.frombytes(limit(pcm.tobytes(), RATE, gain, -2.0))
@@ -283,16 +288,9 @@ def test_the_dips_found_at_one_gain_are_the_limiters_at_every_gain_under_it() ->
     """ClipBlocks.dips, worked out once above a gain: at that gain and every lower one, the lower of the gain and
     the dips' (the gain itself outside them) is, sample for sample, what the limiter's definition gives applied to
     every block of the clip. Levelling reckons what the limiter keeps from them at each gain it tries."""
-    import math
-
     from voiceguide.audio.limiter import ClipBlocks
 
-    wave = [math.sin(i / 2.3) for i in range(RATE)]
-    levels = [4000] * RATE
-    for start, size, level in ((2000, 300, 20000), (9000, 44, 9000), (9600, 44, 9500), (9900, 88, 32767),
-                               (30000, 10000, 14000), (0, 60, 30000), (RATE - 50, 50, 25000)):
-        levels[start : start + size] = [level] * size
-    pcm = array("h", (round(level * w) for level, w in zip(levels, wave, strict=True)))
+    pcm = _peaks_clip()
     blocks = ClipBlocks(pcm.tobytes(), RATE)
     dips = blocks.dips(6.0, -2.0)
     assert dips.cap_db > 6.0 and len(dips.firsts) > 2 and blocks.dips(dips.cap_db, -2.0) is dips

@@ -8,6 +8,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mutagen
@@ -128,37 +129,16 @@ def test_probe_reports_a_damaged_file_without_hanging(tmp_path: Path) -> None:
         probe(out, RATE)
 
 
-def test_probe_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
-    fifo = tmp_path / "s.mp3"
-    os.mkfifo(fifo)  # ffmpeg would wait for ever for a writer to open it
-    found: list[BaseException] = []
-
-    def attempt(path: Path) -> None:
-        try:
-            probe(path, RATE, "mp3")
-        except BaseException as exc:  # what the thread saw, for the assertions below
-            found.append(exc)
-
-    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device"), (tmp_path, "a folder"),
-                       (tmp_path / "none.mp3", "missing")):
-        found.clear()
-        thread = threading.Thread(target=attempt, args=(path,), daemon=True)
-        thread.start()
-        thread.join(10)
-        assert not thread.is_alive(), f"probe({path}) hung"
-        assert isinstance(found[0], VerifyError) and kind in str(found[0]) and str(path) in str(found[0])
-
-
-def test_reading_chapters_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
-    """read_chapters (public) checks what it is given before opening it: opening a FIFO waits for ever for a
-    writer; a device, a folder or a missing file is our error too, naming the path and what it is."""
+def _refuses_at_once(tmp_path: Path, reader: Callable[[Path], object], name: str) -> None:
+    """``reader`` given a FIFO (opening it would wait for ever for a writer), a device, a folder and a missing
+    file: each a VerifyError at once, naming the path and what it is."""
     fifo = tmp_path / "s.mp3"
     os.mkfifo(fifo)
     found: list[BaseException] = []
 
     def attempt(path: Path) -> None:
         try:
-            read_chapters(path)
+            reader(path)
         except BaseException as exc:  # what the thread saw, for the assertions below
             found.append(exc)
 
@@ -168,8 +148,17 @@ def test_reading_chapters_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> 
         thread = threading.Thread(target=attempt, args=(path,), daemon=True)
         thread.start()
         thread.join(10)
-        assert not thread.is_alive(), f"read_chapters({path}) hung"
+        assert not thread.is_alive(), f"{name}({path}) hung"
         assert isinstance(found[0], VerifyError) and kind in str(found[0]) and str(path) in str(found[0])
+
+
+def test_probe_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
+    _refuses_at_once(tmp_path, lambda path: probe(path, RATE, "mp3"), "probe")
+
+
+def test_reading_chapters_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
+    """read_chapters is public: it checks what it is given before opening it."""
+    _refuses_at_once(tmp_path, read_chapters, "read_chapters")
 
 
 def test_verify_refuses_a_fifo_at_once(tmp_path: Path) -> None:
@@ -220,30 +209,23 @@ def test_the_decoding_ffmpeg_runs_without_fast_bins_and_keeps_the_users_tunables
     assert calls[listing] == "glibc.malloc.tcache_count=0"  # only the decoding is tuned
 
 
-def test_a_hung_chapter_listing_is_a_verify_error_and_is_stopped(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("hung", "limit", "message"), [
+    ("listing", "LIST_TIMEOUT_S", r"s\.mp3: ffmpeg did not list its chapters within 1 s"),
+    ("decoding", "DECODE_STALL_S", r"s\.mp3: ffmpeg stopped decoding \(nothing for 1 s\)"),
+])
+def test_a_hung_ffmpeg_is_a_verify_error_and_is_stopped(hung: str, limit: str, message: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ffmpeg that lists no chapters within LIST_TIMEOUT_S, or decodes nothing at all for DECODE_STALL_S (here
+    1 s each; it would sleep for 60), is killed and reaped, and the check is a VerifyError saying so."""
     out = tmp_path / "s.mp3"
     encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
-    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path, hang_listing=True)))
-    monkeypatch.setattr(verifying, "LIST_TIMEOUT_S", 1)
+    fake = _fake_ffmpeg(tmp_path, hang_listing=hung == "listing", hang_decoding=hung == "decoding")
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(fake))
+    monkeypatch.setattr(verifying, limit, 1)
     started = time.monotonic()
-    with pytest.raises(VerifyError, match=r"s\.mp3: ffmpeg did not list its chapters within 1 s"):
+    with pytest.raises(VerifyError, match=message):
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
-    assert time.monotonic() - started < 30  # not the hung listing's 60 s
-    assert our_children() == []
-
-
-def test_a_hung_decoding_is_a_verify_error_and_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An ffmpeg that decodes nothing at all for DECODE_STALL_S (here 1 s; it would sleep for 60) is killed and
-    reaped, and the check is a VerifyError saying so."""
-    out = tmp_path / "s.mp3"
-    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
-    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path, hang_decoding=True)))
-    monkeypatch.setattr(verifying, "DECODE_STALL_S", 1)
-    started = time.monotonic()
-    with pytest.raises(VerifyError, match=r"s\.mp3: ffmpeg stopped decoding \(nothing for 1 s\)"):
-        verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
-    assert time.monotonic() - started < 30  # not the hung decoding's 60 s
+    assert time.monotonic() - started < 30  # not the hung ffmpeg's 60 s
     assert our_children() == []
 
 
