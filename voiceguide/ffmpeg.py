@@ -9,11 +9,11 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from voiceguide.errors import EncoderError
+from voiceguide.errors import EncoderError, VoiceguideError
 
 PIPE_BYTES = 1 << 20  # what widen_pipe asks for: Linux's limit for a user (/proc/sys/fs/pipe-max-size) by default
 
@@ -88,12 +88,22 @@ def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> i
     return process.wait()
 
 
-def start_ffmpeg(command: Sequence[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start ffmpeg with no input, its messages going to ``log`` (EncoderError if it cannot be run)."""
+def start_ffmpeg(command: Sequence[str], log: IO[bytes] | int, *, stdout: IO[bytes] | int = subprocess.DEVNULL,
+                 env: Mapping[str, str] | None = None, error: type[VoiceguideError] = EncoderError,
+                 doing: str = "") -> subprocess.Popen[bytes]:
+    """Start ffmpeg with no input, its messages going to ``log`` and its output to ``stdout`` (unbuffered: read
+    from the pipe itself), in ``env`` if given; ``error`` if it cannot be run, saying what it was for (``doing``)."""
     try:
-        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=log, env=env, bufsize=0)
     except OSError as exc:
-        raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+        raise error(f"cannot run ffmpeg{' ' + doing if doing else ''} ({exc.strerror}): {command[0]}") from None
+
+
+def stop_ffmpeg(process: subprocess.Popen[bytes]) -> None:
+    """Kill ``process`` if it still runs, and reap it: after a timeout or an interrupt none is left behind."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 def run_ffmpeg_together(commands: Sequence[Sequence[str]], logs: Sequence[IO[bytes]]) -> list[int]:
@@ -108,9 +118,7 @@ def run_ffmpeg_together(commands: Sequence[Sequence[str]], logs: Sequence[IO[byt
         return [process.wait() for process in processes]
     except BaseException:
         for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
+            stop_ffmpeg(process)
         raise
 
 

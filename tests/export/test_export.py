@@ -229,13 +229,15 @@ def test_a_hung_ffmpeg_is_a_verify_error_and_is_stopped(hung: str, limit: str, m
     assert our_children() == []
 
 
-def test_ctrl_c_while_ffmpeg_lists_the_chapters_leaves_no_ffmpeg_running(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("hung", ["listing", "decoding"])
+def test_ctrl_c_while_ffmpeg_reads_the_file_leaves_no_ffmpeg_running(hung: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "s.mp3"
     encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
-    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(_fake_ffmpeg(tmp_path, hang_listing=True)))
+    fake = _fake_ffmpeg(tmp_path, hang_listing=hung == "listing", hang_decoding=hung == "decoding")
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(fake))
 
-    def press_ctrl_c() -> None:  # once the listing hangs (the decoding is done by then)
+    def press_ctrl_c() -> None:  # once the listing (the decoding done by then), or the decoding, hangs
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if any("sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")

@@ -268,7 +268,8 @@ def _fit_gain(plan: Plan, used: list[Say], energies: Mapping[Say, Sequence[float
         scales = {text: blocks[text].kept(gain, ceiling_dbfs, sub) for text in pushed}
         left = total = 0.0  # K-weighted energy the limiter left alone, and all of it, over the session
         for text in used:
-            energy, scale = energies[text], scales.get(text, array("d"))
+            energy = energies[text]
+            scale: Sequence[float] = scales.get(text, ())
             total += said[text] * sum(limited(energy, scale))
             shares = itertools.chain(scale, itertools.repeat(1.0))  # 1.0 past the limiter's end, as in ``limited``
             left += said[text] * sum(itertools.compress(energy, map(_UNTOUCHED.__lt__, shares)))

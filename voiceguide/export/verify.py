@@ -11,13 +11,13 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import IO, Any, NamedTuple, cast
 
 from voiceguide.errors import VerifyError
 from voiceguide.export.formats import Format, choose_format, get_format, millis
 from voiceguide.export.id3 import HEADER, stored_chapter_ids
 from voiceguide.export.text import safe_text
-from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path
+from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path, start_ffmpeg, stop_ffmpeg
 from voiceguide.plan.timeline import Chapter
 
 DECODE_FRAME = 65536  # samples per frame handed from the decoding graph to the output (p=0: the last one short)
@@ -68,7 +68,7 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
     # ffmpeg's messages go to a file, not a pipe: a damaged file makes it log a line per bad frame, which
     # would fill a pipe nobody reads while we read the samples, and both would wait for ever.
     with tempfile.TemporaryFile() as log:
-        with _start(command, stdout=subprocess.PIPE, stderr=log, bufsize=0, env=decoding_env()) as process:
+        with _start(command, log, env=decoding_env()) as process:
             assert process.stdout is not None
             stream = cast(io.RawIOBase, process.stdout)  # bufsize=0: the pipe's own file object
             total = 0
@@ -84,8 +84,7 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
                         break
                     total += count
             except BaseException:  # a hang, or Ctrl-C: never left running, nor unreaped
-                process.kill()
-                process.wait()
+                stop_ffmpeg(process)
                 raise
         log.seek(0)
         error = log.read().decode(errors="replace").strip()
@@ -106,12 +105,9 @@ def decoding_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _start(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
-    """Start an ffmpeg that reads nothing from us (VerifyError if it cannot be run)."""
-    try:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, **options)
-    except OSError as exc:
-        raise VerifyError(f"cannot run ffmpeg to check the file ({exc.strerror}): {command[0]}") from None
+def _start(command: list[str], log: IO[bytes] | int, **options: Any) -> subprocess.Popen[bytes]:
+    """ffmpeg started to read the file back, its output on a pipe (VerifyError if it cannot be run)."""
+    return start_ffmpeg(command, log, stdout=subprocess.PIPE, error=VerifyError, doing="to check the file", **options)
 
 
 def _check_decodable(path: Path) -> None:
@@ -196,15 +192,13 @@ def demuxed_chapters(path: Path) -> tuple[StoredChapter, ...]:
 
     VerifyError if ffmpeg cannot be run or takes more than LIST_TIMEOUT_S; interrupted, it is killed."""
     _check_decodable(Path(path))
-    with _start(_demux_command(path), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as demuxer:
+    with _start(_demux_command(path), subprocess.DEVNULL) as demuxer:
         try:
             return _parse_ffmetadata(demuxer.communicate(timeout=LIST_TIMEOUT_S)[0])
         except subprocess.TimeoutExpired:
             raise VerifyError(f"{path}: ffmpeg did not list its chapters within {LIST_TIMEOUT_S} s") from None
         finally:
-            if demuxer.poll() is None:  # timed out, or interrupted: never left running, nor unreaped
-                demuxer.kill()
-                demuxer.wait()
+            stop_ffmpeg(demuxer)  # timed out, or interrupted: never left running, nor unreaped
 
 
 def _demux_command(path: Path) -> list[str]:
