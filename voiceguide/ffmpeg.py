@@ -44,7 +44,12 @@ def filter_graph_path(path: str | os.PathLike[str]) -> str:
     the ``file:`` protocol whatever the name looks like, every ASCII character that is not a letter, digit or
     one of ``/._-`` escaped for both levels of ffmpeg's filter-graph syntax (quotes, colons, commas, brackets,
     spaces and backslashes included)."""
-    value = "file:" + str(Path(path).absolute())
+    return filter_graph_text("file:" + str(Path(path).absolute()))
+
+
+def filter_graph_text(value: str) -> str:
+    """``value`` (a URL, say) as text inside an ffmpeg filter graph: every ASCII character that is not a letter,
+    digit or one of ``/._-`` escaped for both levels of the filter-graph syntax (see filter_graph_path)."""
     for _level in range(2):
         value = _FILTER_SPECIAL.sub(lambda found: "\\" + found[0], value)
     return value
@@ -90,11 +95,13 @@ def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> i
 
 def start_ffmpeg(command: Sequence[str], log: IO[bytes] | int, *, stdout: IO[bytes] | int = subprocess.DEVNULL,
                  env: Mapping[str, str] | None = None, error: type[VoiceguideError] = EncoderError,
-                 doing: str = "") -> subprocess.Popen[bytes]:
+                 doing: str = "", pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
     """Start ffmpeg with no input, its messages going to ``log`` and its output to ``stdout`` (unbuffered: read
-    from the pipe itself), in ``env`` if given; ``error`` if it cannot be run, saying what it was for (``doing``)."""
+    from the pipe itself), in ``env`` if given, with ``pass_fds`` open in it too (``pipe:N`` outputs); ``error`` if
+    it cannot be run, saying what it was for (``doing``)."""
     try:
-        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=log, env=env, bufsize=0)
+        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=log, env=env, bufsize=0,
+                                pass_fds=tuple(pass_fds))
     except OSError as exc:
         raise error(f"cannot run ffmpeg{' ' + doing if doing else ''} ({exc.strerror}): {command[0]}") from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import select
@@ -11,13 +10,16 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, Any, NamedTuple
 
+from voiceguide.audio.encoded import MP3_DECODER_DELAY, MPEG1_FRAME
 from voiceguide.errors import VerifyError
 from voiceguide.export.formats import Format, choose_format, get_format, millis
 from voiceguide.export.id3 import HEADER, stored_chapter_ids
+from voiceguide.export.mp3frames import LameTag, audio_start, independent_frame, lame_tag
 from voiceguide.export.text import safe_text
-from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path, start_ffmpeg, stop_ffmpeg
+from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path, filter_graph_text, start_ffmpeg, stop_ffmpeg
+from voiceguide.host import usable_cores
 from voiceguide.plan.timeline import Chapter
 
 DECODE_FRAME = 65536  # samples per frame handed from the decoding graph to the output (p=0: the last one short)
@@ -28,6 +30,9 @@ DECODE_FRAME = 65536  # samples per frame handed from the decoding graph to the 
 NO_FAST_BINS = "glibc.malloc.mxfast=0"
 LIST_TIMEOUT_S = 60  # ffmpeg's demuxer reads a file's head to list its chapters: far longer than that is a hang
 DECODE_STALL_S = 60  # the decoding hands on 64k samples at a time, many a second: this long without any is a hang
+# An MP3 at least this long is decoded in two halves at once (on two cores): 40 minutes, 0.76 s -> 0.57 s. Shorter
+# ones are not worth the second input.
+PARTS_MIN_SECONDS = 60
 
 
 class StoredChapter(NamedTuple):
@@ -51,38 +56,119 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
     """Decode ``path`` at the rate its format stores (streaming, flat memory) and read its chapters back.
 
     ``fmt`` defaults to the one ``path``'s extension names; Opus is decoded at
-    48 kHz, the rest at ``rate``, so no resampler blurs the count.
+    48 kHz, the rest at ``rate``, so no resampler blurs the count. A long MP3
+    with a LAME tag is decoded in two halves at once where a core is free (see
+    decoding_cut): the length is what the two decoders return, less the padding
+    the tag asks a gapless decoder to drop from the end, as ffmpeg drops it.
     """
-    stored_rate = (choose_format(path) if fmt is None else get_format(fmt)).file_rate(rate)
+    chosen = choose_format(path) if fmt is None else get_format(fmt)
+    stored_rate = chosen.file_rate(rate)
     _check_decodable(Path(path))
+    cut = decoding_cut(path, stored_rate) if chosen.name == "mp3" else None
+    if cut is None:
+        total = _decode(path, [filter_graph_path(path)], stored_rate)[0]
+    else:
+        url = f"file:{Path(path).absolute()}"
+        first, second = _decode(path, [filter_graph_text(f"subfile,,start,0,end,{cut.at},,:{url}"),
+                                       filter_graph_text(f"subfile,,start,{cut.at},end,{cut.size},,:{url}")
+                                       + ":format_name=mp3"], stored_rate)
+        skipped = cut.tag.start_pad + MP3_DECODER_DELAY
+        if (first + skipped) % MPEG1_FRAME or second % MPEG1_FRAME:  # each decoded frame is 1152 samples
+            raise VerifyError(f"{path}: cannot be decoded: its halves decode to {first} and {second} samples, "
+                              f"not whole frames")
+        total = first + second - cut.tag.end_trim((first + skipped) // MPEG1_FRAME, second // MPEG1_FRAME)
+    return Probe(total, read_chapters(path), stored_rate)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where an MP3 file is cut to be decoded in two halves: byte ``at`` of ``size``, under LAME tag ``tag``."""
+
+    at: int
+    size: int
+    tag: LameTag
+
+
+def decoding_cut(path: Path, rate: int) -> Cut | None:
+    """Where ``path`` (an MP3 at ``rate``) can be cut to be decoded in two halves at once, or None: decoded whole.
+
+    Only where it pays and is exact: two cores or more, a file at least PARTS_MIN_SECONDS long whose LAME tag
+    counts its frames and its bytes (those of the file), and a frame near the middle that borrows nothing from
+    the frames before it (a decoder started there needs nothing earlier: our silent frames, and the first
+    frame of each part LAME encoded, are such frames)."""
+    if usable_cores() < 2:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            at = audio_start(handle.read(HEADER))
+            handle.seek(at)
+            first = handle.read(4096)  # the tag's frame: 104 to 1441 bytes
+            tag = lame_tag(first, at, size)
+            if tag is None or tag.rate != rate or tag.frames * MPEG1_FRAME < PARTS_MIN_SECONDS * rate:
+                return None
+            cut = independent_frame(handle, tag.audio_at + (size - tag.audio_at) // 2, size, first[:4])
+    except OSError as exc:
+        raise VerifyError(f"{path}: cannot be read ({exc.strerror})") from None
+    return None if cut is None else Cut(cut, size, tag)
+
+
+def _decode(path: Path, sources: Sequence[str], rate: int) -> list[int]:
+    """Decode each of ``sources`` (amovie file names, escaped) to mono 16-bit samples at ``rate`` in one ffmpeg,
+    each its own decoding thread and its own pipe, and return how many samples each gave (VerifyError if ffmpeg
+    says anything or fails; killed and reaped if it hangs or we are interrupted)."""
     # Decoded inside the filter graph (amovie), handed on in frames of DECODE_FRAME samples: ffmpeg's usual
     # path (-i) passes every 1152-sample MP3 frame between its demuxer, decoder, filter and muxer threads,
     # and those hand-offs (1.6 million futex calls at 40 minutes) took longer than the decoding. The samples are
     # made mono 16-bit there too (not in a second graph by -ac/-ar): 40 minutes of MP3, 2.1 s -> 0.8 s.
-    # One decoding thread: amovie with FLAC's frame-threaded decoder crashed ffmpeg 9 in 10 of 40 runs.
-    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi",
-               "-i", f"amovie=filename={filter_graph_path(path)}:dec_threads=1,"
-                     f"aformat=sample_fmts=s16:channel_layouts=mono:sample_rates={stored_rate},"
-                     f"asetnsamples=n={DECODE_FRAME}:p=0",
-               "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"]
+    # One decoding thread a source: amovie with FLAC's frame-threaded decoder crashed ffmpeg 9 in 10 of 40 runs.
+    # Each source is an input of its own (decoded on a thread of its own) with an output of its own: one ffmpeg,
+    # not two, as a second process would add its own 35 MB to the process tree.
+    pipes = [os.pipe() for _ in sources[1:]]
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin"]
+    for source in sources:
+        command += ["-f", "lavfi", "-i", f"amovie=filename={source}:dec_threads=1,"
+                                         f"aformat=sample_fmts=s16:channel_layouts=mono:sample_rates={rate},"
+                                         f"asetnsamples=n={DECODE_FRAME}:p=0"]
+    for index, target in enumerate(["pipe:1", *(f"pipe:{write}" for _, write in pipes)]):
+        command += ["-map", str(index), "-f", "s16le", "-c:a", "pcm_s16le", target]
+    try:
+        totals = _read_outputs(path, command, [read for read, _ in pipes], [write for _, write in pipes])
+    finally:
+        for read, _ in pipes:
+            os.close(read)
+    return [total // 2 for total in totals]
+
+
+def _read_outputs(path: Path, command: list[str], reads: list[int], writes: list[int]) -> list[int]:
+    """Run the decoding ``command`` and count the bytes of each output: its stdout, then the pipes whose ends are
+    ``reads`` (``writes`` go to ffmpeg, and are closed here once it has them)."""
     # ffmpeg's messages go to a file, not a pipe: a damaged file makes it log a line per bad frame, which
     # would fill a pipe nobody reads while we read the samples, and both would wait for ever.
     with tempfile.TemporaryFile() as log:
-        with _start(command, log, env=decoding_env()) as process:
+        try:
+            process = _start(command, log, env=decoding_env(), pass_fds=writes)
+        finally:
+            for write in writes:
+                os.close(write)  # ffmpeg holds them now: each pipe ends when ffmpeg closes its output
+        with process:
             assert process.stdout is not None
-            stream = cast(io.RawIOBase, process.stdout)  # bufsize=0: the pipe's own file object
-            total = 0
+            readers = {process.stdout.fileno(): 0, **{read: index for index, read in enumerate(reads, 1)}}
+            totals = [0] * len(readers)
             buffer = bytearray(1 << 20)  # read into one buffer: no new bytes object per read
             try:
-                while True:
+                while readers:
                     # Nothing at all for DECODE_STALL_S: ffmpeg hangs (stopped, or a file system that does not
                     # answer); it is killed rather than waited for.
-                    if not select.select([stream], [], [], DECODE_STALL_S)[0]:
+                    ready = select.select(list(readers), [], [], DECODE_STALL_S)[0]
+                    if not ready:
                         raise VerifyError(f"{path}: ffmpeg stopped decoding (nothing for {DECODE_STALL_S} s)")
-                    count = stream.readinto(buffer)
-                    if not count:
-                        break
-                    total += count
+                    for fd in ready:
+                        count = os.readv(fd, [buffer])
+                        if count:
+                            totals[readers[fd]] += count
+                        else:
+                            del readers[fd]
             except BaseException:  # a hang, or Ctrl-C: never left running, nor unreaped
                 stop_ffmpeg(process)
                 raise
@@ -92,7 +178,7 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
     if process.returncode != 0 or error:
         why = error.splitlines()[-1] if error else f"ffmpeg failed (exit {process.returncode})"
         raise VerifyError(f"{path}: cannot be decoded: {why}")
-    return Probe(total // 2, read_chapters(path), stored_rate)
+    return totals
 
 
 def decoding_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
