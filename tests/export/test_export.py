@@ -156,6 +156,11 @@ def test_probe_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
     _refuses_at_once(tmp_path, lambda path: probe(path, RATE, "mp3"), "probe")
 
 
+def test_finding_where_to_cut_a_file_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
+    """decoding_cut is public: it checks what it is given before opening it."""
+    _refuses_at_once(tmp_path, lambda path: verifying.decoding_cut(path, RATE), "decoding_cut")
+
+
 def test_reading_chapters_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
     """read_chapters is public: it checks what it is given before opening it."""
     _refuses_at_once(tmp_path, read_chapters, "read_chapters")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -161,3 +163,29 @@ def test_the_cut_is_the_first_frame_that_borrows_nothing(junk: bytes, tmp_path: 
     path.write_bytes(junk + b"".join(frames[:3] + frames[5:]))  # none borrows nothing
     with path.open("rb") as handle:
         assert independent_frame(handle, 0, path.stat().st_size, frames[0][:4]) is None
+
+
+def test_ctrl_c_while_decoding_in_halves_leaves_no_ffmpeg_and_no_pipe(session: tuple[Path, Plan], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _copy(session, tmp_path)
+    before = sorted(os.listdir("/proc/self/fd"))
+    script = tmp_path / "ffmpeg"  # decodes nothing: sleeps with both outputs open
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
+
+    def press_ctrl_c() -> None:  # once the decoding hangs
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any("sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                   for pid in our_children() if Path(f"/proc/{pid}").exists()):
+                os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the wait
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        probe(path, RATE)
+    assert time.monotonic() - started < 30 and our_children() == []
+    assert sorted(os.listdir("/proc/self/fd")) == before

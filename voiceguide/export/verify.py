@@ -95,7 +95,8 @@ def decoding_cut(path: Path, rate: int) -> Cut | None:
     Only where it pays and is exact: two cores or more, a file at least PARTS_MIN_SECONDS long whose LAME tag
     counts its frames and its bytes (those of the file), and a frame near the middle that borrows nothing from
     the frames before it (a decoder started there needs nothing earlier: our silent frames, and the first
-    frame of each part LAME encoded, are such frames)."""
+    frame of each part LAME encoded, are such frames). VerifyError for what is not a readable file."""
+    _check_decodable(Path(path))  # a FIFO would block the open for ever
     if usable_cores() < 2:
         return None
     try:
