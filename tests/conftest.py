@@ -183,3 +183,22 @@ def our_children(named: str = "") -> list[int]:
             if int(rest.split()[1]) == os.getpid() and named in name:
                 found.append(int(entry.name))
     return found
+
+
+def ctrl_c_once_a_child_sleeps(within: float = 20) -> None:
+    """On a thread: once one of this process's children runs ``sleep`` (a hung ffmpeg stand-in), send this
+    process a real SIGINT (it wakes whatever wait the main thread is in)."""
+    import signal
+    import threading
+    import time
+
+    def press() -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if any("sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                   for pid in our_children() if Path(f"/proc/{pid}").exists()):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=press, daemon=True).start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import mutagen
 import pytest
-from conftest import decode, decoded_length, our_children
+from conftest import ctrl_c_once_a_child_sleeps, decode, decoded_length, our_children
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
@@ -242,16 +241,7 @@ def test_ctrl_c_while_ffmpeg_reads_the_file_leaves_no_ffmpeg_running(hung: str, 
     fake = _fake_ffmpeg(tmp_path, hang_listing=hung == "listing", hang_decoding=hung == "decoding")
     monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(fake))
 
-    def press_ctrl_c() -> None:  # once the listing (the decoding done by then), or the decoding, hangs
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if any("sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                   for pid in our_children() if Path(f"/proc/{pid}").exists()):
-                os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the wait
-                return
-            time.sleep(0.01)
-
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    ctrl_c_once_a_child_sleeps()  # once the listing (the decoding done by then), or the decoding, hangs
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")

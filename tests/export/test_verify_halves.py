@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeEngine, decoded_length, our_children
+from conftest import FakeEngine, ctrl_c_once_a_child_sleeps, decoded_length, our_children
 
 from voiceguide.errors import VerifyError
 from voiceguide.export import verify as verifying
@@ -174,16 +172,7 @@ def test_ctrl_c_while_decoding_in_halves_leaves_no_ffmpeg_and_no_pipe(session: t
     script.chmod(0o755)
     monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
 
-    def press_ctrl_c() -> None:  # once the decoding hangs
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if any("sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                   for pid in our_children() if Path(f"/proc/{pid}").exists()):
-                os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the wait
-                return
-            time.sleep(0.01)
-
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    ctrl_c_once_a_child_sleeps()  # once the decoding hangs
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         probe(path, RATE)
