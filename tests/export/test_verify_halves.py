@@ -178,3 +178,16 @@ def test_ctrl_c_while_decoding_in_halves_leaves_no_ffmpeg_and_no_pipe(session: t
         probe(path, RATE)
     assert time.monotonic() - started < 30 and our_children() == []
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("name", ["it's: a, b; [c] d=e\\f.mp3", "x,,:y.mp3", "pipe:1.mp3", "-x.mp3", "%41%2C.mp3",
+                                  "tab\tnewline\n.mp3", "Dehnübung \u2013 Hüfte.mp3"])
+def test_halves_of_files_whose_names_mean_something_to_ffmpeg(name: str, session: tuple[Path, Plan], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each half is a byte range (ffmpeg's subfile protocol) of the file named inside a filter graph: commas,
+    colons, the subfile options' own separator and percent signs must reach it as the file's name. Relative,
+    from the file's folder, as a user types it."""
+    monkeypatch.chdir(tmp_path)
+    _copy(session, tmp_path).rename(tmp_path / name)
+    assert decoding_cut(Path(name), RATE) is not None
+    assert probe(Path(name), RATE).samples == session[1].total
