@@ -44,7 +44,12 @@ def filter_graph_path(path: str | os.PathLike[str]) -> str:
     the ``file:`` protocol whatever the name looks like, every ASCII character that is not a letter, digit or
     one of ``/._-`` escaped for both levels of ffmpeg's filter-graph syntax (quotes, colons, commas, brackets,
     spaces and backslashes included)."""
-    return filter_graph_text("file:" + str(Path(path).absolute()))
+    return filter_graph_text(file_url(path))
+
+
+def file_url(path: str | os.PathLike[str]) -> str:
+    """``path`` as an ffmpeg URL that the file protocol reads whatever the name looks like (``pipe:1``, ``-x``)."""
+    return "file:" + str(Path(path).absolute())
 
 
 def filter_graph_text(value: str) -> str:

@@ -44,6 +44,14 @@ def _tag_field(path: Path, name: str) -> int:
     return xing + 8 if name == "frames" else xing + 16 + 100 + 9 + 1 + 1 + 4 + 2 + 2 + 1 + 1
 
 
+def _sleeping_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ffmpeg a stand-in that decodes nothing (sleeps with its outputs open), its arguments in ``args``."""
+    script = tmp_path / "ffmpeg"
+    script.write_text(f'#!/bin/sh\necho "$*" > "{tmp_path}/args"\nexec sleep 60\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
+
+
 def test_a_long_mp3_is_decoded_in_halves_to_exactly_what_one_decoder_finds(session: tuple[Path, Plan]) -> None:
     path, plan = session
     cut = decoding_cut(path, RATE)
@@ -118,10 +126,7 @@ def test_decoding_in_halves_leaves_no_pipe_open_when_it_hangs_or_cannot_start(se
     before = sorted(os.listdir("/proc/self/fd"))
     probe(path, RATE)
     assert sorted(os.listdir("/proc/self/fd")) == before
-    script = tmp_path / "ffmpeg"  # decodes nothing: sleeps with both outputs open
-    script.write_text(f'#!/bin/sh\necho "$*" > "{tmp_path}/args"\nexec sleep 60\n')
-    script.chmod(0o755)
-    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
+    _sleeping_ffmpeg(tmp_path, monkeypatch)
     monkeypatch.setattr(verifying, "DECODE_STALL_S", 1)
     started = time.monotonic()
     with pytest.raises(VerifyError, match=r"s\.mp3: ffmpeg stopped decoding \(nothing for 1 s\)"):
@@ -167,10 +172,7 @@ def test_ctrl_c_while_decoding_in_halves_leaves_no_ffmpeg_and_no_pipe(session: t
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     path = _copy(session, tmp_path)
     before = sorted(os.listdir("/proc/self/fd"))
-    script = tmp_path / "ffmpeg"  # decodes nothing: sleeps with both outputs open
-    script.write_text("#!/bin/sh\nexec sleep 60\n")
-    script.chmod(0o755)
-    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
+    _sleeping_ffmpeg(tmp_path, monkeypatch)
 
     ctrl_c_once_a_child_sleeps()  # once the decoding hangs
     started = time.monotonic()

@@ -43,6 +43,19 @@ def _syncsafe(size: int) -> bytes:
     return bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
 
 
+def read_syncsafe(raw: bytes) -> int:
+    """The number an ID3v2 syncsafe integer (4 bytes, 7 bits each) holds."""
+    return sum(b << shift for b, shift in zip(raw, (21, 14, 7, 0), strict=True))
+
+
+def tag_length(head: bytes) -> int:
+    """Bytes the ID3v2 tag at the start of ``head`` (its first HEADER bytes at least) takes, footer included;
+    0 when it starts with none: where the audio frames may begin."""
+    if head[:3] != b"ID3" or len(head) < HEADER:
+        return 0
+    return HEADER + (10 if head[5] & 0x10 else 0) + read_syncsafe(head[6:10])
+
+
 def id3_tag(tags: Tags, chapters: Sequence[Chapter], rate: int) -> bytes:
     """An ID3v2.3 tag: text frames, a top-level ordered CTOC, one CHAP per chapter in time order, the cover.
 
@@ -78,15 +91,14 @@ def stored_frames(data: bytes) -> Iterator[tuple[str, bytes]]:
     if len(data) < HEADER or data[:3] != b"ID3" or data[3] not in (3, 4):
         return
     version, flags = data[3], data[5]
-    end = HEADER + sum(b << shift for b, shift in zip(data[6:10], (21, 14, 7, 0), strict=True))
+    end = HEADER + read_syncsafe(data[6:10])
     at = HEADER
     if flags & 0x40:  # extended header: skip it (its size counts itself in v2.4, not in v2.3)
         size = struct.unpack(">I", data[at : at + 4])[0]
         at += size if version == 4 else size + 4
     while at + 10 <= min(end, len(data)) and data[at : at + 4].strip(b"\0"):
         raw = data[at + 4 : at + 8]
-        size = (sum(b << shift for b, shift in zip(raw, (21, 14, 7, 0), strict=True)) if version == 4
-                else struct.unpack(">I", raw)[0])
+        size = read_syncsafe(raw) if version == 4 else struct.unpack(">I", raw)[0]
         yield data[at : at + 4].decode("latin-1"), data[at + 10 : at + 10 + size]
         at += 10 + size
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from voiceguide.audio.encoded import MP3_DECODER_DELAY, MPEG1_FRAME
+from voiceguide.export.formats import MP3_BITRATES
 
-_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0)  # MPEG-1 Layer III; 0: not allowed
+_KBPS = (0, *MP3_BITRATES, 0)  # MPEG-1 Layer III by the header's bit-rate index; 0: free format, not allowed
 _RATES = (44100, 48000, 32000, 0)
 _SAME_STREAM = 0xFFFE0C00  # header bits every frame of one stream shares: sync, version, layer, sample rate
 CHAIN = 4  # frames whose headers must follow one another for a position to count as a frame boundary
@@ -74,14 +75,6 @@ def lame_tag(frame: bytes, at: int, file_size: int) -> LameTag | None:
         return None
     value = int.from_bytes(frame[delays : delays + 3], "big")
     return LameTag(frames, value >> 12, value & 4095, at + size, _RATES[frame[2] >> 2 & 3])
-
-
-def audio_start(head: bytes) -> int:
-    """Where the first MPEG frame may start: after an ID3v2 tag at the start of ``head``, if any."""
-    if head[:3] != b"ID3" or len(head) < 10:
-        return 0
-    footer = 10 if head[5] & 0x10 else 0
-    return 10 + footer + sum(b << s for b, s in zip(head[6:10], (21, 14, 7, 0), strict=True))
 
 
 def independent_frame(handle: BinaryIO, start: int, end: int, like: bytes) -> int | None:

@@ -15,10 +15,10 @@ from typing import IO, Any, NamedTuple
 from voiceguide.audio.encoded import MP3_DECODER_DELAY, MPEG1_FRAME
 from voiceguide.errors import VerifyError
 from voiceguide.export.formats import Format, choose_format, get_format, millis
-from voiceguide.export.id3 import HEADER, stored_chapter_ids
-from voiceguide.export.mp3frames import LameTag, audio_start, independent_frame, lame_tag
+from voiceguide.export.id3 import HEADER, read_syncsafe, stored_chapter_ids, tag_length
+from voiceguide.export.mp3frames import LameTag, independent_frame, lame_tag
 from voiceguide.export.text import safe_text
-from voiceguide.ffmpeg import ffmpeg_exe, filter_graph_path, filter_graph_text, start_ffmpeg, stop_ffmpeg
+from voiceguide.ffmpeg import ffmpeg_exe, file_url, filter_graph_path, filter_graph_text, start_ffmpeg, stop_ffmpeg
 from voiceguide.host import usable_cores
 from voiceguide.plan.timeline import Chapter
 
@@ -64,11 +64,11 @@ def probe(path: Path, rate: int, fmt: str | Format | None = None) -> Probe:
     chosen = choose_format(path) if fmt is None else get_format(fmt)
     stored_rate = chosen.file_rate(rate)
     _check_decodable(Path(path))
-    cut = decoding_cut(path, stored_rate) if chosen.name == "mp3" else None
+    cut = _find_cut(path, stored_rate) if chosen.name == "mp3" else None
     if cut is None:
         total = _decode(path, [filter_graph_path(path)], stored_rate)[0]
     else:
-        url = f"file:{Path(path).absolute()}"
+        url = file_url(path)
         first, second = _decode(path, [filter_graph_text(f"subfile,,start,0,end,{cut.at},,:{url}"),
                                        filter_graph_text(f"subfile,,start,{cut.at},end,{cut.size},,:{url}")
                                        + ":format_name=mp3"], stored_rate)
@@ -97,12 +97,17 @@ def decoding_cut(path: Path, rate: int) -> Cut | None:
     the frames before it (a decoder started there needs nothing earlier: our silent frames, and the first
     frame of each part LAME encoded, are such frames). VerifyError for what is not a readable file."""
     _check_decodable(Path(path))  # a FIFO would block the open for ever
+    return _find_cut(path, rate)
+
+
+def _find_cut(path: Path, rate: int) -> Cut | None:
+    """decoding_cut of a path already checked."""
     if usable_cores() < 2:
         return None
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            at = audio_start(handle.read(HEADER))
+            at = tag_length(handle.read(HEADER))
             handle.seek(at)
             first = handle.read(4096)  # the tag's frame: 104 to 1441 bytes
             tag = lame_tag(first, at, size)
@@ -125,8 +130,8 @@ def _decode(path: Path, sources: Sequence[str], rate: int) -> list[int]:
     # One decoding thread a source: amovie with FLAC's frame-threaded decoder crashed ffmpeg 9 in 10 of 40 runs.
     # Each source is an input of its own (decoded on a thread of its own) with an output of its own: one ffmpeg,
     # not two, as a second process would add its own 35 MB to the process tree.
-    pipes = [os.pipe() for _ in sources[1:]]
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin"]
+    pipes = [os.pipe() for _ in sources[1:]]  # after anything that may fail before the try below closes them
     for source in sources:
         command += ["-f", "lavfi", "-i", f"amovie=filename={source}:dec_threads=1,"
                                          f"aformat=sample_fmts=s16:channel_layouts=mono:sample_rates={rate},"
@@ -224,8 +229,7 @@ def read_chapters(path: Path) -> tuple[StoredChapter, ...]:
         with open(path, "rb") as handle:
             head = handle.read(HEADER)
             if head[:3] == b"ID3":
-                size = sum(b << s for b, s in zip(head[6:10], (21, 14, 7, 0), strict=True))
-                return _id3_chapters(path, head + handle.read(size))
+                return _id3_chapters(path, head + handle.read(read_syncsafe(head[6:10])))
     except OSError as exc:
         raise VerifyError(f"{path}: cannot be read ({exc.strerror})") from None
     vorbis = _vorbis_chapters(path)
