@@ -151,6 +151,17 @@ def _refuses_at_once(tmp_path: Path, reader: Callable[[Path], object], name: str
         assert isinstance(found[0], VerifyError) and kind in str(found[0]) and str(path) in str(found[0])
 
 
+@pytest.mark.parametrize("head", [b"ID3", b"ID3\x03\x00", b"ID3\x03\x00\x00\x00\x00"])
+def test_a_file_cut_short_inside_its_id3_header_is_a_verify_error(head: bytes, tmp_path: Path) -> None:
+    """A file that starts an ID3 tag and ends within its 10-byte header: no chapters read back (there are
+    none), and verify's decoding says the file cannot be decoded; never a ValueError from inside."""
+    out = tmp_path / "s.mp3"
+    out.write_bytes(head)
+    assert read_chapters(out) == ()
+    with pytest.raises(VerifyError, match=r"s\.mp3: cannot be decoded"):
+        verify(out, RATE, RATE, [], "mp3")
+
+
 def test_probe_refuses_what_is_not_a_file_at_once(tmp_path: Path) -> None:
     _refuses_at_once(tmp_path, lambda path: probe(path, RATE, "mp3"), "probe")
 

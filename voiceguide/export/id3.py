@@ -44,8 +44,9 @@ def _syncsafe(size: int) -> bytes:
 
 
 def read_syncsafe(raw: bytes) -> int:
-    """The number an ID3v2 syncsafe integer (4 bytes, 7 bits each) holds."""
-    return sum(b << shift for b, shift in zip(raw, (21, 14, 7, 0), strict=True))
+    """The number an ID3v2 syncsafe integer (4 bytes, 7 bits each) holds; a file cut short inside it holds what
+    its bytes say (a shorter tag, which readers then find wanting) rather than an error from zip."""
+    return sum(b << shift for b, shift in zip(raw[:4], (21, 14, 7, 0), strict=False))
 
 
 def tag_length(head: bytes) -> int:
