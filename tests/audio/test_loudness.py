@@ -307,6 +307,108 @@ def test_the_dips_found_at_one_gain_are_the_limiters_at_every_gain_under_it() ->
     assert not blocks.dips(6.0, -3.0).serve(6.0, -2.0, blocks.block_samples)  # another ceiling: found afresh
 
 
+class _NoPeakSearch:
+    """audioop whose max() fails: the limiter given dips that serve must not look for the peaks itself."""
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        if name == "max":
+            raise AssertionError("the limiter looked for the peaks")
+        return getattr(load_audioop(), name)
+
+
+def test_the_limiter_given_dips_that_serve_skips_the_peak_search_and_gives_the_same_samples(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """limit(..., dips): the dips levelling worked out (or those cut to the gain, Dips.at) stand in for the peak
+    search, sample for sample what the limiter's definition gives; dips for another ceiling or a lower cap are
+    not used, and the result is the same."""
+    from voiceguide.audio import limiter
+    from voiceguide.audio.limiter import ClipBlocks
+
+    pcm = _peaks_clip()
+    dips = ClipBlocks(pcm.tobytes(), RATE).dips(6.0, -2.0)
+    for gain_db in (0.0, 3.0, 6.0, dips.cap_db):
+        expected = _limited_by_hand(pcm, gain_db, -2.0)
+        with monkeypatch.context() as patched:
+            patched.setattr(limiter, "load_audioop", _NoPeakSearch)
+            for given in (dips, dips.at(gain_db)):
+                out = array("h")
+                out.frombytes(limit(pcm.tobytes(), RATE, gain_db, -2.0, given))
+                assert out == expected, gain_db
+    other_ceiling = ClipBlocks(pcm.tobytes(), RATE).dips(6.0, -3.0)
+    for gain_db, given in ((6.0, other_ceiling), (dips.cap_db + 2.0, dips)):
+        out = array("h")
+        out.frombytes(limit(pcm.tobytes(), RATE, gain_db, -2.0, given))
+        assert out == _limited_by_hand(pcm, gain_db, -2.0), gain_db
+
+
+def test_dips_cut_to_a_gain_hold_only_the_blocks_under_it() -> None:
+    from voiceguide.audio.limiter import ClipBlocks
+    from voiceguide.errors import OptionError
+
+    dips = ClipBlocks(_peaks_clip().tobytes(), RATE).dips(6.0, -2.0)
+    for gain_db in (0.0, 6.0):
+        cut = dips.at(gain_db)
+        gain = 10 ** (gain_db / 20)
+        assert cut.cap_db == gain_db and cut.serve(gain_db, -2.0, dips.block_samples)
+        assert 0 < len(cut.gains) < len(dips.gains) and max(cut.gains) < gain
+        assert all(envelope[0] < gain and envelope[-1] < gain for _, envelope in cut.stretches())
+        whole = {first + k: g for first, envelope in dips.stretches() for k, g in enumerate(envelope)}
+        assert all(whole[first + k] == g for first, envelope in cut.stretches() for k, g in enumerate(envelope))
+    with pytest.raises(OptionError, match="serve gains up to"):
+        dips.at(dips.cap_db + 0.5)
+
+
+def test_levelling_hands_the_limiter_its_dips_within_the_budget(cache: ClipCache,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clips levelling limits get their dips at the gain it settled on, so the limiter need not look for the
+    peaks again: the same samples as a limiter on its own. Past KEPT_DIPS_BLOCKS none are kept."""
+    from voiceguide.audio import loudness
+    from voiceguide.pipeline import session_clips
+
+    plan, clips = session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
+    handed: list[object] = []
+    real = loudness.limit
+    monkeypatch.setattr(loudness, "limit", lambda pcm, *args: handed.append(args[-1]) or real(pcm, *args))
+    for budget in (loudness.KEPT_DIPS_BLOCKS, 1):
+        monkeypatch.setattr(loudness, "KEPT_DIPS_BLOCKS", budget)
+        handed.clear()
+        levels = loudness.level_session(plan, clips, -16.0)
+        assert len(levels.limited) > 10
+        for text in sorted(levels.limited, key=str):
+            length = clips[text].samples
+            assert levels.pcm(clips, text, 0, length) == real(clips[text].pcm, RATE, levels.gain_db,
+                                                              levels.ceiling_dbfs), text
+        assert len(handed) == len(levels.limited)
+        assert all(d is not None for d in handed) if budget > 1 else all(d is None for d in handed)
+
+
+def test_a_clip_read_once_is_not_kept(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CachedClips.read_once: the same clip, read from the cache each time and not kept among the recent ones."""
+    from collections import Counter
+
+    from voiceguide.audio.clips import CachedClips
+    from voiceguide.pipeline import session_clips
+
+    session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
+    plan, planned = session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
+    assert isinstance(planned, CachedClips)
+    clips = CachedClips(cache, planned.key, planned.lengths, RATE, planned.held)
+    text = next(event.text for event in plan.speech() if isinstance(event.text, str))
+    reads: Counter[str] = Counter()
+    get = ClipCache.get
+
+    def counted(self: ClipCache, key: str):  # type: ignore[no-untyped-def]
+        reads[key] += 1
+        return get(self, key)
+
+    monkeypatch.setattr(ClipCache, "get", counted)
+    once = [clips.read_once(text), clips.read_once(text)]
+    assert sum(reads.values()) == 2
+    kept = [clips[text], clips[text]]
+    assert sum(reads.values()) == 3  # the first plain read keeps it
+    assert {clip.pcm for clip in once + kept} == {kept[0].pcm} and kept[0].samples == clips.lengths[text]
+
+
 def test_what_the_limiter_keeps_does_not_depend_on_the_gains_asked_before() -> None:
     """ClipBlocks works out the limiter's dips once, above the first gain asked for, and again only past it: what it
     says the limiter keeps at each gain is exactly what a fresh one says, in whatever order the gains are asked."""

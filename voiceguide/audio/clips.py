@@ -53,6 +53,14 @@ class CachedClips(Mapping[Say, Clip]):
         self._digests: dict[Say, bytes] = {}
 
     def __getitem__(self, text: Say) -> Clip:
+        return self._read(text, keep=True)
+
+    def read_once(self, text: Say) -> Clip:
+        """A clip, not kept among the recently used ones: one read for a single use (the limiter's: the limited
+        copy is what is used again), which would otherwise hold memory the recent lines need."""
+        return self._read(text, keep=False)
+
+    def _read(self, text: Say, keep: bool) -> Clip:
         if text in self.held:
             return self.held[text]
         if text in self.spilled:
@@ -68,6 +76,8 @@ class CachedClips(Mapping[Say, Clip]):
         if clip is None or clip.samples != self.lengths[text] or clip.rate != self.rate:
             # Removed or changed under us (a concurrent `cache clear`, a damaged file): the plan no longer holds.
             raise SpeechError(f"the cached speech for {str(text)[:60]!r} changed during the render; render again")
+        if not keep:
+            return clip
         with self._lock:
             if clip.samples * 2 <= self.keep_bytes // 4 and text not in self._recent:
                 self._recent[text] = clip
@@ -253,6 +263,11 @@ class MeteredClips(MutableMapping[Say, Clip]):
 def clip_samples(clips: Mapping[Say, Clip], text: Say) -> int:
     """A clip's length in samples, without loading it when the clips are read from the cache."""
     return clips.samples(text) if isinstance(clips, CachedClips) else clips[text].samples
+
+
+def clip_once(clips: Mapping[Say, Clip], text: Say) -> Clip:
+    """A clip read for a single use: not kept in memory when the clips are read from the cache."""
+    return clips.read_once(text) if isinstance(clips, CachedClips) else clips[text]
 
 
 def clip_digest(clips: Mapping[Say, Clip], text: Say) -> bytes:

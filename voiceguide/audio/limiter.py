@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from voiceguide.errors import OptionError
 from voiceguide.host import load_audioop
 
 # Sample-peak ceiling: leaves room for inter-sample peaks and MP3's overshoot so
@@ -58,6 +59,28 @@ class Dips:
             yield first, view[begin:end]
             begin = end
 
+    def at(self, gain_db: float) -> Dips:
+        """These dips for a limiter at ``gain_db`` only (one they serve): each stretch cut to the blocks whose gain
+        is below that gain, those with none left out. The limiter applies the lower of the gain and the dips'
+        gains, so the blocks cut away are at the plain gain either way; what is left is a fraction of the size
+        (levelling works them out a few dB above the gain it settles on), and only this is kept for the encoding."""
+        if not self.serve(gain_db, self.ceiling_dbfs, self.block_samples):
+            raise OptionError(f"Dips.at: these dips serve gains up to {self.cap_db} dB (asked {gain_db!r})")
+        gain = 10 ** (gain_db / 20)
+        firsts, ends, gains = array("l"), array("l"), array("d")
+        for first, envelope in self.stretches():
+            if min(envelope) >= gain:
+                continue
+            low, high = 0, len(envelope)
+            while envelope[low] >= gain:
+                low += 1
+            while envelope[high - 1] >= gain:
+                high -= 1
+            firsts.append(first + low)
+            gains.extend(envelope[low:high])
+            ends.append(len(gains))
+        return Dips(gain_db, self.ceiling_dbfs, self.block_samples, firsts, ends, gains)
+
 
 def find_dips(peaks: Sequence[int], block_samples: int, cap_db: float, ceiling_dbfs: float) -> Dips:
     """The limiter's dips at ``cap_db`` for a clip whose blocks (``block_samples`` each) peak at ``peaks``."""
@@ -76,15 +99,21 @@ def find_dips(peaks: Sequence[int], block_samples: int, cap_db: float, ceiling_d
     return Dips(cap_db, ceiling_dbfs, block_samples, firsts, ends, gains)
 
 
-def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_DBFS) -> bytes:
+def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_DBFS, dips: Dips | None = None) -> bytes:
     """Apply ``gain_db`` to a clip, turning it down smoothly wherever a peak would pass the ceiling.
 
     Only the neighbourhood of peaks that pass the ceiling is worked on block by
     block (found with one C call per 64 ms); everything else is one multiply.
+    ``dips``: the clip's dips as levelling worked them out (ClipBlocks.dips), if
+    they serve this gain and ceiling: then the peaks are not looked for again,
+    and the result is the same to the last bit.
     """
     audioop = load_audioop()
     block = max(1, rate * BLOCK_MS // 1000) * 2
     gain = 10 ** (gain_db / 20)
+    if dips is not None and dips.serve(gain_db, ceiling_dbfs, block // 2):
+        return _apply(pcm, block, gain, ((first, [min(gain, g) for g in envelope])
+                                         for first, envelope in dips.stretches()))
     ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
     over = ceiling / gain  # a sample above this passes the ceiling once gained
     if audioop.max(pcm, 2) <= over:
@@ -100,9 +129,15 @@ def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_D
                 if peak > over:
                     want[i] = ceiling / peak
                     hot.append(i)
+    return _apply(pcm, block, gain, _dips(want, hot, gain))
+
+
+def _apply(pcm: bytes, block: int, gain: float, stretches: Iterable[tuple[int, list[float]]]) -> bytes:
+    """``pcm`` at ``gain``, but at the envelope's gain block by block in each stretch (first block, gains), in order."""
+    audioop = load_audioop()
     out: list[bytes] = []
     done = 0  # blocks written
-    for first, envelope in _dips(want, hot, gain):
+    for first, envelope in stretches:
         out.append(audioop.mul(pcm[done * block : first * block], 2, gain))
         run = 0  # blocks at the same gain go through one multiply
         for i in range(1, len(envelope) + 1):
