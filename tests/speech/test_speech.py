@@ -237,7 +237,8 @@ def test_trimming_finds_the_silence_pydub_finds(rate: int, pieces: list[tuple[in
     just over it), any length, any rate, both ends."""
     import random
 
-    from voiceguide.speech.clip import _pydub, leading_silence_ms
+    from voiceguide.speech.clip import _pydub
+    from voiceguide.speech.shaping import leading_silence_ms
 
     pydub = _pydub()
     noise = random.Random(len(pieces) * 7919 + rate)

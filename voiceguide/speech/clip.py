@@ -1,22 +1,14 @@
-"""Clip processing with pydub: trim, convert to mono 16-bit at the session rate, level, fade."""
+"""Clip processing: a WAV an engine wrote, trimmed, converted to mono 16-bit at the session rate, levelled, faded."""
 
 from __future__ import annotations
 
-import math
 import wave
 from pathlib import Path
 from typing import Any
 
 from voiceguide.errors import SpeechError
-from voiceguide.host import load_audioop
 from voiceguide.speech.engine import Clip
-
-# --- Clip processing -------------------------------------------------------------
-
-TARGET_RMS_DBFS = -20.0  # level every line to the same loudness
-PEAK_CEILING_DBFS = -1.5
-SILENCE_DBFS = -50.0
-FADE_MS = 5
+from voiceguide.speech.shaping import SilentLine, shape_speech
 
 
 def _pydub() -> Any:
@@ -50,52 +42,24 @@ def check_wav(path: Path) -> None:
         raise SpeechError("the speech engine wrote only silence")
 
 
-SKIP_MS = 50  # silence is skipped this many milliseconds at a time where no sample comes near the threshold
-
-
-def leading_silence_ms(pcm: bytes, rate: int, threshold_dbfs: float = SILENCE_DBFS) -> int:
-    """Milliseconds of silence at the start of mono 16-bit ``pcm``: exactly what pydub's
-    ``detect_leading_silence(segment, threshold_dbfs, chunk_size=1)`` returns (its millisecond slicing, its
-    dBFS of each 1 ms chunk), without a new AudioSegment per millisecond, which made trimming most of the
-    time spent processing a line. Stretches where no sample reaches the threshold are skipped whole (a
-    chunk's RMS is never above its peak)."""
-    audioop = load_audioop()
-    frames = len(pcm) // 2
-    length = round(1000 * (frames / rate))  # pydub's len(segment)
-    level = 32768 * 10 ** (threshold_dbfs / 20)
-
-    def frame(ms: int) -> int:  # pydub's position of a millisecond, clamped to the segment as its slicing does
-        return int(min(ms, length) * (rate / 1000.0))
-
-    trim = 0
-    while trim < length:
-        ahead = min(trim + SKIP_MS, length)
-        if ahead > trim + 1 and audioop.max(pcm[frame(trim) * 2 : frame(ahead) * 2], 2) < level:
-            trim = ahead
-            continue
-        start, end = frame(trim), frame(trim + 1)
-        chunk = pcm[start * 2 : end * 2]
-        chunk += bytes(2 * (end - start) - len(chunk))  # pydub pads a short last chunk with silence
-        rms = audioop.rms(chunk, 2) if chunk else 0
-        if rms and 20 * math.log10(rms / 32768.0) >= threshold_dbfs:
-            break
-        trim += 1
-    return trim
-
-
 def process_clip(path: Path, rate: int) -> Clip:
-    """Trim silence, convert to mono 16-bit at ``rate``, level to a common loudness and fade the edges."""
-    pydub = _pydub()
+    """Trim silence, convert to mono 16-bit at ``rate``, level to a common loudness and fade the edges
+    (speech.shaping; pydub converts other channel counts and sample widths first)."""
     frames, source_rate, channels, width = read_wav(path)
-    segment = pydub.AudioSegment(data=frames, sample_width=width, frame_rate=source_rate, channels=channels)
-    segment = segment.set_channels(1).set_sample_width(2)
-    lead = leading_silence_ms(segment.raw_data, segment.frame_rate, SILENCE_DBFS)
-    tail = leading_silence_ms(segment.reverse().raw_data, segment.frame_rate, SILENCE_DBFS)
-    if lead >= len(segment):
-        raise SpeechError("the speech engine produced only silence")
-    segment = segment[lead : len(segment) - tail]
-    segment = segment.set_frame_rate(rate)
-    gain = TARGET_RMS_DBFS - segment.dBFS
-    gain = min(gain, PEAK_CEILING_DBFS - segment.max_dBFS)  # never clip
-    segment = segment.apply_gain(gain).fade_in(FADE_MS).fade_out(FADE_MS)
-    return Clip(segment.raw_data, rate)
+    if channels != 1 or width != 2:
+        segment = _pydub().AudioSegment(data=frames, sample_width=width, frame_rate=source_rate, channels=channels)
+        frames = segment.set_channels(1).set_sample_width(2).raw_data
+    try:
+        return Clip(shape_speech(frames, source_rate, rate), rate)
+    except SilentLine as exc:
+        raise SpeechError(str(exc)) from None
+
+
+def read_clip(path: Path, rate: int) -> Clip:
+    """A WAV an engine shaped itself (speech.shaping, at ``rate``) as a clip: SpeechError unless it is mono
+    16-bit at that rate with samples in it."""
+    frames, found_rate, channels, width = read_wav(path)
+    if (found_rate, channels, width) != (rate, 1, 2) or not frames:
+        raise SpeechError(f"the speech engine wrote a WAV of {channels} channel(s), {8 * width}-bit at {found_rate} Hz"
+                          f"{'' if frames else ', empty'}; a shaped clip is mono 16-bit at {rate} Hz")
+    return Clip(frames, rate)

@@ -47,7 +47,10 @@ class Engine(Protocol):
 
     An engine may also set a class attribute ``paced = True`` when it honours
     ``VoiceSettings.rate``; then a line whose pace is far off the rate asked for
-    is treated as an engine fault (voiceguide.speech.pacing).
+    is treated as an engine fault (voiceguide.speech.pacing). One that can shape
+    its own lines offers ``synthesize_shaped(texts, voice, folder, rate, on_done)``
+    too, whose WAVs are the clips themselves (speech.shaping at ``rate``, exactly
+    what process_clip makes of its plain WAVs): the synthesis stage then uses it.
     """
 
     name: str

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+from voiceguide.errors import OptionError
 from voiceguide.speech.engine import VoiceSettings, installed_version
 from voiceguide.speech.words import WORDS_VERSION
 from voiceguide.speech.worker import WorkerEngine
@@ -64,6 +67,15 @@ class EspeakEngine(WorkerEngine):
     def worker_voice(self, voice: VoiceSettings) -> dict[str, Any]:
         """The settings with ``rate`` as the espeak parameter that gives ``voice.wpm`` words per minute."""
         return voice.synthesis() | {"rate": espeak_rate(voice.wpm), "wpm": voice.wpm}
+
+    def synthesize_shaped(self, texts: Sequence[str], voice: VoiceSettings, folder: Path, rate: int,
+                          on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
+        """As ``synthesize``, but each WAV is already the clip at ``rate`` (speech.shaping, what process_clip
+        makes of the engine's WAV, to the byte): shaped by the worker that spoke it, while the other speaks."""
+        if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192000:
+            raise OptionError(f"synthesize_shaped: rate must be a whole number of Hz from 8000 to 192000 "
+                              f"(got {rate!r})")
+        return self._synthesize(texts, self.worker_voice(voice) | {"shape_rate": rate}, folder, on_done)
 
 
 Pyttsx3Engine = EspeakEngine  # the name it had before engines were registered

@@ -39,6 +39,8 @@ from array import array
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from voiceguide.host import load_audioop
+from voiceguide.speech.shaping import shape_speech
 from voiceguide.speech.words import PACE_TOLERANCE, PACED_MIN_WORDS, count_words
 
 # espeak's own defaults, set explicitly for every line so no setting leaks between lines.
@@ -106,6 +108,7 @@ class Speaker:
         self.default_voice = current.contents.identifier.decode("utf-8") if current and current.contents.identifier \
             else "gmw/en"
         self.voice_ids = {v.id: v for v in espeak_voices(_espeak)}
+        load_audioop()  # for shaping: imported once here, not again in every forked child
 
     def _collect(self, wav: Any, samples: int, events: Any) -> int:
         if samples > 0:
@@ -203,10 +206,14 @@ class Speaker:
         wpm, words = voice.get("wpm"), count_words(text)
         if wpm and words >= PACED_MIN_WORDS:
             pcm = self._pace(text, voice, pcm, rate, 60 * words / wpm, words)
+        out_rate = self.sample_rate
+        if voice.get("shape_rate"):  # the clip itself, shaped here while the other worker speaks (see shaping)
+            out_rate = int(voice["shape_rate"])
+            pcm = shape_speech(pcm, self.sample_rate, out_rate)
         with wave.open(path, "wb") as wav:
             wav.setnchannels(1)
             wav.setsampwidth(2)
-            wav.setframerate(self.sample_rate)
+            wav.setframerate(out_rate)
             wav.writeframes(pcm)
 
     def _pace(self, text: str, voice: dict[str, Any], pcm: bytes, rate: int, target: float, words: int) -> bytes:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequen
 from voiceguide.errors import SpeechError
 from voiceguide.leftovers import temp_folder
 from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.clip import process_clip
+from voiceguide.speech.clip import process_clip, read_clip
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings, _quote
 from voiceguide.speech.pacing import pace_fault
 
@@ -76,11 +76,17 @@ def _speak(texts: Sequence[str], voice: VoiceSettings, engine: Engine, rate: int
     # The folder's name carries our pid, so a later render can tell it is abandoned should we be killed;
     # removal tolerates an engine still finishing a file after an interrupt.
     folder = temp_folder("speech")
+    # An engine that shapes its own lines (speech.shaping, in its workers while the others speak) writes the
+    # clips themselves; for any other the WAVs are processed here, one after another.
+    shaped = getattr(engine, "synthesize_shaped", None)
     try:
-        paths = engine.synthesize(texts, voice, folder, on_done=on_done)
+        if shaped is not None:
+            paths = shaped(texts, voice, folder, rate, on_done=on_done)
+        else:
+            paths = engine.synthesize(texts, voice, folder, on_done=on_done)
         for text in texts:
             try:
-                clip = process_clip(paths[text], rate)
+                clip = read_clip(paths[text], rate) if shaped is not None else process_clip(paths[text], rate)
             except SpeechError as exc:
                 raise SpeechError(f"speech for line {_quote(text)}: {exc}") from None
             yield text, clip

@@ -201,11 +201,15 @@ class WorkerEngine:
 
     def synthesize(self, texts: Sequence[str], voice: VoiceSettings, folder: Path,
                    on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
+        return self._synthesize(texts, self.worker_voice(voice), folder, on_done)
+
+    def _synthesize(self, texts: Sequence[str], settings: dict[str, Any], folder: Path,
+                    on_done: Callable[[str], None] | None) -> dict[str, Path]:
+        """Every line spoken by the workers with ``settings`` (what each request carries) into ``folder``."""
         jobs = line_jobs(texts)
         results: dict[str, Path] = {}
         failures: list[SpeechError] = []
         crew = Crew()
-        settings = self.worker_voice(voice)
         count = max(1, min(self.workers, len(texts)))
         threads = [threading.Thread(target=self._serve, args=(jobs, settings, folder, results, failures, on_done, crew),
                                     daemon=True) for _ in range(count)]

@@ -1,0 +1,136 @@
+"""speech.shaping against pydub itself: the chain process_clip was written with, byte for byte."""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+
+import pytest
+
+from voiceguide.errors import SpeechError
+from voiceguide.speech.clip import _pydub, process_clip
+from voiceguide.speech.shaping import SilentLine, shape_speech
+
+
+def _pydub_chain(pcm: bytes, source_rate: int, rate: int) -> bytes:
+    """The pydub operations clip processing was written with (and used until shaping replaced them)."""
+    pydub = _pydub()
+    segment = pydub.AudioSegment(data=pcm, sample_width=2, frame_rate=source_rate, channels=1)
+    lead = pydub.silence.detect_leading_silence(segment, -50.0, chunk_size=1)
+    tail = pydub.silence.detect_leading_silence(segment.reverse(), -50.0, chunk_size=1)
+    if lead >= len(segment):
+        raise SilentLine("only silence")
+    segment = segment[lead : len(segment) - tail].set_frame_rate(rate)
+    gain = min(-20.0 - segment.dBFS, -1.5 - segment.max_dBFS)
+    return bytes(segment.apply_gain(gain).fade_in(5).fade_out(5).raw_data)
+
+
+def _line(rng: random.Random, source_rate: int) -> bytes:
+    """A made-up line: silence, a few bursts of tone and noise at a random level (some loud enough to meet the
+    peak ceiling first), low noise near the silence threshold, silence; any number of samples."""
+    samples = array("h")
+    samples.extend([0] * rng.randrange(0, source_rate // 3))
+    level = rng.choice([300, 2000, 9000, 30000])
+    for _ in range(rng.randrange(1, 4)):
+        pitch = rng.uniform(80, 400)
+        for i in range(rng.randrange(source_rate // 50, source_rate // 3)):
+            value = level * math.sin(2 * math.pi * pitch * i / source_rate) + rng.gauss(0, level / 20)
+            samples.append(max(-32768, min(32767, round(value))))
+        samples.extend(rng.randrange(-110, 110) for _ in range(rng.randrange(0, source_rate // 20)))
+    samples.extend([0] * rng.randrange(0, source_rate // 3))
+    return samples.tobytes()
+
+
+@pytest.mark.parametrize(("source_rate", "rate"), [(22050, 44100), (16000, 44100), (44100, 44100), (22050, 48000),
+                                                   (48000, 44100), (24000, 22050)])
+def test_shaping_is_pydubs_chain_byte_for_byte(source_rate: int, rate: int) -> None:
+    rng = random.Random(f"{source_rate}-{rate}")
+    lengths = set()
+    for _ in range(40):
+        pcm = _line(rng, source_rate)
+        ours = shape_speech(pcm, source_rate, rate)
+        assert ours == _pydub_chain(pcm, source_rate, rate)
+        lengths.add(len(ours) % (2 * rate // 1000))  # clips ending anywhere within a millisecond were tried
+    if rate % 1000:  # (at 48 kHz pydub's slicing ends every clip on a whole millisecond)
+        assert len(lengths) > 10
+
+
+def test_very_short_and_edge_lines_are_pydubs_too() -> None:
+    """Lines of a few samples, shorter than the fades, sound at the very first or last sample."""
+    for pcm in (array("h", [20000]).tobytes(), array("h", [0, 0, 20000, 0]).tobytes(),
+                array("h", [15000] * 50).tobytes(), array("h", [0] * 300 + [12000] * 90).tobytes(),
+                array("h", [32767, -32768] * 400).tobytes(), array("h", [-32768] * 3).tobytes()):
+        try:
+            expected: bytes | None = _pydub_chain(pcm, 22050, 44100)
+        except SilentLine:
+            expected = None
+        if expected is None:
+            with pytest.raises(SilentLine):
+                shape_speech(pcm, 22050, 44100)
+        else:
+            assert shape_speech(pcm, 22050, 44100) == expected
+
+
+def test_a_silent_line_is_a_speech_error_from_clip_processing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import wave
+
+    path = tmp_path / "quiet.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(22050)
+        wav.writeframes(array("h", [40, -40] * 5000).tobytes())  # below -50 dBFS throughout
+    with pytest.raises(SpeechError, match="only silence"):
+        process_clip(path, 44100)
+    with pytest.raises(SilentLine):
+        shape_speech(b"", 22050, 44100)
+
+
+def test_espeak_workers_shape_their_lines_exactly_as_clip_processing_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The real engine: each line spoken and shaped in its worker is, byte for byte, the clip processing makes
+    of the same line spoken plainly (short lines, and lines long enough to have their pace corrected)."""
+    from voiceguide.speech.clip import read_clip
+    from voiceguide.speech.engine import VoiceSettings
+    from voiceguide.speech.espeak import EspeakEngine
+
+    texts = ["Hold.", "Switch sides.", "Ten", "Ease into a low lunge, back knee down, hips forward, chest tall.",
+             "Breathe out slowly and let your front hip sink a little further towards the floor."]
+    engine, voice = EspeakEngine(), VoiceSettings(rate=160)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "shaped").mkdir()
+    plain = engine.synthesize(texts, voice, tmp_path / "plain")
+    shaped = engine.synthesize_shaped(texts, voice, tmp_path / "shaped", 44100)
+    for text in texts:
+        expected = process_clip(plain[text], 44100)
+        assert read_clip(shaped[text], 44100) == expected, text
+        assert expected.samples > 44100 // 10
+
+
+@pytest.mark.parametrize("rate", [0, -44100, 44100.0, True, "44100", 10**9])
+def test_shaped_synthesis_refuses_a_rate_that_is_not_one(rate: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from voiceguide.errors import OptionError
+    from voiceguide.speech.engine import VoiceSettings
+    from voiceguide.speech.espeak import EspeakEngine
+
+    with pytest.raises(OptionError, match="rate must be a whole number of Hz"):
+        EspeakEngine().synthesize_shaped(["Hold."], VoiceSettings(), tmp_path, rate)  # type: ignore[arg-type]
+
+
+def test_a_shaped_wav_at_another_rate_or_width_is_a_speech_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import wave
+
+    from voiceguide.speech.clip import read_clip
+
+    for name, (channels, width, rate, frames) in {"rate": (1, 2, 22050, b"\x01\x00" * 100),
+                                                   "stereo": (2, 2, 44100, b"\x01\x00" * 100),
+                                                   "width": (1, 1, 44100, b"\x01" * 100),
+                                                   "empty": (1, 2, 44100, b"")}.items():
+        path = tmp_path / f"{name}.wav"
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(channels)
+            wav.setsampwidth(width)
+            wav.setframerate(rate)
+            wav.writeframes(frames)
+        with pytest.raises(SpeechError, match="a shaped clip is mono 16-bit at 44100 Hz"):
+            read_clip(path, 44100)
