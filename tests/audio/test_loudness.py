@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from array import array
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -382,18 +383,8 @@ def test_levelling_hands_the_limiter_its_dips_within_the_budget(cache: ClipCache
         assert all(d is not None for d in handed) if budget > 1 else all(d is None for d in handed)
 
 
-def test_a_clip_read_once_is_not_kept(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CachedClips.read_once: the same clip, read from the cache each time and not kept among the recent ones."""
-    from collections import Counter
-
-    from voiceguide.audio.clips import CachedClips
-    from voiceguide.pipeline import session_clips
-
-    session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
-    plan, planned = session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
-    assert isinstance(planned, CachedClips)
-    clips = CachedClips(cache, planned.key, planned.lengths, RATE, planned.held)
-    text = next(event.text for event in plan.speech() if isinstance(event.text, str))
+def _counted_cache_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """From now on, how many times each clip-cache key is read."""
     reads: Counter[str] = Counter()
     get = ClipCache.get
 
@@ -402,6 +393,20 @@ def test_a_clip_read_once_is_not_kept(cache: ClipCache, monkeypatch: pytest.Monk
         return get(self, key)
 
     monkeypatch.setattr(ClipCache, "get", counted)
+    return reads
+
+
+def test_a_clip_read_once_is_not_kept(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CachedClips.read_once: the same clip, read from the cache each time and not kept among the recent ones."""
+    from voiceguide.audio.clips import CachedClips
+    from voiceguide.pipeline import session_clips
+
+    session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
+    plan, planned = session_clips(load_builtin("desk-break"), SessionOptions(), BuzzyEngine(), cache)
+    assert isinstance(planned, CachedClips)
+    clips = CachedClips(cache, planned.key, planned.lengths, RATE, planned.held)
+    text = next(event.text for event in plan.speech() if isinstance(event.text, str))
+    reads = _counted_cache_reads(monkeypatch)
     once = [clips.read_once(text), clips.read_once(text)]
     assert sum(reads.values()) == 2
     kept = [clips[text], clips[text]]
@@ -456,8 +461,6 @@ def test_levelling_a_limited_voice_lands_on_the_target_in_few_tries(cache: ClipC
 def test_levelling_reads_each_clip_once(cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """Levelling needs every clip's K-weighted energies, peaks and per-millisecond blocks: one read of each
     (reads from the cache are checksummed, and a 2-hour session has hundreds of clips)."""
-    from collections import Counter
-
     from voiceguide.audio.clips import CachedClips
     from voiceguide.audio.loudness import level_session
     from voiceguide.pipeline import session_clips
@@ -467,14 +470,7 @@ def test_levelling_reads_each_clip_once(cache: ClipCache, monkeypatch: pytest.Mo
     assert isinstance(planned, CachedClips) and not planned.spilled
     # No clips kept in memory between reads: a long session's are too many to keep, so every read is a cache read.
     clips = CachedClips(cache, planned.key, planned.lengths, RATE, planned.held, keep_bytes=0)
-    reads: Counter[str] = Counter()
-    get = ClipCache.get
-
-    def counted(self: ClipCache, key: str):  # type: ignore[no-untyped-def]
-        reads[key] += 1
-        return get(self, key)
-
-    monkeypatch.setattr(ClipCache, "get", counted)
+    reads = _counted_cache_reads(monkeypatch)
     levels = level_session(plan, clips, -16.0)
     assert len(levels.limited) > 10  # the limiter's share was worked out too
     spoken = {event.text for event in plan.speech() if isinstance(event.text, str)}  # tones are made, not read
