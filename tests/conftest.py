@@ -11,6 +11,7 @@ import wave
 from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,36 @@ def ctrl_c_once_a_child_sleeps(within: float = 20) -> None:
             time.sleep(0.01)
 
     threading.Thread(target=press, daemon=True).start()
+
+
+def interrupt_as_ffmpeg_starts(monkeypatch: pytest.MonkeyPatch, where: str, nth: int = 1,
+                               module: Any = None) -> list[subprocess.Popen[Any]]:
+    """Send this process a real SIGINT as the ``nth`` process starts: inside ``subprocess.Popen``, once the
+    process runs (``where="popen"``), or the moment ``module.start_ffmpeg`` has returned it to its caller
+    (``where="returned"``). Returns the processes started, to check that none is left running."""
+    import signal
+
+    started: list[subprocess.Popen[Any]] = []
+    if where == "popen":
+        real_popen = subprocess.Popen
+
+        class Interrupted(real_popen):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                started.append(self)
+                if len(started) == nth:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        monkeypatch.setattr(subprocess, "Popen", Interrupted)
+    else:
+        real_start = module.start_ffmpeg
+
+        def start(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+            process = real_start(*args, **kwargs)
+            started.append(process)
+            if len(started) == nth:
+                os.kill(os.getpid(), signal.SIGINT)
+            return process
+
+        monkeypatch.setattr(module, "start_ffmpeg", start)
+    return started

@@ -55,3 +55,31 @@ def test_widen_pipe_leaves_what_is_not_a_pipe_as_it_is(tmp_path: Path) -> None:
     with open(tmp_path / "f", "wb") as handle:
         assert widen_pipe(handle) is None
     assert widen_pipe(None) is None
+
+
+@pytest.mark.parametrize("where", ["popen", "returned"])
+def test_ctrl_c_just_as_an_ffmpeg_starts_leaves_none_running(where: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_ffmpeg_together and run_ffmpeg: a Ctrl-C while Popen starts a process, or the moment it is returned,
+    before the caller has taken note of it: the process is stopped and reaped all the same."""
+    from conftest import interrupt_as_ffmpeg_starts, our_children
+
+    from voiceguide import ffmpeg
+    from voiceguide.ffmpeg import run_ffmpeg
+
+    sleeper = [os.fspath(tmp_path / "ffmpeg")]
+    Path(sleeper[0]).write_text("#!/bin/sh\nexec sleep 60\n")
+    Path(sleeper[0]).chmod(0o755)
+    with tempfile.TemporaryFile() as first, tempfile.TemporaryFile() as second:
+        with monkeypatch.context() as patched:
+            started = interrupt_as_ffmpeg_starts(patched, where, 2, module=ffmpeg)
+            with pytest.raises(KeyboardInterrupt):
+                run_ffmpeg_together([sleeper, sleeper], [first, second])
+        assert len(started) == 2 and all(process.returncode is not None for process in started)
+        if where == "popen":  # run_ffmpeg starts its ffmpeg itself, with a pipe to feed it
+            with monkeypatch.context() as patched:
+                started = interrupt_as_ffmpeg_starts(patched, where, 1)
+                with pytest.raises(KeyboardInterrupt):
+                    run_ffmpeg(sleeper, iter([bytes(1000)]), first)
+            assert len(started) == 1 and started[0].returncode is not None
+    assert our_children() == []

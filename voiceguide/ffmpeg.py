@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from voiceguide.errors import EncoderError, VoiceguideError
+from voiceguide.host import interrupts_held
 
 PIPE_BYTES = 1 << 20  # what widen_pipe asks for: Linux's limit for a user (/proc/sys/fs/pipe-max-size) by default
 
@@ -80,21 +81,24 @@ def run_ffmpeg(command: list[str], chunks: Iterable[bytes], log: IO[bytes]) -> i
 
     Interrupted (Ctrl-C, SIGTERM) or failing on our side, ffmpeg is killed, never left running.
     """
+    process: subprocess.Popen[bytes] | None = None
     try:
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
-    except OSError as exc:
-        raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
-    assert process.stdin is not None
-    try:
+        with interrupts_held():  # an interrupt as it starts: raised once it is known here, so it is stopped
+            try:
+                process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+            except OSError as exc:
+                raise EncoderError(f"cannot run ffmpeg ({exc.strerror}): {command[0]}") from None
+        assert process.stdin is not None
         for chunk in chunks:
             process.stdin.write(chunk)
         process.stdin.close()
     except BrokenPipeError:
         pass  # ffmpeg stopped early; its log says why
     except BaseException:
-        process.kill()
-        process.wait()
+        if process is not None:
+            stop_ffmpeg(process)
         raise
+    assert process is not None
     return process.wait()
 
 
@@ -104,11 +108,20 @@ def start_ffmpeg(command: Sequence[str], log: IO[bytes] | int, *, stdout: IO[byt
     """Start ffmpeg with no input, its messages going to ``log`` and its output to ``stdout`` (unbuffered: read
     from the pipe itself), in ``env`` if given, with ``pass_fds`` open in it too (``pipe:N`` outputs); ``error`` if
     it cannot be run, saying what it was for (``doing``)."""
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=log, env=env, bufsize=0,
-                                pass_fds=tuple(pass_fds))
+        # A Ctrl-C or SIGTERM while Popen runs is held until the process is known here: then it is stopped
+        # before the interrupt goes on, never left running where no caller knows of it.
+        with interrupts_held():
+            started.append(subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=log,
+                                            env=env, bufsize=0, pass_fds=tuple(pass_fds)))
     except OSError as exc:
         raise error(f"cannot run ffmpeg{' ' + doing if doing else ''} ({exc.strerror}): {command[0]}") from None
+    except BaseException:
+        for process in started:
+            stop_ffmpeg(process)
+        raise
+    return started[0]
 
 
 def stop_ffmpeg(process: subprocess.Popen[bytes]) -> None:
@@ -126,7 +139,8 @@ def run_ffmpeg_together(commands: Sequence[Sequence[str]], logs: Sequence[IO[byt
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for command, log in zip(commands, logs, strict=True):
-            processes.append(start_ffmpeg(command, log))
+            with interrupts_held():  # taken note of before an interrupt that came meanwhile goes on
+                processes.append(start_ffmpeg(command, log))
         return [process.wait() for process in processes]
     except BaseException:
         for process in processes:

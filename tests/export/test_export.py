@@ -443,3 +443,27 @@ def test_long_silences_are_written_as_silent_frames(kbps: str, tmp_path: Path) -
         at += length
     assert zero >= sum(high - low for low, high in silent) // FRAME
     assert abs(mutagen.File(ours).info.length - total / RATE) < 0.001
+
+
+@pytest.mark.parametrize("where", ["popen", "returned"])
+@pytest.mark.parametrize("nth", [1, 2])  # the decoding's ffmpeg, then the chapter listing's
+def test_ctrl_c_just_as_verifys_ffmpeg_starts_leaves_none_running(where: str, nth: int, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C that lands while Popen starts ffmpeg, or the moment it returns, before the caller has taken note
+    of the process: it is stopped and reaped all the same. (Before, such an ffmpeg ran on, sleeping here, as a
+    full test run found by chance.)"""
+    from conftest import interrupt_as_ffmpeg_starts
+
+    out = tmp_path / "s.mp3"
+    encode(tone_chunks(1.0), RATE, out, Tags(title="x"), CHAPTERS[:1])
+    script = tmp_path / "ffmpeg"  # the decoding goes through; the nth ffmpeg started sleeps (as a hung one would)
+    script.write_text(f'#!/bin/sh\n[ -e "{tmp_path}/started" ] || {{ : > "{tmp_path}/started"; '
+                      f'[ {nth} = 1 ] && exec sleep 60; }}\n[ {nth} = 2 ] && case "$*" in *ffmetadata*) exec sleep 60;;'
+                      f' esac\nexec "{ffmpeg_exe()}" "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
+    started = interrupt_as_ffmpeg_starts(monkeypatch, where, nth, module=verifying)
+    with pytest.raises(KeyboardInterrupt):
+        verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
+    assert len(started) == nth and all(process.returncode is not None for process in started)
+    assert our_children() == []
