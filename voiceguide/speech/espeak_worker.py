@@ -25,7 +25,9 @@ bindings pyttsx3 ships (``pyttsx3.drivers._espeak``), its voices listed as
 ``espeak_Synth`` starts, ``espeak_Synth`` returns when the line is complete, and
 every property is set again for every line, in a child forked from a worker that
 has never spoken (see ``Speaker.say``). No thread, no queue, no callback to wait
-for: the same text and settings give the same samples on every run.
+for: the same text and settings give the same samples on every run. Asked to
+(``shape_rate`` in the voice), the child also shapes the line into its clip
+(voiceguide.speech.shaping) while the other worker speaks.
 """
 
 from __future__ import annotations
