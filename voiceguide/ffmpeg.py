@@ -5,13 +5,14 @@ Used by every stage that decodes, measures or encodes, so it sits below them all
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from voiceguide.errors import EncoderError, VoiceguideError
 from voiceguide.host import interrupts_held
@@ -107,21 +108,40 @@ def start_ffmpeg(command: Sequence[str], log: IO[bytes] | int, *, stdout: IO[byt
                  doing: str = "", pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
     """Start ffmpeg with no input, its messages going to ``log`` and its output to ``stdout`` (unbuffered: read
     from the pipe itself), in ``env`` if given, with ``pass_fds`` open in it too (``pipe:N`` outputs); ``error`` if
-    it cannot be run, saying what it was for (``doing``)."""
-    started: list[subprocess.Popen[bytes]] = []
+    it cannot be run, saying what it was for (``doing``). Start it under host.interrupts_held and take note of it
+    there, or use running_ffmpeg: a Ctrl-C as Popen returns would otherwise leave it running, known to no one."""
     try:
-        # A Ctrl-C or SIGTERM while Popen runs is held until the process is known here: then it is stopped
-        # before the interrupt goes on, never left running where no caller knows of it.
-        with interrupts_held():
-            started.append(subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=log,
-                                            env=env, bufsize=0, pass_fds=tuple(pass_fds)))
+        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=stdout, stderr=log, env=env, bufsize=0,
+                                pass_fds=tuple(pass_fds))
     except OSError as exc:
         raise error(f"cannot run ffmpeg{' ' + doing if doing else ''} ({exc.strerror}): {command[0]}") from None
+
+
+@contextlib.contextmanager
+def running_ffmpeg(command: Sequence[str], log: IO[bytes] | int, *, pass_fds: Sequence[int] = (),
+                   **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """start_ffmpeg (with ``options``) for the length of a block, never left running: an exception or an
+    interrupt, in the block or as ffmpeg starts, kills and reaps it; a block that ends well waits for it. Its
+    pipes are closed at the end. ``pass_fds`` are handed over: closed here once ffmpeg holds them (or failed to
+    start), so each pipe ends when ffmpeg closes its end."""
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        with interrupts_held():  # an interrupt as it starts: raised once the process is known here, so it is stopped
+            try:
+                process = start_ffmpeg(command, log, pass_fds=pass_fds, **options)
+            finally:
+                for fd in pass_fds:
+                    os.close(fd)
+        yield process
     except BaseException:
-        for process in started:
+        if process is not None:
             stop_ffmpeg(process)
         raise
-    return started[0]
+    else:
+        process.wait()
+    finally:
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
 
 
 def stop_ffmpeg(process: subprocess.Popen[bytes]) -> None:
@@ -136,16 +156,10 @@ def run_ffmpeg_together(commands: Sequence[Sequence[str]], logs: Sequence[IO[byt
 
     Interrupted or failing on our side, every one still running is killed, never left behind.
     """
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for command, log in zip(commands, logs, strict=True):
-            with interrupts_held():  # taken note of before an interrupt that came meanwhile goes on
-                processes.append(start_ffmpeg(command, log))
+    with contextlib.ExitStack() as running:
+        processes = [running.enter_context(running_ffmpeg(command, log))
+                     for command, log in zip(commands, logs, strict=True)]
         return [process.wait() for process in processes]
-    except BaseException:
-        for process in processes:
-            stop_ffmpeg(process)
-        raise
 
 
 DISK_FULL_SIGNS = ("No space left on device", "File too large", "Disk quota exceeded")

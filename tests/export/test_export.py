@@ -16,6 +16,7 @@ from conftest import ctrl_c_once_a_child_sleeps, decode, decoded_length, our_chi
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
+from voiceguide import ffmpeg
 from voiceguide.errors import EncoderError, OptionError, OutputError, VerifyError
 from voiceguide.export import verify as verifying
 from voiceguide.export.encode import encode
@@ -462,7 +463,7 @@ def test_ctrl_c_just_as_verifys_ffmpeg_starts_leaves_none_running(where: str, nt
                       f' esac\nexec "{ffmpeg_exe()}" "$@"\n')
     script.chmod(0o755)
     monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
-    started = interrupt_as_ffmpeg_starts(monkeypatch, where, nth, module=verifying)
+    started = interrupt_as_ffmpeg_starts(monkeypatch, where, nth, module=ffmpeg)
     with pytest.raises(KeyboardInterrupt):
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
     assert len(started) == nth and all(process.returncode is not None for process in started)

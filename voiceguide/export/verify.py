@@ -8,6 +8,7 @@ import select
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -18,8 +19,8 @@ from voiceguide.export.formats import Format, choose_format, get_format, millis
 from voiceguide.export.id3 import HEADER, read_syncsafe, stored_chapter_ids, tag_length
 from voiceguide.export.mp3frames import LameTag, independent_frame, lame_tag
 from voiceguide.export.text import safe_text
-from voiceguide.ffmpeg import ffmpeg_exe, file_url, filter_graph_path, filter_graph_text, start_ffmpeg, stop_ffmpeg
-from voiceguide.host import interrupts_held, usable_cores
+from voiceguide.ffmpeg import ffmpeg_exe, file_url, filter_graph_path, filter_graph_text, running_ffmpeg
+from voiceguide.host import usable_cores
 from voiceguide.plan.timeline import Chapter
 
 DECODE_FRAME = 65536  # samples per frame handed from the decoding graph to the output (p=0: the last one short)
@@ -152,39 +153,24 @@ def _read_outputs(path: Path, command: list[str], reads: list[int], writes: list
     # ffmpeg's messages go to a file, not a pipe: a damaged file makes it log a line per bad frame, which
     # would fill a pipe nobody reads while we read the samples, and both would wait for ever.
     with tempfile.TemporaryFile() as log:
-        process: subprocess.Popen[bytes] | None = None
-        try:
-            with interrupts_held():  # an interrupt as ffmpeg starts: raised once it is known here, to be stopped
-                try:
-                    process = _start(command, log, env=decoding_env(), pass_fds=writes)
-                finally:
-                    for write in writes:
-                        os.close(write)  # ffmpeg holds them now: each pipe ends when ffmpeg closes its output
-            with process:
-                try:
-                    assert process.stdout is not None
-                    readers = {process.stdout.fileno(): 0, **{read: index for index, read in enumerate(reads, 1)}}
-                    totals = [0] * len(readers)
-                    buffer = bytearray(1 << 20)  # read into one buffer: no new bytes object per read
-                    while readers:
-                        # Nothing at all for DECODE_STALL_S: ffmpeg hangs (stopped, or a file system that does not
-                        # answer); it is killed rather than waited for.
-                        ready = select.select(list(readers), [], [], DECODE_STALL_S)[0]
-                        if not ready:
-                            raise VerifyError(f"{path}: ffmpeg stopped decoding (nothing for {DECODE_STALL_S} s)")
-                        for fd in ready:
-                            count = os.readv(fd, [buffer])
-                            if count:
-                                totals[readers[fd]] += count
-                            else:
-                                del readers[fd]
-                except BaseException:  # a hang, or Ctrl-C: stopped at once (leaving the with waits for it)
-                    stop_ffmpeg(process)
-                    raise
-        except BaseException:  # never left running, nor unreaped, whenever the interrupt came
-            if process is not None:
-                stop_ffmpeg(process)
-            raise
+        # Killed and reaped on a hang or Ctrl-C (even as it starts), never left running.
+        with _running(command, log, env=decoding_env(), pass_fds=writes) as process:
+            assert process.stdout is not None
+            readers = {process.stdout.fileno(): 0, **{read: index for index, read in enumerate(reads, 1)}}
+            totals = [0] * len(readers)
+            buffer = bytearray(1 << 20)  # read into one buffer: no new bytes object per read
+            while readers:
+                # Nothing at all for DECODE_STALL_S: ffmpeg hangs (stopped, or a file system that does not
+                # answer); it is killed rather than waited for.
+                ready = select.select(list(readers), [], [], DECODE_STALL_S)[0]
+                if not ready:
+                    raise VerifyError(f"{path}: ffmpeg stopped decoding (nothing for {DECODE_STALL_S} s)")
+                for fd in ready:
+                    count = os.readv(fd, [buffer])
+                    if count:
+                        totals[readers[fd]] += count
+                    else:
+                        del readers[fd]
         log.seek(0)
         error = log.read().decode(errors="replace").strip()
     # Any message counts: the graph's decoder stops at the first bad frame and ffmpeg still exits with 0.
@@ -204,9 +190,10 @@ def decoding_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _start(command: list[str], log: IO[bytes] | int, **options: Any) -> subprocess.Popen[bytes]:
-    """ffmpeg started to read the file back, its output on a pipe (VerifyError if it cannot be run)."""
-    return start_ffmpeg(command, log, stdout=subprocess.PIPE, error=VerifyError, doing="to check the file", **options)
+def _running(command: list[str], log: IO[bytes] | int, **options: Any) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """ffmpeg reading the file back for the length of a block, its output on a pipe (VerifyError if it cannot be
+    run; see running_ffmpeg)."""
+    return running_ffmpeg(command, log, stdout=subprocess.PIPE, error=VerifyError, doing="to check the file", **options)
 
 
 def _check_decodable(path: Path) -> None:
@@ -290,20 +277,11 @@ def demuxed_chapters(path: Path) -> tuple[StoredChapter, ...]:
 
     VerifyError if ffmpeg cannot be run or takes more than LIST_TIMEOUT_S; interrupted, it is killed."""
     _check_decodable(Path(path))
-    demuxer: subprocess.Popen[bytes] | None = None
-    try:
-        with interrupts_held():  # an interrupt as ffmpeg starts: raised once it is known here, to be stopped
-            demuxer = _start(_demux_command(path), subprocess.DEVNULL)
-        with demuxer:
-            try:
-                return _parse_ffmetadata(demuxer.communicate(timeout=LIST_TIMEOUT_S)[0])
-            except subprocess.TimeoutExpired:
-                raise VerifyError(f"{path}: ffmpeg did not list its chapters within {LIST_TIMEOUT_S} s") from None
-            finally:
-                stop_ffmpeg(demuxer)  # timed out, or interrupted: never left running, nor unreaped
-    finally:
-        if demuxer is not None:
-            stop_ffmpeg(demuxer)  # (an interrupt before the block above: the same)
+    with _running(_demux_command(path), subprocess.DEVNULL) as demuxer:  # timed out or interrupted: killed, reaped
+        try:
+            return _parse_ffmetadata(demuxer.communicate(timeout=LIST_TIMEOUT_S)[0])
+        except subprocess.TimeoutExpired:
+            raise VerifyError(f"{path}: ffmpeg did not list its chapters within {LIST_TIMEOUT_S} s") from None
 
 
 def _demux_command(path: Path) -> list[str]:
