@@ -13,6 +13,7 @@ from conftest import BuzzyEngine, FakeEngine, decode
 
 from voiceguide.audio.limiter import limit
 from voiceguide.audio.loudness import measure, parse_ebur128
+from voiceguide.errors import OptionError
 from voiceguide.host import load_audioop
 from voiceguide.pipeline import SessionOptions, render_session
 from voiceguide.routine.builtin import load_builtin
@@ -639,3 +640,34 @@ def test_the_check_while_writing_fails_cleanly(tmp_path: Path, monkeypatch: pyte
     for rate, total in [(22050, 1000), (44100, -1), (44100, 1.5), (44100, True)]:
         with pytest.raises(OptionError, match="needs an MPEG-1 rate"):
             StreamCheck([], rate, total)  # type: ignore[arg-type]
+
+
+_PCM = array("h", [9000, -9000] * 2000).tobytes()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ((_PCM + b"\x01", RATE, 3.0), "limit: the samples must be mono 16-bit PCM, bytes of even length (got 8001 bytes)"),
+    (("text", RATE, 3.0), "limit: the samples must be mono 16-bit PCM, bytes of even length (got str)"),
+    ((_PCM, 0, 3.0), "limit: a sample rate must be a whole number of Hz from 1000 to 384000 (got 0)"),
+    ((_PCM, RATE, float("nan")), "limit: gain_db must be a number of dB from -120 to 120 (got nan)"),
+    ((_PCM, RATE, float("inf")), "limit: gain_db must be a number of dB from -120 to 120 (got inf)"),
+    ((_PCM, RATE, 1e308), "limit: gain_db must be a number of dB from -120 to 120 (got 1e+308)"),
+    ((_PCM, RATE, "3"), "limit: gain_db must be a number of dB from -120 to 120 (got '3')"),
+    ((_PCM, RATE, 3.0, float("nan")), "limit: ceiling_dbfs must be a number of dB from -120 to 0 (got nan)"),
+    ((_PCM, RATE, 3.0, 1.0), "limit: ceiling_dbfs must be a number of dB from -120 to 0 (got 1.0)"),
+    ((_PCM, RATE, 3.0, -2.0, "junk"), "limit: dips must be the clip's Dips (ClipBlocks.dips) or None (got str)"),
+])
+def test_the_limiter_misused_says_so_in_our_own_error(args: tuple, says: str) -> None:  # type: ignore[type-arg]
+    """Misuse through the API is an OptionError with the value, never AttributeError (dips that are not Dips),
+    audioop.error (odd bytes), OverflowError (an infinite gain) or, for NaN, samples quietly made of it."""
+    with pytest.raises(OptionError) as caught:
+        limit(*args)
+    assert str(caught.value) == says
+
+
+@pytest.mark.parametrize(("pcm", "rate"), [(_PCM + b"\x01", RATE), (_PCM, 0), ("text", RATE), (_PCM, 44100.0)])
+def test_clip_blocks_of_what_is_not_a_clip_is_an_option_error(pcm: object, rate: object) -> None:
+    from voiceguide.audio.limiter import ClipBlocks
+
+    with pytest.raises(OptionError, match=r"^ClipBlocks: "):
+        ClipBlocks(pcm, rate)  # type: ignore[arg-type]

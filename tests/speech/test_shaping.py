@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from array import array
 
 import pytest
@@ -134,3 +135,53 @@ def test_a_shaped_wav_at_another_rate_or_width_is_a_speech_error(tmp_path) -> No
             wav.writeframes(frames)
         with pytest.raises(SpeechError, match="a shaped clip is mono 16-bit at 44100 Hz"):
             read_clip(path, 44100)
+
+
+@pytest.mark.parametrize(("pcm", "source_rate", "rate", "says"), [
+    (b"\x01\x00\x02", 22050, 44100, "bytes of even length (got 3 bytes)"),
+    ("text", 22050, 44100, "bytes of even length (got str)"),
+    (array("h", [1, 2]), 22050, 44100, "bytes of even length (got array)"),
+    (b"\x01\x00" * 100, 0, 44100, "from 1000 to 384000 (got 0)"),
+    (b"\x01\x00" * 100, 22050.0, 44100, "(got 22050.0)"),
+    (b"\x01\x00" * 100, 22050, 0, "from 8000 to 192000 (got 0)"),
+    (b"\x01\x00" * 100, 22050, True, "(got True)"),
+    (b"\x01\x00" * 100, 22050, 10**9, "(got 1000000000)"),
+])
+def test_shaping_misused_says_so_in_our_own_error(pcm: object, source_rate: object, rate: object, says: str) -> None:
+    """Misuse through the API is an OptionError naming the function and the value, never audioop.error or
+    ZeroDivisionError from inside (both came out before: odd bytes, a rate of 0)."""
+    from voiceguide.errors import OptionError
+    from voiceguide.speech.shaping import leading_silence_ms
+
+    with pytest.raises(OptionError, match=r"^shape_speech: .*" + re.escape(says)):
+        shape_speech(pcm, source_rate, rate)  # type: ignore[arg-type]
+    if type(source_rate) is int and source_rate == 22050 and rate == 44100:  # the samples are what is wrong
+        with pytest.raises(OptionError, match=r"^leading_silence_ms: .*" + re.escape(says)):
+            leading_silence_ms(pcm, 22050)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), 5.0, "-50", None])
+def test_a_silence_threshold_that_is_not_a_level_is_an_option_error(threshold: object) -> None:
+    from voiceguide.errors import OptionError
+    from voiceguide.speech.shaping import leading_silence_ms
+
+    with pytest.raises(OptionError, match="threshold must be a level"):
+        leading_silence_ms(b"\x01\x00" * 100, 22050, threshold)  # type: ignore[arg-type]
+
+
+def test_a_wav_whose_header_claims_no_sample_rate_is_a_speech_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The engine's fault, not the caller's: a SpeechError naming the rate (it was ZeroDivisionError)."""
+    import wave
+
+    path = tmp_path / "zero.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(22050)
+        wav.writeframes(array("h", [9000, -9000] * 5000).tobytes())
+    data = bytearray(path.read_bytes())
+    assert data[24:28] == (22050).to_bytes(4, "little")  # the fmt chunk's sample rate, where RIFF puts it
+    data[24:28] = bytes(4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(SpeechError, match="WAV at 0 Hz"):
+        process_clip(path, 44100)

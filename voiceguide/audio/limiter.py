@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from voiceguide.errors import OptionError
 from voiceguide.host import load_audioop
+from voiceguide.speech.shaping import check_pcm  # the same samples and rates a clip is made of
 
 # Sample-peak ceiling: leaves room for inter-sample peaks and MP3's overshoot so
 # the decoded file's true peak stays at or below -1 dBTP.
@@ -106,8 +107,14 @@ def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_D
     block (found with one C call per 64 ms); everything else is one multiply.
     ``dips``: the clip's dips as levelling worked them out (ClipBlocks.dips), if
     they serve this gain and ceiling: then the peaks are not looked for again,
-    and the result is the same to the last bit.
+    and the result is the same to the last bit. OptionError for samples that are not mono 16-bit, a rate,
+    gain or ceiling out of range (or not finite), or ``dips`` that are not Dips.
     """
+    check_pcm("limit", pcm, rate)
+    _check_level("limit: gain_db", gain_db, -MAX_LEVEL_DB, MAX_LEVEL_DB)
+    _check_level("limit: ceiling_dbfs", ceiling_dbfs, -MAX_LEVEL_DB, 0.0)
+    if dips is not None and not isinstance(dips, Dips):
+        raise OptionError(f"limit: dips must be the clip's Dips (ClipBlocks.dips) or None (got {type(dips).__name__})")
     audioop = load_audioop()
     block = max(1, rate * BLOCK_MS // 1000) * 2
     gain = 10 ** (gain_db / 20)
@@ -130,6 +137,15 @@ def limit(pcm: bytes, rate: int, gain_db: float, ceiling_dbfs: float = CEILING_D
                     want[i] = ceiling / peak
                     hot.append(i)
     return _apply(pcm, block, gain, _dips(want, hot, gain))
+
+
+MAX_LEVEL_DB = 120.0  # a gain or ceiling beyond this is no level a clip can have (16-bit spans 96 dB)
+
+
+def _check_level(name: str, value: object, low: float, high: float) -> None:
+    """OptionError unless ``value`` is a finite number of dB from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:  # NaN fails too
+        raise OptionError(f"{name} must be a number of dB from {low:g} to {high:g} (got {value!r})")
 
 
 def _apply(pcm: bytes, block: int, gain: float, stretches: Iterable[tuple[int, list[float]]]) -> bytes:
@@ -196,6 +212,7 @@ class ClipBlocks:
     leaves of the clip at any gain is a sum over the blocks it turns down, with no audio processed."""
 
     def __init__(self, pcm: bytes, rate: int) -> None:
+        check_pcm("ClipBlocks", pcm, rate)
         audioop = load_audioop()
         block = max(1, rate * BLOCK_MS // 1000) * 2
         self.block_samples = block // 2

@@ -8,7 +8,7 @@ from typing import Any
 
 from voiceguide.errors import SpeechError
 from voiceguide.speech.engine import Clip
-from voiceguide.speech.shaping import SilentLine, shape_speech
+from voiceguide.speech.shaping import SOURCE_RATES, SilentLine, shape_speech
 
 
 def _pydub() -> Any:
@@ -46,6 +46,9 @@ def process_clip(path: Path, rate: int) -> Clip:
     """Trim silence, convert to mono 16-bit at ``rate``, level to a common loudness and fade the edges
     (speech.shaping; pydub converts other channel counts and sample widths first)."""
     frames, source_rate, channels, width = read_wav(path)
+    if not SOURCE_RATES[0] <= source_rate <= SOURCE_RATES[1]:  # the engine's header, not our caller, is wrong
+        raise SpeechError(f"the speech engine wrote a WAV at {source_rate} Hz (from {SOURCE_RATES[0]} to "
+                          f"{SOURCE_RATES[1]} can be used)")
     if channels != 1 or width != 2:
         segment = _pydub().AudioSegment(data=frames, sample_width=width, frame_rate=source_rate, channels=channels)
         frames = segment.set_channels(1).set_sample_width(2).raw_data

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from voiceguide.errors import OptionError
 from voiceguide.speech.engine import VoiceSettings, installed_version
 from voiceguide.speech.words import WORDS_VERSION
 from voiceguide.speech.worker import WorkerEngine
@@ -72,9 +71,9 @@ class EspeakEngine(WorkerEngine):
                           on_done: Callable[[str], None] | None = None) -> dict[str, Path]:
         """As ``synthesize``, but each WAV is already the clip at ``rate`` (speech.shaping, what process_clip
         makes of the engine's WAV, to the byte): shaped by the worker that spoke it, while the other speaks."""
-        if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192000:
-            raise OptionError(f"synthesize_shaped: rate must be a whole number of Hz from 8000 to 192000 "
-                              f"(got {rate!r})")
+        from voiceguide.speech.shaping import CLIP_RATES, check_rate
+
+        check_rate("synthesize_shaped", rate, CLIP_RATES)
         return self._synthesize(texts, self.worker_voice(voice) | {"shape_rate": rate}, folder, on_done)
 
 

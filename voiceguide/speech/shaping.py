@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from array import array
 
+from voiceguide.errors import OptionError, SpeechError
 from voiceguide.host import load_audioop
 
 TARGET_RMS_DBFS = -20.0  # level every line to the same loudness
@@ -20,10 +21,28 @@ FADE_MS = 5
 SKIP_MS = 50  # silence is skipped this many milliseconds at a time where no sample comes near the threshold
 _FULL_SCALE = 32768.0  # pydub's max_possible_amplitude for 16-bit samples
 _FADE_FLOOR = 10 ** (-120 / 20)  # pydub fades from and to -120 dB
+SOURCE_RATES = (1000, 384000)  # Hz a line may be spoken at (what an engine's WAV says)
+CLIP_RATES = (8000, 192000)  # Hz a clip may be shaped to
 
 
-class SilentLine(ValueError):
+class SilentLine(SpeechError):
     """The line holds nothing above the silence threshold."""
+
+
+def check_pcm(name: str, pcm: object, rate: object, rates: tuple[int, int] = SOURCE_RATES) -> None:
+    """OptionError unless ``pcm`` is mono 16-bit samples (bytes of even length) and ``rate`` a whole number of Hz
+    within ``rates``: misuse through the API is told as such, not as audioop's or a division's error."""
+    if not isinstance(pcm, (bytes, bytearray)) or len(pcm) % 2:
+        what = f"{len(pcm)} bytes" if isinstance(pcm, (bytes, bytearray)) else type(pcm).__name__
+        raise OptionError(f"{name}: the samples must be mono 16-bit PCM, bytes of even length (got {what})")
+    check_rate(name, rate, rates)
+
+
+def check_rate(name: str, rate: object, rates: tuple[int, int]) -> None:
+    """OptionError unless ``rate`` is a whole number of Hz within ``rates``."""
+    if isinstance(rate, bool) or not isinstance(rate, int) or not rates[0] <= rate <= rates[1]:
+        raise OptionError(f"{name}: a sample rate must be a whole number of Hz from {rates[0]} to {rates[1]} "
+                          f"(got {rate!r})")
 
 
 def leading_silence_ms(pcm: bytes, rate: int, threshold_dbfs: float = SILENCE_DBFS) -> int:
@@ -31,7 +50,12 @@ def leading_silence_ms(pcm: bytes, rate: int, threshold_dbfs: float = SILENCE_DB
     ``detect_leading_silence(segment, threshold_dbfs, chunk_size=1)`` returns (its millisecond slicing, its
     dBFS of each 1 ms chunk), without a new AudioSegment per millisecond, which made trimming most of the
     time spent processing a line. Stretches where no sample reaches the threshold are skipped whole (a
-    chunk's RMS is never above its peak)."""
+    chunk's RMS is never above its peak). OptionError for samples or a rate that are not as above."""
+    check_pcm("leading_silence_ms", pcm, rate)
+    if isinstance(threshold_dbfs, bool) or not isinstance(threshold_dbfs, (int, float)) \
+            or not -200 <= threshold_dbfs <= 0:
+        raise OptionError(f"leading_silence_ms: the threshold must be a level from -200 to 0 dBFS "
+                          f"(got {threshold_dbfs!r})")
     audioop = load_audioop()
     frames = len(pcm) // 2
     length = _length_ms(frames, rate)
@@ -59,7 +83,10 @@ def leading_silence_ms(pcm: bytes, rate: int, threshold_dbfs: float = SILENCE_DB
 def shape_speech(pcm: bytes, source_rate: int, rate: int) -> bytes:
     """Mono 16-bit ``pcm`` at ``source_rate`` as a clip at ``rate``: silence trimmed from both ends (below
     SILENCE_DBFS), resampled, levelled to TARGET_RMS_DBFS without peaks past PEAK_CEILING_DBFS, FADE_MS faded in
-    and out. SilentLine if nothing is left."""
+    and out. SilentLine (a SpeechError) if nothing is left; OptionError for samples that are not mono 16-bit or
+    a rate outside SOURCE_RATES (``source_rate``) or CLIP_RATES (``rate``)."""
+    check_pcm("shape_speech", pcm, source_rate)
+    check_rate("shape_speech", rate, CLIP_RATES)
     audioop = load_audioop()
     lead = leading_silence_ms(pcm, source_rate)
     tail = leading_silence_ms(audioop.reverse(pcm, 2), source_rate)
