@@ -99,3 +99,51 @@ def test_mix_loudness_counts_the_bed_only_above_the_gate(fake_engine: FakeEngine
     assert mix_loudness(plan, -16.0, -40.0) == -16.0  # a bed under the relative gate does not count
     louder = mix_loudness(plan, -16.0, -20.0)
     assert -20.0 < louder < -16.0  # a bed above it pulls the reading towards its own level
+
+
+@pytest.mark.parametrize("where", ["popen", "returned"])
+def test_ctrl_c_as_the_music_decoder_starts_leaves_no_ffmpeg_running(tmp_path: Path, bed: Path, where: str,
+                                                                    fake_engine: FakeEngine, cache: ClipCache,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SIGINT inside Popen once the decoder runs, or the moment it is started: the interrupt goes on and
+    the ffmpeg is killed and reaped at once (it was left running, blocked on its full pipe, known to no one)."""
+    from conftest import interrupt_as_ffmpeg_starts
+
+    import voiceguide.ffmpeg
+    from voiceguide.audio.music import MusicBed, measure_track
+    from voiceguide.pipeline import session_clips
+
+    plan, _ = session_clips(load_builtin("desk-break"), SessionOptions(), fake_engine, cache)
+    music = MusicBed(plan, [measure_track(bed)], -30.0, 12.0)
+    started = interrupt_as_ffmpeg_starts(monkeypatch, where, module=voiceguide.ffmpeg)
+    with pytest.raises(KeyboardInterrupt):
+        next(music.chunks(0, plan.total))
+    assert len(started) == 1 and started[0].returncode is not None  # reaped, not merely told to stop
+
+
+def test_music_read_in_part_leaves_no_ffmpeg_running(tmp_path: Path, bed: Path, fake_engine: FakeEngine,
+                                                    cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An encoding that stops after the first piece of the bed (its generator closed, as when a part fails or is
+    interrupted) stops the decoder there and then, and a bed read to its end leaves none either."""
+    import subprocess
+
+    from voiceguide.audio.music import MusicBed, measure_track
+    from voiceguide.pipeline import session_clips
+
+    plan, _ = session_clips(load_builtin("desk-break"), SessionOptions(), fake_engine, cache)
+    music = MusicBed(plan, [measure_track(bed)], -30.0, 12.0)
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    class Noted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", Noted)
+    chunks = music.chunks(0, plan.total)
+    assert next(chunks)
+    chunks.close()
+    assert len(started) == 1 and started[0].returncode is not None
+    total = sum(len(chunk) for chunk in music.chunks(0, 3 * RATE))
+    assert total == 3 * RATE * 4 and len(started) == 2 and started[1].returncode is not None

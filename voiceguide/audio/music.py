@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import json
 import math
 import re
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, cast
 
 from voiceguide.audio.assemble import AudioPart
 from voiceguide.audio.loudness import DISCARD, ebur128_filter
@@ -109,6 +110,8 @@ class MusicBed:
 
     def _decoded(self, start: int, end: int) -> Iterator[bytes]:
         """Stereo 16-bit music for session samples start..end: the tracks in turn, looped, each levelled."""
+        from voiceguide.ffmpeg import running_ffmpeg
+
         rate = self.plan.rate
         position = start % self.cycle
         remaining = end - start
@@ -123,11 +126,15 @@ class MusicBed:
             gain = self.level - track.loudness
             command = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-ss", f"{position / rate:.6f}", "-i", str(track.path),
                        "-vn", "-ac", "2", "-ar", str(rate), "-af", f"volume={gain:.2f}dB", "-f", "s16le", "pipe:1"]
-            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+            # Never left running: stopped and reaped if the encoding stops or is interrupted while it decodes, or
+            # as it starts (running_ffmpeg), killed once enough is read (the rest of the track is not wanted).
+            with running_ffmpeg(command, subprocess.DEVNULL, stdout=subprocess.PIPE, doing="to decode the music") \
+                    as process:
                 assert process.stdout is not None
+                stream = io.BufferedReader(cast(io.RawIOBase, process.stdout), 1 << 18)  # each read: all it asks for
                 left = take * 4
                 while left > 0:
-                    data = process.stdout.read(min(left, 1 << 18))
+                    data = stream.read(min(left, 1 << 18))
                     if not data:
                         break
                     left -= len(data)
