@@ -468,3 +468,20 @@ def test_ctrl_c_just_as_verifys_ffmpeg_starts_leaves_none_running(where: str, nt
         verify(out, RATE, RATE, CHAPTERS[:1], "mp3")
     assert len(started) == nth and all(process.returncode is not None for process in started)
     assert our_children() == []
+
+
+@pytest.mark.parametrize(("kbps", "rate"), [(96, 44100), (64, 44100), (128, 48000), (32, 32000), (320, 44100)])
+def test_silent_frames_made_together_are_the_frames_made_one_by_one_at_the_exact_bit_rate(kbps: int, rate: int) -> None:
+    """silent_frames (two ready frames, chosen frame by frame) against silent_frame for each, and the bytes of
+    any run of them against the bit rate itself: frames first..last take (last * 144000 * kbps // rate) minus
+    (first * 144000 * kbps // rate) bytes, so a stream of them stays at exactly ``kbps`` wherever it starts."""
+    from voiceguide.export.mp3 import silent_frame, silent_frames
+
+    header = bytes([0xFF, 0xFB, 0x70, 0xC4])
+    size = 144000 * kbps
+    for first in (0, 1, 7, 1000, 99_999):
+        for count in (0, 1, 5, 300):
+            made = silent_frames(header, kbps, rate, first, count)
+            assert made == b"".join(silent_frame(header, kbps, rate, first + k) for k in range(count))
+            assert len(made) == (first + count) * size // rate - first * size // rate
+            assert made.count(b"\xff\xfb") >= count  # a header at the start of every frame
