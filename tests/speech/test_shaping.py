@@ -6,6 +6,7 @@ import math
 import random
 import re
 from array import array
+from pathlib import Path
 
 import pytest
 
@@ -73,15 +74,20 @@ def test_very_short_and_edge_lines_are_pydubs_too() -> None:
             assert shape_speech(pcm, 22050, 44100) == expected
 
 
-def test_a_silent_line_is_a_speech_error_from_clip_processing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _mono_wav(path: Path, samples: list[int], rate: int = 22050) -> Path:
+    """A mono 16-bit WAV of ``samples`` at ``rate``, as an engine writes one."""
     import wave
 
-    path = tmp_path / "quiet.wav"
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
-        wav.setframerate(22050)
-        wav.writeframes(array("h", [40, -40] * 5000).tobytes())  # below -50 dBFS throughout
+        wav.setframerate(rate)
+        wav.writeframes(array("h", samples).tobytes())
+    return path
+
+
+def test_a_silent_line_is_a_speech_error_from_clip_processing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = _mono_wav(tmp_path / "quiet.wav", [40, -40] * 5000)  # below -50 dBFS throughout
     with pytest.raises(SpeechError, match="only silence"):
         process_clip(path, 44100)
     with pytest.raises(SilentLine):
@@ -171,14 +177,7 @@ def test_a_silence_threshold_that_is_not_a_level_is_an_option_error(threshold: o
 
 def test_a_wav_whose_header_claims_no_sample_rate_is_a_speech_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The engine's fault, not the caller's: a SpeechError naming the rate (it was ZeroDivisionError)."""
-    import wave
-
-    path = tmp_path / "zero.wav"
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(22050)
-        wav.writeframes(array("h", [9000, -9000] * 5000).tobytes())
+    path = _mono_wav(tmp_path / "zero.wav", [9000, -9000] * 5000)
     data = bytearray(path.read_bytes())
     assert data[24:28] == (22050).to_bytes(4, "little")  # the fmt chunk's sample rate, where RIFF puts it
     data[24:28] = bytes(4)
