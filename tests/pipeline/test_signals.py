@@ -89,7 +89,7 @@ def test_interrupted_split_render_replaces_none_of_its_files(tmp_path: Path) -> 
     _wait_for(lambda: any(p.stat().st_size > 0 for p in tmp_path.glob(".psoas-0[2-9]-*.part*")), process, "the split")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and stderr.decode().strip() == "interrupted: nothing was written"
+    assert process.returncode == 130 and stderr.decode().strip() == "interrupted: nothing was written", stderr
     assert {p.name: p.read_bytes() for p in tmp_path.glob("psoas*")} == previous  # nothing replaced, nothing added
     assert not list(tmp_path.glob(".*"))  # and no temporary file left
 
