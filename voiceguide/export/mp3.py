@@ -234,7 +234,7 @@ def silent_frame(header: bytes, kbps: int, rate: int, index: int) -> bytes:
     this frame needs to keep the stream at exactly ``kbps``, side information all zero (no main data, nothing
     borrowed from earlier frames, every spectral value zero) and zeros to the frame's length."""
     size = 144000 * kbps
-    padded = (index + 1) * size // rate - index * size // rate > size // rate
+    padded = _padded(index, size, rate)
     head = bytearray(header[:4])
     head[2] = (head[2] & ~0x02) | (0x02 if padded else 0)
     return bytes(head) + bytes(size // rate + padded - 4)
@@ -245,11 +245,15 @@ def silent_frames(header: bytes, kbps: int, rate: int, first: int, count: int) -
     together from the two frames it can make (with the padding bit and without) instead of one by one (a dense
     40-minute session writes some 55,000 of them, while the encoding threads want the interpreter)."""
     size = 144000 * kbps
-    plain = silent_frame(header, kbps, rate, 0)
+    plain = silent_frame(header, kbps, rate, 0)  # frame 0 is never padded
     padded = bytes([*plain[:2], plain[2] | 0x02, *plain[3:], 0])  # the padding bit set, and the byte it adds
-    step = size // rate
-    return b"".join(padded if (k + 1) * size // rate - k * size // rate > step else plain
-                    for k in range(first, first + count))
+    return b"".join(padded if _padded(k, size, rate) else plain for k in range(first, first + count))
+
+
+def _padded(index: int, size: int, rate: int) -> bool:
+    """Whether CBR frame ``index`` (frames of ``size / rate`` bytes, ``size`` = 144000 * kbps) carries the padding
+    byte: those that do keep the stream at exactly its bit rate."""
+    return (index + 1) * size // rate - index * size // rate > size // rate
 
 
 def _frames_in(data: bytes, kbps: int, rate: int) -> int:

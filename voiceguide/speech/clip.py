@@ -8,7 +8,7 @@ from typing import Any
 
 from voiceguide.errors import SpeechError
 from voiceguide.speech.engine import Clip
-from voiceguide.speech.shaping import SOURCE_RATES, SilentLine, shape_speech
+from voiceguide.speech.shaping import SOURCE_RATES, shape_speech
 
 
 def _pydub() -> Any:
@@ -52,10 +52,7 @@ def process_clip(path: Path, rate: int) -> Clip:
     if channels != 1 or width != 2:
         segment = _pydub().AudioSegment(data=frames, sample_width=width, frame_rate=source_rate, channels=channels)
         frames = segment.set_channels(1).set_sample_width(2).raw_data
-    try:
-        return Clip(shape_speech(frames, source_rate, rate), rate)
-    except SilentLine as exc:
-        raise SpeechError(str(exc)) from None
+    return Clip(shape_speech(frames, source_rate, rate), rate)  # a line of only silence: SilentLine, a SpeechError
 
 
 def read_clip(path: Path, rate: int) -> Clip:

@@ -56,6 +56,11 @@ def leading_silence_ms(pcm: bytes, rate: int, threshold_dbfs: float = SILENCE_DB
             or not -200 <= threshold_dbfs <= 0:
         raise OptionError(f"leading_silence_ms: the threshold must be a level from -200 to 0 dBFS "
                           f"(got {threshold_dbfs!r})")
+    return _leading_silence_ms(pcm, rate, threshold_dbfs)
+
+
+def _leading_silence_ms(pcm: bytes, rate: int, threshold_dbfs: float) -> int:
+    """leading_silence_ms on samples, rate and threshold already checked (shape_speech's, twice per line)."""
     audioop = load_audioop()
     frames = len(pcm) // 2
     length = _length_ms(frames, rate)
@@ -88,8 +93,8 @@ def shape_speech(pcm: bytes, source_rate: int, rate: int) -> bytes:
     check_pcm("shape_speech", pcm, source_rate)
     check_rate("shape_speech", rate, CLIP_RATES)
     audioop = load_audioop()
-    lead = leading_silence_ms(pcm, source_rate)
-    tail = leading_silence_ms(audioop.reverse(pcm, 2), source_rate)
+    lead = _leading_silence_ms(pcm, source_rate, SILENCE_DBFS)
+    tail = _leading_silence_ms(audioop.reverse(pcm, 2), source_rate, SILENCE_DBFS)
     length = _length_ms(len(pcm) // 2, source_rate)
     if lead >= length:
         raise SilentLine("the speech engine produced only silence")
