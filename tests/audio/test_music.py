@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import time
 from array import array
 from pathlib import Path
 
 import pytest
 from conftest import FakeEngine, decode, write_tone
 from mutagen.mp3 import MP3
+from typer.testing import CliRunner
 
 from voiceguide.audio.encoded import measure_file
 from voiceguide.audio.music import RELEASE, mix_loudness
@@ -147,3 +150,107 @@ def test_music_read_in_part_leaves_no_ffmpeg_running(tmp_path: Path, bed: Path, 
     assert len(started) == 1 and started[0].returncode is not None
     total = sum(len(chunk) for chunk in music.chunks(0, 3 * RATE))
     assert total == 3 * RATE * 4 and len(started) == 2 and started[1].returncode is not None
+
+
+@pytest.mark.parametrize("where", ["popen", "returned"])
+def test_ctrl_c_as_music_is_measured_leaves_no_ffmpeg_running(bed: Path, where: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SIGINT inside Popen, or the moment the measuring ffmpeg is started: the interrupt goes on and that
+    ffmpeg is killed and reaped (under subprocess.run, Popen's own clean-up never began: it was left running)."""
+    from conftest import interrupt_as_ffmpeg_starts
+
+    import voiceguide.ffmpeg
+    from voiceguide.audio.music import measure_track
+
+    started = interrupt_as_ffmpeg_starts(monkeypatch, where, module=voiceguide.ffmpeg)
+    with pytest.raises(KeyboardInterrupt):
+        measure_track(bed)
+    assert len(started) == 1 and started[0].returncode is not None
+
+
+def _stand_in(folder: Path, hang_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put a stand-in for ffmpeg in place (VOICEGUIDE_FFMPEG): the real one, except that a command with the
+    argument ``hang_on`` gets a few samples and then nothing, as from a file system that stopped answering."""
+    from voiceguide.ffmpeg import ffmpeg_exe
+
+    script = folder / "ffmpeg-that-hangs"
+    script.write_text(f'#!/bin/sh\nfor a in "$@"; do\n  if [ "$a" = "{hang_on}" ]; then head -c 4000 /dev/zero; '
+                      f'exec sleep 60; fi\ndone\nexec "{ffmpeg_exe()}" "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("VOICEGUIDE_FFMPEG", str(script))
+
+
+def _noted_processes(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    class Noted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", Noted)
+    return started
+
+
+def test_a_music_measurement_that_hangs_is_stopped(tmp_path: Path, bed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ffmpeg that never finishes measuring is an OptionError naming the file once MEASURE_TIMEOUT_S has
+    passed, and is killed and reaped (it was waited for with no end)."""
+    import voiceguide.audio.music as music
+
+    _stand_in(tmp_path, "-nostats", monkeypatch)  # the measuring command's; the decoder's has no -nostats
+    monkeypatch.setattr(music, "MEASURE_TIMEOUT_S", 0.5)
+    started = _noted_processes(monkeypatch)
+    began = time.monotonic()
+    with pytest.raises(OptionError) as raised:
+        music.measure_track(bed)
+    assert str(raised.value) == (f"--music: {bed}: ffmpeg did not finish measuring it in 0.5 s "
+                                 "(a file system that does not answer?)")
+    assert time.monotonic() - began < 10
+    assert len(started) == 1 and started[0].returncode is not None
+
+
+def test_a_music_decoder_that_hangs_stops_the_render(tmp_path: Path, bed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoder that stops handing on samples mid-render: after DECODE_STALL_S the render fails with a one-line
+    EncoderError naming the music file (exit 4 from the CLI), kills and reaps the decoder, and leaves the earlier
+    output as it was (it waited for ever before)."""
+    import voiceguide.audio.music as music
+    from voiceguide.cli import app
+
+    out = tmp_path / "session.mp3"
+    out.write_bytes(b"an earlier session")
+    _stand_in(tmp_path, "-ss", monkeypatch)  # the decoding command's; measuring has no -ss
+    monkeypatch.setattr(music, "DECODE_STALL_S", 0.5)
+    started = _noted_processes(monkeypatch)
+    result = CliRunner().invoke(app, ["render", "desk-break", "--music", str(bed), "-o", str(out), "-q"])
+    assert result.exit_code == 4, result.output
+    assert result.output.strip().splitlines() == [f"error: --music: {bed}: ffmpeg stopped decoding it "
+                                                  "(nothing for 0.5 s)"]
+    assert out.read_bytes() == b"an earlier session" and sorted(p.name for p in tmp_path.iterdir()) == \
+        sorted(["bed.wav", "ffmpeg-that-hangs", "session.mp3"])
+    decoders = [p for p in started if "-ss" in p.args]
+    assert decoders and all(p.returncode is not None for p in started)
+
+
+def test_the_bed_is_the_same_however_the_decoder_pipe_hands_it_on(bed: Path, fake_engine: FakeEngine,
+                                                                  cache: ClipCache,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fades and ducking step by the samples at hand, so the pieces read from the decoder decide the samples:
+    a pipe that hands on 1,000 bytes at a time (a busy machine) must give the same bed, to the byte."""
+    import os
+
+    from voiceguide.audio.music import MusicBed, measure_track
+    from voiceguide.pipeline import session_clips
+
+    plan, _ = session_clips(load_builtin("desk-break"), SessionOptions(), fake_engine, cache)
+    music = MusicBed(plan, [measure_track(bed)], -30.0, 12.0)
+    end = 12 * RATE  # the fade-in and the first lines' ducking
+    whole = b"".join(music.chunks(0, end))
+    real = os.readv
+
+    def trickle(fd: int, buffers: list[memoryview]) -> int:
+        return real(fd, [memoryview(buffers[0])[:1000]])
+
+    monkeypatch.setattr(os, "readv", trickle)
+    trickled = b"".join(music.chunks(0, end))
+    assert len(whole) == end * 4 and trickled == whole

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import io
 import json
 import math
+import os
 import re
+import select
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any, cast
+from typing import Any
 
 from voiceguide.audio.assemble import AudioPart
 from voiceguide.audio.loudness import DISCARD, ebur128_filter
-from voiceguide.errors import OptionError
+from voiceguide.errors import EncoderError, OptionError
 from voiceguide.host import load_audioop, recall, remember
 from voiceguide.plan.timeline import RATE, Plan
 
@@ -34,6 +36,9 @@ RELEASE = 0.5  # seconds it takes to come back up after one
 FADE_IN, FADE_OUT = 3.0, 5.0
 STEREO_DB = 10 * math.log10(2)  # mono voice on both channels measures this much louder (BS.1770 sums channels)
 MEASURE_SECONDS = 180  # loudness of a music file is measured on its first three minutes
+MEASURE_TIMEOUT_S = 120  # measuring those three minutes takes a second or two: this long means ffmpeg hangs
+DECODE_STALL_S = 60  # the decoder hands on samples many times a second: this long without any is a hang
+READ_BYTES = 1 << 18  # the most one read of the decoded music takes
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,11 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
             return Track(path, float(data["seconds"]), float(data["loudness"]))
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure afresh
-    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", str(RATE),
-               "-af", f"atrim=end={MEASURE_SECONDS},{ebur128_filter()},{DISCARD}", "-f", "null", "-"]
-    done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
-    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", done.stderr)
-    integrated = re.findall(r"I:\s+(-?[\d.]+) LUFS", done.stderr)
-    if done.returncode != 0 or not duration or not integrated:
-        last = (done.stderr.strip().splitlines() or ["not audio"])[-1]
+    code, messages = _measured(path)
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", messages)
+    integrated = re.findall(r"I:\s+(-?[\d.]+) LUFS", messages)
+    if code != 0 or not duration or not integrated:
+        last = (messages.strip().splitlines() or ["not audio"])[-1]
         raise OptionError(f"--music: {path}: cannot be read as audio ({last})")
     hours, minutes, seconds = duration.groups()
     track = Track(path, int(hours) * 3600 + int(minutes) * 60 + float(seconds), float(integrated[-1]))
@@ -81,6 +84,25 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
         raise OptionError(f"--music: {path}: silent or shorter than a second")
     remember(cache_folder, "music", key, json.dumps({"seconds": track.seconds, "loudness": track.loudness}).encode())
     return track
+
+
+def _measured(path: Path) -> tuple[int, str]:
+    """ffmpeg's exit code and messages, measuring the first MEASURE_SECONDS of ``path``: killed and reaped on
+    Ctrl-C (even as it starts) and after MEASURE_TIMEOUT_S (OptionError), never left running."""
+    from voiceguide.ffmpeg import running_ffmpeg
+
+    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", str(RATE),
+               "-af", f"atrim=end={MEASURE_SECONDS},{ebur128_filter()},{DISCARD}", "-f", "null", "-"]
+    # The messages go to a file, not a pipe: ffmpeg can never block on them, whatever it has to say.
+    with tempfile.TemporaryFile() as log:
+        with running_ffmpeg(command, log, doing="to measure the music") as process:
+            try:
+                code = process.wait(timeout=MEASURE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise OptionError(f"--music: {path}: ffmpeg did not finish measuring it in {MEASURE_TIMEOUT_S} s "
+                                  "(a file system that does not answer?)") from None
+        log.seek(0)
+        return code, log.read().decode(errors="replace")
 
 
 def _duck_spans(plan: Plan) -> list[tuple[int, int]]:
@@ -94,6 +116,29 @@ def _duck_spans(plan: Plan) -> list[tuple[int, int]]:
         else:
             spans.append((start, end))
     return spans
+
+
+def _read_decoded(fd: int, count: int, path: Path) -> Iterator[bytes]:
+    """``count`` bytes from the decoder's pipe ``fd`` (fewer if the file ends first) in pieces of READ_BYTES,
+    the last one shorter: the same pieces however the pipe hands them on (``chunks`` steps its fades and ducking
+    by what it has, so the pieces decide the samples). EncoderError if nothing comes for DECODE_STALL_S (a
+    decoder stuck on a file system that does not answer), so the caller stops it instead of waiting for ever."""
+    buffer = bytearray(READ_BYTES)
+    view = memoryview(buffer)
+    while count > 0:
+        want, filled = min(count, READ_BYTES), 0
+        while filled < want:
+            if not select.select([fd], [], [], DECODE_STALL_S)[0]:
+                raise EncoderError(f"--music: {path}: ffmpeg stopped decoding it (nothing for {DECODE_STALL_S} s)")
+            got = os.readv(fd, [view[filled:want]])
+            if not got:
+                break  # the file ended before it said it would
+            filled += got
+        if filled:
+            yield bytes(view[:filled])
+        if filled < want:
+            return
+        count -= filled
 
 
 class MusicBed:
@@ -131,12 +176,8 @@ class MusicBed:
             with running_ffmpeg(command, subprocess.DEVNULL, stdout=subprocess.PIPE, doing="to decode the music") \
                     as process:
                 assert process.stdout is not None
-                stream = io.BufferedReader(cast(io.RawIOBase, process.stdout), 1 << 18)  # each read: all it asks for
                 left = take * 4
-                while left > 0:
-                    data = stream.read(min(left, 1 << 18))
-                    if not data:
-                        break
+                for data in _read_decoded(process.stdout.fileno(), left, track.path):
                     left -= len(data)
                     yield data
                 process.kill()
