@@ -39,3 +39,23 @@ def test_the_calibration_rises_with_the_rate() -> None:
     rates = [espeak_rate(wpm) for wpm in range(80, 451, 5)]
     assert all(a <= b for a, b in itertools.pairwise(rates))
     assert rates[0] == 80 and rates[-1] <= 450  # espeak's own limits
+
+
+def test_spoken_seconds_runs_from_the_first_loud_sample_to_the_last_on_its_grid() -> None:
+    """What the worker's pacing measures: every 32nd sample, from the first above the silence threshold to the
+    last (a loud sample off that grid is not seen; nothing loud is no time at all)."""
+    from array import array
+
+    from voiceguide.speech.espeak_worker import _SILENCE, spoken_seconds
+
+    def line(loud: dict[int, int], length: int = 4000) -> bytes:
+        samples = array("h", [0] * length)
+        for index, value in loud.items():
+            samples[index] = value
+        return samples.tobytes()
+
+    assert spoken_seconds(line({}), 22050) == 0.0
+    assert spoken_seconds(line({64: _SILENCE}), 22050) == 0.0  # at the threshold is silence
+    assert spoken_seconds(line({64: -_SILENCE - 1}), 22050) == 0.0  # one loud sample: no length
+    assert spoken_seconds(line({64: _SILENCE + 1, 3200: -20000, 3201: 30000}), 22050) == (3200 - 64) / 22050
+    assert spoken_seconds(line({31: 20000, 32: 20000, 3999: 20000, 3968: 20000}), 16000) == (3968 - 32) / 16000

@@ -74,6 +74,27 @@ def test_very_short_and_edge_lines_are_pydubs_too() -> None:
             assert shape_speech(pcm, 22050, 44100) == expected
 
 
+def test_lines_about_as_long_as_their_fades_are_pydubs_too() -> None:
+    """Shorter than, as long as, a little longer than the two fades together, loud to full scale: the fades take
+    samples past the end, and counting from the end, exactly where pydub's slices do."""
+    rng = random.Random("fades")
+    tried = 0
+    for _ in range(300):
+        count = rng.randrange(1, 700)
+        pcm = array("h", [rng.choice([32767, -32768, rng.randrange(-32768, 32768)]) for _ in range(count)]).tobytes()
+        try:
+            expected: bytes | None = _pydub_chain(pcm, 22050, 44100)
+        except SilentLine:
+            expected = None
+        if expected is None:
+            with pytest.raises(SilentLine):
+                shape_speech(pcm, 22050, 44100)
+        else:
+            assert shape_speech(pcm, 22050, 44100) == expected
+            tried += 1
+    assert tried > 250
+
+
 def _mono_wav(path: Path, samples: list[int], rate: int = 22050) -> Path:
     """A mono 16-bit WAV of ``samples`` at ``rate``, as an engine writes one."""
     import wave
