@@ -120,11 +120,13 @@ def test_measuring_windows_without_the_files_rate_is_our_error(tmp_path: Path) -
         measure_file(tmp_path / "s.mp3", [(0, 44100)])
 
 
+@pytest.mark.parametrize("rate", [0, RATE], ids=["rate-unknown", "rate-given"])
 @pytest.mark.parametrize("freq", [11025.0, 9001.0, 15000.0])
-def test_the_file_check_reads_the_peak_between_samples(freq: float, tmp_path: Path) -> None:
+def test_the_file_check_reads_the_peak_between_samples(freq: float, rate: int, tmp_path: Path) -> None:
     """A sine at half amplitude whose samples miss its crests (at a quarter of the rate, 45 degrees off, they are
     3 dB under them): its true peak is -6.02 dBTP, which only oversampling sees; the samples alone read 3 dB less.
-    It fades in and out over 0.2 s: switched on at once, a sine's edges really do overshoot (ringing)."""
+    It fades in and out over 0.2 s: switched on at once, a sine's edges really do overshoot (ringing). Read at
+    192 kHz (the file's rate not given) and at four times its rate (176.4 kHz), as renders read their files."""
     import math
     import wave
 
@@ -140,7 +142,7 @@ def test_the_file_check_reads_the_peak_between_samples(freq: float, tmp_path: Pa
         wav.setframerate(RATE)
         wav.writeframes(samples.tobytes())
     sample_peak = 20 * math.log10(max(abs(v) for v in samples) / 32768)
-    found = measure_file(path)
+    found = measure_file(path, (), rate)
     assert abs(found.true_peak - 20 * math.log10(0.5)) <= 0.01, (found, sample_peak)
     if freq == 11025.0:
         assert sample_peak < -9.0
@@ -550,7 +552,7 @@ def test_the_file_checked_while_it_is_written_reads_as_the_written_file(tmp_path
 
         encode(source, RATE, out, Tags(title="x"), [], jobs=2, heard=Hear(), check=check)
     for name, chosen in windows.items():
-        expected = measure_file(out, chosen, RATE) if chosen else measure_file(out)
+        expected = measure_file(out, chosen, RATE)  # (no windows: all of it, at the file's rate as the check)
         assert found[name] == found[f"{name}-skipping"] == expected, name
     # Only the windows were measured: the file's loudest tone (3.5 dB over the rest) is not among them.
     assert measure_file(out).true_peak - measure_file(out, around, RATE).true_peak > 3
@@ -605,7 +607,7 @@ def test_the_check_while_writing_falls_back_to_the_file_if_its_ffmpeg_gave_up(tm
         meter(audio[: len(audio) // 3], b"")  # the quiet third
         time.sleep(2.5)
         meter(audio[len(audio) // 3 :], b"")
-        assert meter.result(out) == encoded.measure_file(out)
+        assert meter.result(out) == encoded.measure_file(out, (), RATE)
 
 
 def test_the_check_while_writing_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
