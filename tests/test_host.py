@@ -56,3 +56,32 @@ def test_a_held_block_with_no_interrupt_changes_nothing() -> None:
     with interrupts_held():
         pass
     assert {kind: signal.getsignal(kind) for kind in before} == before
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+def test_an_interrupt_as_the_handlers_are_swapped_in_leaves_none_of_them_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SIGTERM, with a handler that raises as the CLI's does, landing after SIGINT's holding handler is in
+    place and before SIGTERM's: the interrupt goes on and SIGINT's own handler is back (it was left holding, and
+    silently dropping, every later Ctrl-C)."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    real = signal.signal
+    previous_term = real(signal.SIGTERM, on_term)
+    before = signal.getsignal(signal.SIGINT)
+
+    def swap(kind: int, handler: object) -> object:
+        if kind == signal.SIGTERM:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+            time.sleep(0.05)  # on_term runs here, raising
+        return real(kind, handler)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(signal, "signal", swap)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts_held():
+            pytest.fail("the block ran")
+    finally:
+        monkeypatch.undo()
+        real(signal.SIGTERM, previous_term)
+    assert signal.getsignal(signal.SIGINT) is before

@@ -94,12 +94,15 @@ def interrupts_held() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    previous = {kind: signal.signal(kind, lambda number, _frame: caught.append(number)) for kind in kinds}
+    previous: dict[int, Any] = {}
     try:
+        # One at a time, inside the try: a signal that lands between the two (raised by SIGTERM's handler, not
+        # yet swapped) still finds SIGINT's own handler put back, instead of one holding every later Ctrl-C.
+        for kind in (signal.SIGINT, signal.SIGTERM):
+            previous[kind] = signal.signal(kind, lambda number, _frame: caught.append(number))
         yield
     finally:
-        for kind, handler in previous.items():
-            signal.signal(kind, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
         if caught:
             signal.raise_signal(caught[0])  # to the handler that was in place: raised here, after the block
