@@ -101,14 +101,18 @@ def _user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         # Interrupts are held back while a render renames its files into place: one that lands after
         # them finds every output written.
-        done = "every output was already written" if _WRITTEN[0] else "nothing was written"
-        typer.echo(f"interrupted: {done}", err=True)
+        typer.echo(f"interrupted: {interrupted_outcome()}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 _WRITTEN = [False]  # set once a single render has returned (its outputs are in place)
+
+
+def interrupted_outcome() -> str:
+    """What an interrupt leaves: every output written (a render had put them in place), or nothing."""
+    return "every output was already written" if _WRITTEN[0] else "nothing was written"
 
 
 def parse_seconds(text: str, option: str) -> float:
