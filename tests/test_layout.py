@@ -24,6 +24,7 @@ RANKS = {
     "voiceguide.pipeline": 6, "voiceguide.compose": 6, "voiceguide.leftovers": 0,
     "voiceguide.serve": 7,
     "voiceguide.cli": 8,
+    "voiceguide.console": 9, "voiceguide.__main__": 9,  # the console script: the command line, interruptible as it loads
 }
 
 
