@@ -30,12 +30,8 @@ class _InterruptOnImport(importlib.abc.MetaPathFinder):
         return None
 
 
-@pytest.mark.parametrize("kind", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupt_while_the_command_line_loads_is_one_line_and_exit_130(kind: signal.Signals,
-                                                                            monkeypatch: pytest.MonkeyPatch,
-                                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delitem(sys.modules, "voiceguide.cli", raising=False)  # put back as it was afterwards
-    monkeypatch.setattr(sys, "meta_path", [_InterruptOnImport(kind), *sys.meta_path])
+def _exit_code(monkeypatch: pytest.MonkeyPatch) -> object:
+    """Run the console script as ``voiceguide list`` (SIGTERM's handler put back afterwards); its exit code."""
     monkeypatch.setattr(sys, "argv", ["voiceguide", "list"])
     term = signal.getsignal(signal.SIGTERM)
     try:
@@ -43,7 +39,16 @@ def test_an_interrupt_while_the_command_line_loads_is_one_line_and_exit_130(kind
             main()
     finally:
         signal.signal(signal.SIGTERM, term)
-    assert raised.value.code == 130
+    return raised.value.code
+
+
+@pytest.mark.parametrize("kind", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_while_the_command_line_loads_is_one_line_and_exit_130(kind: signal.Signals,
+                                                                            monkeypatch: pytest.MonkeyPatch,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delitem(sys.modules, "voiceguide.cli", raising=False)  # put back as it was afterwards
+    monkeypatch.setattr(sys, "meta_path", [_InterruptOnImport(kind), *sys.meta_path])
+    assert _exit_code(monkeypatch) == 130
     captured = capsys.readouterr()
     assert captured.err == "interrupted: nothing was written\n" and captured.out == ""
 
@@ -64,12 +69,5 @@ def test_an_interrupt_as_typer_builds_the_command_is_one_line_and_exit_130(kind:
         return real(app)
 
     monkeypatch.setattr(typer.main, "get_command", interrupted)
-    monkeypatch.setattr(sys, "argv", ["voiceguide", "list"])
-    term = signal.getsignal(signal.SIGTERM)
-    try:
-        with pytest.raises(SystemExit) as raised:
-            main()
-    finally:
-        signal.signal(signal.SIGTERM, term)
-    assert raised.value.code == 130
+    assert _exit_code(monkeypatch) == 130
     assert capsys.readouterr().err == "interrupted: nothing was written\n"

@@ -128,22 +128,13 @@ def test_music_read_in_part_leaves_no_ffmpeg_running(tmp_path: Path, bed: Path, 
                                                     cache: ClipCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """An encoding that stops after the first piece of the bed (its generator closed, as when a part fails or is
     interrupted) stops the decoder there and then, and a bed read to its end leaves none either."""
-    import subprocess
 
     from voiceguide.audio.music import MusicBed, measure_track
     from voiceguide.pipeline import session_clips
 
     plan, _ = session_clips(load_builtin("desk-break"), SessionOptions(), fake_engine, cache)
     music = MusicBed(plan, [measure_track(bed)], -30.0, 12.0)
-    started: list[subprocess.Popen[bytes]] = []
-    real = subprocess.Popen
-
-    class Noted(real):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            started.append(self)
-
-    monkeypatch.setattr(subprocess, "Popen", Noted)
+    started = _noted_processes(monkeypatch)
     chunks = music.chunks(0, plan.total)
     assert next(chunks)
     chunks.close()
@@ -181,6 +172,7 @@ def _stand_in(folder: Path, hang_on: str, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def _noted_processes(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """Every process started from here on, to check that none is left running."""
     started: list[subprocess.Popen[bytes]] = []
     real = subprocess.Popen
 
