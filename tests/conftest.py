@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import signal
 import struct
 import subprocess
 import wave
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,16 @@ import pytest
 from voiceguide.ffmpeg import ffmpeg_exe
 from voiceguide.speech.cache import ClipCache
 from voiceguide.speech.engine import VoiceInfo, VoiceSettings
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_python_sets_it() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in every test, and children started here get the default action, however
+    the suite was launched: a shell starts a background job (`cmd &`, nohup, some CI runners) with SIGINT
+    ignored, which Python then keeps, and the tests that send a real SIGINT found it dropped."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(autouse=True)
