@@ -17,6 +17,9 @@ from typing import IO, Any
 from voiceguide.errors import EncoderError, VoiceguideError
 from voiceguide.host import interrupts_held
 
+# A decoder hands on samples many times a second: this long without any means it hangs (stopped, or reading a
+# file system that no longer answers), and it is stopped rather than waited for (verify, the music bed).
+DECODE_STALL_S = 60
 PIPE_BYTES = 1 << 20  # what widen_pipe asks for: Linux's limit for a user (/proc/sys/fs/pipe-max-size) by default
 
 

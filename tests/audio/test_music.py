@@ -246,3 +246,22 @@ def test_the_bed_is_the_same_however_the_decoder_pipe_hands_it_on(bed: Path, fak
     monkeypatch.setattr(os, "readv", trickle)
     trickled = b"".join(music.chunks(0, end))
     assert len(whole) == end * 4 and trickled == whole
+
+
+@pytest.mark.parametrize("name", ["pipe:0.wav", "it's: a, b.wav", "-x.wav"])
+def test_music_files_whose_names_mean_something_to_ffmpeg_are_read_as_files(name: str, bed: Path, tmp_path: Path,
+                                                                             fake_engine: FakeEngine, cache: ClipCache,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named relative to the current folder, as a user types it: ``pipe:0`` made ffmpeg read its stdin (and a
+    protocol name could have sent it to the network); measured and decoded, it is the file, to the sample."""
+    from voiceguide.audio.music import MusicBed, measure_track
+    from voiceguide.pipeline import session_clips
+
+    (tmp_path / name).write_bytes(bed.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    plain, odd = measure_track(bed), measure_track(Path(name))
+    assert (odd.seconds, odd.loudness) == (plain.seconds, plain.loudness) == (20.0, odd.loudness)
+    plan, _ = session_clips(load_builtin("desk-break"), SessionOptions(), fake_engine, cache)
+    end = 25 * RATE  # past the end of the 20-second bed: its loop starts the file again
+    beds = [b"".join(MusicBed(plan, [track], -30.0, 12.0).chunks(0, end)) for track in (plain, odd)]
+    assert len(beds[0]) == end * 4 and beds[1] == beds[0]

@@ -18,7 +18,6 @@ import os
 import re
 import select
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 from voiceguide.audio.assemble import AudioPart
 from voiceguide.audio.loudness import DISCARD, ebur128_filter
 from voiceguide.errors import EncoderError, OptionError
+from voiceguide.ffmpeg import DECODE_STALL_S, ffmpeg_exe, file_url, running_ffmpeg
 from voiceguide.host import load_audioop, recall, remember
 from voiceguide.plan.timeline import RATE, Plan
 
@@ -37,7 +37,6 @@ FADE_IN, FADE_OUT = 3.0, 5.0
 STEREO_DB = 10 * math.log10(2)  # mono voice on both channels measures this much louder (BS.1770 sums channels)
 MEASURE_SECONDS = 180  # loudness of a music file is measured on its first three minutes
 MEASURE_TIMEOUT_S = 120  # measuring those three minutes takes a second or two: this long means ffmpeg hangs
-DECODE_STALL_S = 60  # the decoder hands on samples many times a second: this long without any is a hang
 READ_BYTES = 1 << 18  # the most one read of the decoded music takes
 
 
@@ -48,12 +47,6 @@ class Track:
     path: Path
     seconds: float
     loudness: float
-
-
-def _ffmpeg() -> str:
-    from voiceguide.ffmpeg import ffmpeg_exe
-
-    return ffmpeg_exe()
 
 
 def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
@@ -89,20 +82,17 @@ def measure_track(path: Path, cache_folder: Path | None = None) -> Track:
 def _measured(path: Path) -> tuple[int, str]:
     """ffmpeg's exit code and messages, measuring the first MEASURE_SECONDS of ``path``: killed and reaped on
     Ctrl-C (even as it starts) and after MEASURE_TIMEOUT_S (OptionError), never left running."""
-    from voiceguide.ffmpeg import running_ffmpeg
-
-    command = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-ac", "2", "-ar", str(RATE),
+    command = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", file_url(path), "-vn", "-ac", "2", "-ar", str(RATE),
                "-af", f"atrim=end={MEASURE_SECONDS},{ebur128_filter()},{DISCARD}", "-f", "null", "-"]
-    # The messages go to a file, not a pipe: ffmpeg can never block on them, whatever it has to say.
-    with tempfile.TemporaryFile() as log:
-        with running_ffmpeg(command, log, doing="to measure the music") as process:
-            try:
-                code = process.wait(timeout=MEASURE_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                raise OptionError(f"--music: {path}: ffmpeg did not finish measuring it in {MEASURE_TIMEOUT_S} s "
-                                  "(a file system that does not answer?)") from None
-        log.seek(0)
-        return code, log.read().decode(errors="replace")
+    # The messages come through a pipe read while waiting (a few lines: ebur128's summary), not a temporary file,
+    # which a full temporary folder would leave empty, and the file blamed for it.
+    with running_ffmpeg(command, subprocess.PIPE, doing="to measure the music") as process:
+        try:
+            _, messages = process.communicate(timeout=MEASURE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise OptionError(f"--music: {path}: ffmpeg did not finish measuring it in {MEASURE_TIMEOUT_S} s "
+                              "(a file system that does not answer?)") from None
+    return process.returncode, messages.decode(errors="replace")
 
 
 def _duck_spans(plan: Plan) -> list[tuple[int, int]]:
@@ -155,8 +145,6 @@ class MusicBed:
 
     def _decoded(self, start: int, end: int) -> Iterator[bytes]:
         """Stereo 16-bit music for session samples start..end: the tracks in turn, looped, each levelled."""
-        from voiceguide.ffmpeg import running_ffmpeg
-
         rate = self.plan.rate
         position = start % self.cycle
         remaining = end - start
@@ -169,7 +157,8 @@ class MusicBed:
             length = round(track.seconds * rate)
             take = min(remaining, length - position)
             gain = self.level - track.loudness
-            command = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-ss", f"{position / rate:.6f}", "-i", str(track.path),
+            command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-ss", f"{position / rate:.6f}", "-i",
+                       file_url(track.path),
                        "-vn", "-ac", "2", "-ar", str(rate), "-af", f"volume={gain:.2f}dB", "-f", "s16le", "pipe:1"]
             # Never left running: stopped and reaped if the encoding stops or is interrupted while it decodes, or
             # as it starts (running_ffmpeg), killed once enough is read (the rest of the track is not wanted).

@@ -19,7 +19,14 @@ from voiceguide.export.formats import Format, choose_format, get_format, millis
 from voiceguide.export.id3 import HEADER, read_syncsafe, stored_chapter_ids, tag_length
 from voiceguide.export.mp3frames import LameTag, independent_frame, lame_tag
 from voiceguide.export.text import safe_text
-from voiceguide.ffmpeg import ffmpeg_exe, file_url, filter_graph_path, filter_graph_text, running_ffmpeg
+from voiceguide.ffmpeg import (
+    DECODE_STALL_S,
+    ffmpeg_exe,
+    file_url,
+    filter_graph_path,
+    filter_graph_text,
+    running_ffmpeg,
+)
 from voiceguide.host import usable_cores
 from voiceguide.plan.timeline import Chapter
 
@@ -30,7 +37,6 @@ DECODE_FRAME = 65536  # samples per frame handed from the decoding graph to the 
 # 40 minutes decode in 0.75 s instead of 0.79 (medians of 7; other C libraries ignore the variable).
 NO_FAST_BINS = "glibc.malloc.mxfast=0"
 LIST_TIMEOUT_S = 60  # ffmpeg's demuxer reads a file's head to list its chapters: far longer than that is a hang
-DECODE_STALL_S = 60  # the decoding hands on 64k samples at a time, many a second: this long without any is a hang
 # An MP3 at least this long is decoded in two halves at once (on two cores): 40 minutes, 0.76 s -> 0.57 s. Shorter
 # ones are not worth the second input.
 PARTS_MIN_SECONDS = 60
