@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import decode, decoded_length
@@ -28,6 +29,50 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     for command in ("render", "plan", "list", "voices", "validate"):
         assert command in result.output
+
+
+def _built(group: Any) -> list[str]:
+    return [name for name in group.commands if group.commands.is_built(name)]
+
+
+def _groups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The click group typer builds for each ``runner.invoke(app, ...)``, in order."""
+    import typer.testing
+
+    groups: list[Any] = []
+    build = typer.testing._get_command
+
+    def capture(typer_app: Any) -> Any:
+        groups.append(build(typer_app))
+        return groups[-1]
+
+    monkeypatch.setattr(typer.testing, "_get_command", capture)
+    return groups
+
+
+def test_help_builds_no_command_and_lists_each_as_typer_builds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing the commands under --help reads only their help texts; the lines are the ones typer's own
+    build of every command gives (a command whose docstring lost its first line would differ)."""
+    from voiceguide import cli
+
+    groups = _groups(monkeypatch)
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and _built(groups[0]) == []
+    listed = result.stdout.split("Commands:\n", 1)[1]
+    eager = runner.invoke(cli._commands, ["--help"])  # the commands alone: typer builds every one
+    assert listed == eager.stdout.split("Commands:\n", 1)[1]
+    assert [line.split()[0] for line in listed.splitlines()] == [
+        "render", "preview", "cache", "plan", "list", "voices", "validate", "schema", "init", "stretches", "new",
+        "serve"]
+
+
+def test_a_run_builds_only_the_command_it_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    groups = _groups(monkeypatch)
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0 and "psoas" in result.stdout
+    assert _built(groups[0]) == ["list"]
+    typo = runner.invoke(app, ["plna", "psoas"])  # the suggestion still knows every name
+    assert typo.exit_code == 2 and "Did you mean 'plan'?" in typo.output and _built(groups[1]) == []
 
 
 def test_plan_json_is_pure_json_with_the_documented_shape() -> None:

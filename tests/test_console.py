@@ -71,3 +71,25 @@ def test_an_interrupt_as_typer_builds_the_command_is_one_line_and_exit_130(kind:
     monkeypatch.setattr(typer.main, "get_command", interrupted)
     assert _exit_code(monkeypatch) == 130
     assert capsys.readouterr().err == "interrupted: nothing was written\n"
+
+
+@pytest.mark.parametrize("kind", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_as_typer_builds_the_command_used_is_one_line_and_exit_130(kind: signal.Signals,
+                                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                                capsys: pytest.CaptureFixture[str]
+                                                                                ) -> None:
+    """The command a run uses is built inside click's own handling, where typer ends an interrupt with 130
+    and no word."""
+    import typer.main
+
+    real = typer.main.get_command_from_info
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), kind)
+        time.sleep(2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(typer.main, "get_command_from_info", interrupted)
+    assert _exit_code(monkeypatch) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "interrupted: nothing was written\n" and captured.out == ""
