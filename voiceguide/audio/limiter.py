@@ -13,6 +13,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress, count
 
 from voiceguide.errors import OptionError
 from voiceguide.host import load_audioop
@@ -88,7 +89,7 @@ def find_dips(peaks: Sequence[int], block_samples: int, cap_db: float, ceiling_d
     gain = 10 ** (cap_db / 20)
     ceiling = 32767 * 10 ** (ceiling_dbfs / 20)
     over = ceiling / gain
-    hot = [i for i, peak in enumerate(peaks) if peak > over]
+    hot = list(compress(count(), map(over.__lt__, peaks)))
     want = [gain] * len(peaks) if hot else []
     for i in hot:
         want[i] = ceiling / peaks[i]
@@ -171,10 +172,14 @@ def _dips(want: list[float], hot: list[int], gain: float) -> Iterator[tuple[int,
     rise = 10 ** (RISE_DB_PER_BLOCK / 20)
     for first, last in _segments(want, hot, gain, rise):
         envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
+
+        # (A conditional, not min(): min() is most of the cost of a loop this simple.)
         for i in range(1, len(envelope)):  # recover slowly after it
-            envelope[i] = min(envelope[i], envelope[i - 1] * rise)
+            value, cap = envelope[i], envelope[i - 1] * rise
+            envelope[i] = value if value <= cap else cap
         for i in range(len(envelope) - 2, -1, -1):  # and fall smoothly before it
-            envelope[i] = min(envelope[i], envelope[i + 1] * rise)
+            value, cap = envelope[i], envelope[i + 1] * rise
+            envelope[i] = value if value <= cap else cap
         yield first, envelope
 
 
@@ -236,14 +241,16 @@ class ClipBlocks:
         The gains come from the dips worked out once for a higher gain (``dips``): levelling asks again and again
         at gains a dB or two apart, and each time only this sum is done again."""
         gain = 10 ** (gain_db / 20)
+        square = gain * gain
         block = self.block_samples
         shares = array("d", [1.0]) * (-(-len(self.peaks) * block // sub))
         lost: dict[int, float] = {}  # each block counts in the stretch where it starts
+        energy = self.energy
         for first, envelope in self.dips(gain_db, ceiling_dbfs).stretches():
-            for k, g in enumerate(envelope):
+            for index, g in enumerate(envelope, first):
                 if g < gain:
-                    j = (first + k) * block // sub
-                    lost[j] = lost.get(j, 0.0) + (gain * gain - g * g) * self.energy[first + k]
+                    j = index * block // sub
+                    lost[j] = lost.get(j, 0.0) + (square - g * g) * energy[index]
         for j, taken in lost.items():
             first, last = -(-j * sub // block), min(len(self.energy), -(-(j + 1) * sub // block))
             whole = gain * gain * sum(self.energy[first:last])
