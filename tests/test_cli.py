@@ -75,6 +75,27 @@ def test_a_run_builds_only_the_command_it_uses(monkeypatch: pytest.MonkeyPatch) 
     assert typo.exit_code == 2 and "Did you mean 'plan'?" in typo.output and _built(groups[1]) == []
 
 
+@pytest.mark.parametrize("args", [["--help"], ["plan", "psoas", "--estimate"]], ids=["help", "plan"])
+def test_a_command_loads_only_the_stages_it_uses(args: list[str], tmp_path: Path) -> None:
+    """Start-up is the modules a command loads: --help none of the library, ``plan`` the planning and not the
+    levelling, the limiter, the encoders or the batch runner (the library's package once loaded them all)."""
+    probe = ("import sys, json, contextlib, io\n"
+             f"sys.argv = ['voiceguide', *{args!r}]\n"
+             "from voiceguide.console import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+             "    main()\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('voiceguide'))))\n")
+    env = {**os.environ, "VOICEGUIDE_CACHE_DIR": str(tmp_path), "VOICEGUIDE_ENGINE": "espeak"}
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                                           check=True).stdout))
+    heavy = {"voiceguide.pipeline.render", "voiceguide.pipeline.batch", "voiceguide.audio.loudness",
+             "voiceguide.audio.limiter", "voiceguide.audio.energies", "voiceguide.export.outputs",
+             "voiceguide.export.encode"}
+    assert "voiceguide.cli" in loaded and not loaded & heavy
+    planning = {"voiceguide.pipeline.session", "voiceguide.plan.timeline", "voiceguide.routine.model"}
+    assert (planning <= loaded) == (args[0] == "plan") and (not loaded & planning) == (args[0] == "--help")
+
+
 def test_plan_json_is_pure_json_with_the_documented_shape() -> None:
     result = runner.invoke(app, ["plan", "psoas", "--json", "--hold", "45"])
     assert result.exit_code == 0, result.output

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from voiceguide.audio import TARGET_LUFS
 from voiceguide.audio.clips import CachedClips, clip_digest, clip_once, clip_samples
 from voiceguide.audio.energies import (
     DENORMAL_GUARD,
@@ -55,7 +56,6 @@ from voiceguide.plan.tones import Tone
 from voiceguide.speech.cache import LIMITED, ClipCache
 from voiceguide.speech.engine import Clip
 
-TARGET_LUFS = -16.0
 MAX_GAP_SECONDS = 0.45  # a longer silence is all the same to loudness (a 400 ms block never spans one)
 RECENT_LIMITED = 8  # limited clips kept for their next use
 KEPT_DIPS_BLOCKS = 150_000  # the limiter's dips kept from levelling for the encoding: at most 1.2 MB (see _kept_dips)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voiceguide.audio.loudness import TARGET_LUFS
+from voiceguide.audio import TARGET_LUFS
 from voiceguide.errors import OptionError
 from voiceguide.plan.options import check_number
 from voiceguide.plan.script import ScriptOptions

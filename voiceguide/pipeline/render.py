@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voiceguide.audio.loudness import TARGET_LUFS
+from voiceguide.audio import TARGET_LUFS
 from voiceguide.errors import OptionError
 from voiceguide.export.outputs import Sidecars, safe_stem
 from voiceguide.pipeline.options import (
