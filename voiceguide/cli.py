@@ -1,5 +1,6 @@
 # Over 350 lines, knowingly: one thin function per command, and most of the file is the option declarations
-# typer reads from each signature (a command parses, calls one library function, reports).
+# typer reads from each signature (a command parses, calls one library function, reports), plus the group
+# that has typer read only the signature a run uses.
 """The ``voiceguide`` command: a thin layer over the library.
 
 Each command parses its arguments, calls one library function and prints the
