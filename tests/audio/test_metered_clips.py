@@ -121,33 +121,6 @@ def test_an_engine_failing_midway_leaves_no_meter_running(cache: ClipCache) -> N
     assert ffmpegs_running() == []
 
 
-def test_the_meter_runs_while_the_speech_is_made(cache: ClipCache) -> None:
-    """The K-weighting ffmpeg is running before the engine speaks its first line (it used to start with the first
-    clip, after all of them were spoken), and what it measures is the same to the bit."""
-    seen: list[list[int]] = []
-
-    class Watched(FakeEngine):
-        def synthesize(self, texts, voice, folder, on_done=None):  # type: ignore[no-untyped-def]
-            seen.append(ffmpegs_running())
-            return super().synthesize(texts, voice, folder, on_done)
-
-    plan, clips = session_clips(load_builtin("desk-break"), SessionOptions(), Watched(), cache)
-    assert len(seen) == 1 and len(seen[0]) == 1 and ffmpegs_running() == []
-    assert isinstance(clips, CachedClips)
-    during = clips.take_analysis()
-    used = list(dict.fromkeys(event.text or "" for event in plan.speech()))
-    assert during is not None and same(during, measured_afterwards(clips, used))
-
-
-def test_a_meter_started_and_given_nothing_measures_nothing_and_stops() -> None:
-    meter = ClipMeter(RATE)
-    meter.start()
-    meter.start()  # once only
-    assert len(ffmpegs_running()) == 1
-    found = meter.finish()
-    assert found.energies == {} and found.blocks == {} and ffmpegs_running() == []
-
-
 def test_the_meter_refuses_a_clip_twice() -> None:
     with ClipMeter(RATE) as meter:
         meter.add("a", Clip(bytes(200), RATE))

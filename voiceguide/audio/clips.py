@@ -212,11 +212,6 @@ class MeteredClips(MutableMapping[Say, Clip]):
         self._meter: ClipMeter | None = ClipMeter(rate)
         self._next = 0  # the position in ``order`` the meter has reached
 
-    def start(self) -> None:
-        """Start the meter's ffmpeg before the first clip comes (while the speech is being made)."""
-        if self._meter is not None:
-            self._meter.start()
-
     def __setitem__(self, text: Say, clip: Clip) -> None:
         if self._meter is not None:
             at = self._position.get(text, -1)

@@ -91,7 +91,7 @@ class ClipMeter:
     full scale 1.0) per 10 ms sub-block, the ring-out after it included, and its limiter blocks (the clip is
     read once for both).
 
-    ffmpeg starts with the first clip (or ``start``) and runs beside the caller (a thread reads what it writes), so the
+    ffmpeg starts with the first clip and runs beside the caller (a thread reads what it writes), so the
     measuring overlaps whatever the caller does between clips (processing the next one). ``finish`` returns the
     Analysis; ``close`` (also on leaving a ``with``) stops the ffmpeg if it still runs. Clips must come in
     ``analysis_order`` for the energies to be the same to the last digit however they are measured.
@@ -115,12 +115,6 @@ class ClipMeter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self) -> None:
-        """Start the ffmpeg now (else the first clip does): a caller that will be waiting a while for its first
-        clip (synthesis) has it ready by then, rather than starting it with the clips waiting."""
-        if self._process is None:
-            self._start()
-
     def add(self, text: Say, clip: Clip) -> None:
         """K-weight ``clip`` (as ``text``) after the clips added before it."""
         if text in self._added:
@@ -137,8 +131,7 @@ class ClipMeter:
 
     def finish(self) -> Analysis:
         """Every clip added, measured (EncoderError if ffmpeg failed)."""
-        if self._process is None or not self._added:
-            self.close()  # started (start), but given nothing to measure
+        if self._process is None:
             return Analysis({}, self._clip_blocks)
         process, reader = self._process, self._reader
         assert reader is not None

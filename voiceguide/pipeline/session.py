@@ -145,7 +145,6 @@ def _measured(texts: list[str], voice: VoiceSettings, engine: Engine, cache: Cli
     order = analysis_order([*texts, *tones])
     metered = MeteredClips(spill, order, other, RATE)
     try:
-        metered.start()  # the K-weighting ffmpeg starts while the speech is made, not after
         # In the meter's order, so that each line is measured as soon as it is processed.
         synthesize([t for t in order if t in new], voice, engine, cache, RATE, progress=report,
                    into=metered)  # type: ignore[arg-type]
