@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import time
 from array import array
@@ -153,6 +155,20 @@ def test_missing_engine_package_gives_the_fix() -> None:
         installed_version("no-such-speech-engine")
     assert installed_version("pyttsx3") == metadata.version("pyttsx3")
     assert installed_version("espeakng-loader") == metadata.version("espeakng-loader")
+
+
+def test_versions_come_from_the_dist_info_folder_without_importlib_metadata() -> None:
+    """Every cache key needs the engines' versions: read from the folder names, not importlib.metadata (about
+    12 ms of every render's start-up). piper-tts installs the package ``piper``: looked for as ``piper_tts``,
+    it was not found and importlib.metadata was loaded for every render with the natural voice."""
+    probe = ("import sys, json; from voiceguide.speech.engine import installed_version; "
+             "found = [installed_version('piper-tts', 'piper'), installed_version('onnxruntime'), "
+             "installed_version('pyttsx3'), installed_version('espeakng-loader')]; "
+             "print(json.dumps([found, 'importlib.metadata' in sys.modules]))")
+    found, loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                              check=True).stdout)
+    assert found == [metadata.version(name) for name in ("piper-tts", "onnxruntime", "pyttsx3", "espeakng-loader")]
+    assert loaded is False
 
 
 def test_unwritable_cache_does_not_fail_the_render(fake_engine: FakeEngine, tmp_path: Path) -> None:

@@ -69,17 +69,18 @@ class Engine(Protocol):
         ...
 
 
-def installed_version(distribution: str) -> str:
+def installed_version(distribution: str, package: str | None = None) -> str:
     """A distribution's installed version; SpeechError with the fix if it is not installed.
 
     Every cache key needs it, so it is read from the ``*.dist-info`` folder name
-    beside the package when there is one (importlib.metadata costs ~30 ms of
-    start-up), and from importlib.metadata otherwise.
+    beside the package it installs (``package``, by default the distribution's own
+    name: ``piper-tts`` installs ``piper``) when there is one (importlib.metadata
+    costs ~30 ms of start-up), and from importlib.metadata otherwise.
     """
     import importlib.util
 
     module = distribution.replace("-", "_")
-    spec = importlib.util.find_spec(module)
+    spec = importlib.util.find_spec(package or module)
     if spec is not None and spec.origin:
         package_dir = Path(spec.origin).parent
         found = sorted(package_dir.parent.glob(f"{module}-*.dist-info"))

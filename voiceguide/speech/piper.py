@@ -119,7 +119,8 @@ class PiperEngine(WorkerEngine):
         }
 
     def identity(self) -> str:
-        versions = {name: installed_version(name) for name in ("piper-tts", "onnxruntime")}
+        versions = {name: installed_version(name, package) for name, package in (("piper-tts", "piper"),
+                                                                                    ("onnxruntime", None))}
         return "piper:" + json.dumps(
             {"versions": versions, "model": self.model.name, "model_sha256": model_sha256(self.model, self.notes),
              "settings": self.settings()},
