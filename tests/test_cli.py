@@ -96,6 +96,40 @@ def test_a_command_loads_only_the_stages_it_uses(args: list[str], tmp_path: Path
     assert (planning <= loaded) == (args[0] == "plan") and (not loaded & planning) == (args[0] == "--help")
 
 
+def test_a_render_runs_itself_and_its_processes_on_few_malloc_heaps(tmp_path: Path) -> None:
+    """``render`` caps glibc's heaps (host.lean_heap) before it starts anything: every ffmpeg it runs (a stand-in
+    notes its environment, then runs the real one) and every speech worker inherits the cap."""
+    from voiceguide.ffmpeg import ffmpeg_exe
+    from voiceguide.host import MALLOC_ARENAS
+
+    notes = tmp_path / "ffmpeg-env.txt"
+    stand_in = tmp_path / "ffmpeg"
+    stand_in.write_text(f'#!/bin/sh\necho "ffmpeg ${{MALLOC_ARENA_MAX:-unset}}" >> "{notes}"\nexec "{ffmpeg_exe()}" "$@"\n')
+    stand_in.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    env |= {"VOICEGUIDE_CACHE_DIR": str(tmp_path / "cache"), "VOICEGUIDE_ENGINE": "espeak",
+            "VOICEGUIDE_FFMPEG": str(stand_in)}
+    worker_env: list[bytes] = []
+    process = subprocess.Popen([sys.executable, "-m", "voiceguide", "render", "psoas", "-q", "-o",
+                                str(tmp_path / "out.mp3")], env=env, stderr=subprocess.PIPE)
+    while process.poll() is None and not worker_env:  # a speech worker's environment, read while it runs
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if b"espeak_worker" in (entry / "cmdline").read_bytes():
+                        environ = (entry / "environ").read_bytes().split(b"\0")
+                        if f"VOICEGUIDE_FFMPEG={stand_in}".encode() in environ:
+                            worker_env = environ
+                except OSError:
+                    pass
+        time.sleep(0.01)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert f"MALLOC_ARENA_MAX={MALLOC_ARENAS}".encode() in worker_env
+    ran = notes.read_text().splitlines()
+    assert len(ran) >= 2 and set(ran) == {f"ffmpeg {MALLOC_ARENAS}"}, ran  # the K-weighting and the file check
+
+
 def test_plan_json_is_pure_json_with_the_documented_shape() -> None:
     result = runner.invoke(app, ["plan", "psoas", "--json", "--hold", "45"])
     assert result.exit_code == 0, result.output

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from voiceguide.host import interrupts_held
+from voiceguide.host import MALLOC_ARENAS, interrupts_held
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
@@ -85,3 +87,38 @@ def test_an_interrupt_as_the_handlers_are_swapped_in_leaves_none_of_them_behind(
         monkeypatch.undo()
         real(signal.SIGTERM, previous_term)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
+@pytest.mark.parametrize("preset", [None, "4"], ids=["default", "user-set"])
+def test_lean_heap_caps_malloc_arenas_here_and_in_what_starts_after(preset: str | None, tmp_path: Path) -> None:
+    """Threads of a process that called lean_heap share MALLOC_ARENAS heaps (glibc's mallinfo2 counts them:
+    four busy threads get heaps of their own without it), its children inherit the cap, and a cap the user
+    set is kept."""
+    probe = (
+        "import ctypes, os, subprocess, sys, threading\n"
+        "from voiceguide.host import lean_heap\n"
+        "if sys.argv[1] == 'lean': lean_heap()\n"
+        "together = threading.Barrier(4)\n"
+        "def churn():\n"
+        "    together.wait()  # all four alive at once: each would get a heap of its own\n"
+        "    for _ in range(200): bytearray(300_000); [bytes(600) for _ in range(300)]\n"
+        "    together.wait()\n"
+        "threads = [threading.Thread(target=churn) for _ in range(4)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "libc = ctypes.CDLL(None); libc.malloc_stats()\n"
+        "child = subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"MALLOC_ARENA_MAX\"))'],\n"
+        "                       capture_output=True, text=True).stdout.strip()\n"
+        "print(child)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | ({"MALLOC_ARENA_MAX": preset} if preset else {})
+    arenas = {}
+    for mode in ("plain", "lean"):
+        done = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, env=env, check=True)
+        arenas[mode] = done.stderr.count("Arena ")  # malloc_stats: one "Arena N:" block per heap
+        inherited = done.stdout.strip()
+        assert inherited == (preset or ("2" if mode == "lean" else "None")), (mode, inherited)
+    if preset:
+        assert max(arenas.values()) <= int(preset), arenas
+    else:
+        assert arenas["lean"] <= MALLOC_ARENAS < arenas["plain"], arenas

@@ -345,6 +345,9 @@ def render(
                                              "some files are bad; report the failures at the end.")] = False,
 ) -> None:
     """Render routines to voice-guided MP3s with chapters (several at once: one per core)."""
+    from voiceguide.host import lean_heap
+
+    lean_heap()  # the CLI owns the process: fewer malloc heaps for the render, its encoders and what it starts
     with _user_errors():
         from dataclasses import replace
 

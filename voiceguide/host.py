@@ -73,6 +73,31 @@ def release_free_memory() -> None:
     trim(0)
 
 
+MALLOC_ARENAS = 2  # glibc heaps for a render and what it starts (glibc's default: 8 per core)
+
+
+def lean_heap() -> None:
+    """Cap glibc's malloc at MALLOC_ARENAS heaps, in this process and every process it starts from now on.
+
+    glibc gives threads heaps of their own, and each keeps what it freed: in a 2-hour render, whose encoder
+    threads pass PCM around, the render held 59-61 MB while encoding instead of 54-56, and the file check's
+    ffmpeg 35-36 instead of 33 (the tree's peak: 96 MB against its 100 MB target, 89-90 capped), for no
+    measurable speed (warm and cold 40-minute renders alike, interleaved). Children inherit
+    ``MALLOC_ARENA_MAX``; one set already is left alone. Not glibc (musl, macOS): nothing happens.
+    """
+    if os.name != "posix":
+        return
+    arenas = os.environ.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS))
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    with contextlib.suppress(ValueError):
+        mallopt(-8, int(arenas))  # M_ARENA_MAX (malloc.h): for the heaps made from now on
+
+
 def load_audioop() -> Any:  # audioop has no stubs on every Python we support
     """The audioop module (C helpers on 16-bit PCM), imported quietly."""
     with warnings.catch_warnings():  # deprecated on 3.12 (audioop-lts provides it on 3.13+)
