@@ -242,7 +242,7 @@ def level_session(plan: Plan, clips: Mapping[Say, Clip], target: float = TARGET_
         return Levels(0.0, ceiling_dbfs, (), plan.rate)  # nothing audible to level
     gain, limited = _fit_gain(plan, used, energies, blocks, raw, target, ceiling_dbfs)
     dips = _kept_dips(blocks, limited, gain, ceiling_dbfs)
-    del energies
+    energies.clear()  # in place: the clips' store holds the same Analysis (MeteredClips.analysis) while encoding
     blocks.clear()
     release_free_memory()  # the fit's tables are gone; the encoding that follows needs none of that heap
     levels = Levels(gain, ceiling_dbfs, limited, plan.rate, remember, dips)
