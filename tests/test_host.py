@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import signal
@@ -122,3 +123,16 @@ def test_lean_heap_caps_malloc_arenas_here_and_in_what_starts_after(preset: str 
         assert max(arenas.values()) <= int(preset), arenas
     else:
         assert arenas["lean"] <= MALLOC_ARENAS < arenas["plain"], arenas
+
+
+@pytest.mark.parametrize("preset", [None, "2"], ids=["ours", "user-set"])
+def test_the_verifying_decoder_runs_without_the_cap_render_set(preset: str | None) -> None:
+    """The decoder's threads want heaps of their own: it gets none of lean_heap's cap, but a cap the user set
+    (even the same value) stays."""
+    probe = ("import json; from voiceguide.host import lean_heap; from voiceguide.export.verify import decoding_env\n"
+             "lean_heap(); import os\n"
+             "print(json.dumps([os.environ.get('MALLOC_ARENA_MAX'), decoding_env().get('MALLOC_ARENA_MAX')]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | ({"MALLOC_ARENA_MAX": preset} if preset else {})
+    ours, decoder = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                                              check=True).stdout)
+    assert ours == "2" and decoder == preset
