@@ -62,18 +62,27 @@ def release_free_memory() -> None:
     malloc_trim; elsewhere nothing happens). Levelling a long session builds per-millisecond tables of every
     line and frees them, but the heap keeps its high-water mark resident: at 2 hours 71 MB instead of 45 for the
     whole encoding, and every process the render starts meanwhile briefly counts that twice."""
+    trim = _glibc("malloc_trim")
+    if trim is not None:
+        trim(0)
+
+
+def _glibc(name: str) -> Any:
+    """The function ``name`` of the C library the interpreter runs on, or None where there is none (not POSIX,
+    or not glibc: musl, macOS)."""
     if os.name != "posix":
-        return
+        return None
     import ctypes
 
     try:
-        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
-        return  # not glibc (musl, macOS): nothing to do
-    trim(0)
+        return None
 
 
 MALLOC_ARENAS = 2  # glibc heaps for a render and what it starts (glibc's default: 8 per core)
+_M_ARENA_MAX = -8  # mallopt's parameter for it (malloc.h)
+_CAPPED_HERE = False  # lean_heap set MALLOC_ARENA_MAX (rather than the user)
 
 
 def lean_heap() -> None:
@@ -83,27 +92,17 @@ def lean_heap() -> None:
     threads pass PCM around, the render held 59-61 MB while encoding instead of 54-56, and the file check's
     ffmpeg 35-36 instead of 33 (the tree's peak: 96 MB against its 100 MB target, 89-90 capped), for no
     measurable speed (warm and cold 40-minute renders alike, interleaved). Children inherit
-    ``MALLOC_ARENA_MAX`` (but the verifying decoder: ``uncapped_env``); one set already is left alone. Not
-    glibc (musl, macOS): nothing happens.
+    ``MALLOC_ARENA_MAX`` (but the verifying decoder: ``uncapped_env``). One set already is left alone: glibc
+    applied it as this process started. Not glibc (musl, macOS): nothing happens.
     """
     global _CAPPED_HERE
-    if os.name != "posix":
+    if os.name != "posix" or "MALLOC_ARENA_MAX" in os.environ:
         return
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        os.environ["MALLOC_ARENA_MAX"] = str(MALLOC_ARENAS)
-        _CAPPED_HERE = True
-    arenas = os.environ["MALLOC_ARENA_MAX"]
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    with contextlib.suppress(ValueError):
-        mallopt(-8, int(arenas))  # M_ARENA_MAX (malloc.h): for the heaps made from now on
-
-
-_CAPPED_HERE = False  # lean_heap set MALLOC_ARENA_MAX (rather than the user)
+    os.environ["MALLOC_ARENA_MAX"] = str(MALLOC_ARENAS)
+    _CAPPED_HERE = True
+    mallopt = _glibc("mallopt")
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, MALLOC_ARENAS)  # for the heaps made from now on
 
 
 def uncapped_env(env: dict[str, str]) -> dict[str, str]:

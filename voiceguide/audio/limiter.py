@@ -172,8 +172,7 @@ def _dips(want: list[float], hot: list[int], gain: float) -> Iterator[tuple[int,
     rise = 10 ** (RISE_DB_PER_BLOCK / 20)
     for first, last in _segments(want, hot, gain, rise):
         envelope = _window_min(want[first:last], ATTACK_BLOCKS + 1)  # look ahead: down by the time a peak arrives
-
-        # (A conditional, not min(): min() is most of the cost of a loop this simple.)
+        # A conditional, not min(): calling min() is most of the cost of loops this simple.
         for i in range(1, len(envelope)):  # recover slowly after it
             value, cap = envelope[i], envelope[i - 1] * rise
             envelope[i] = value if value <= cap else cap
@@ -253,7 +252,7 @@ class ClipBlocks:
                     lost[j] = lost.get(j, 0.0) + (square - g * g) * energy[index]
         for j, taken in lost.items():
             first, last = -(-j * sub // block), min(len(self.energy), -(-(j + 1) * sub // block))
-            whole = gain * gain * sum(self.energy[first:last])
+            whole = square * sum(energy[first:last])
             shares[j] = max(0.0, 1 - taken / whole) if whole > 0 else 1.0
         return shares
 

@@ -27,7 +27,7 @@ from voiceguide.ffmpeg import (
     filter_graph_text,
     running_ffmpeg,
 )
-from voiceguide.host import usable_cores
+from voiceguide.host import uncapped_env, usable_cores
 from voiceguide.plan.timeline import Chapter
 
 DECODE_FRAME = 65536  # samples per frame handed from the decoding graph to the output (p=0: the last one short)
@@ -189,8 +189,6 @@ def _read_outputs(path: Path, command: list[str], reads: list[int], writes: list
 def decoding_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``env`` (default: ours) for the decoding ffmpeg: glibc's malloc without fast bins (NO_FAST_BINS), added
     to any tunables already set unless they set that one themselves, and without render's heap cap."""
-    from voiceguide.host import uncapped_env
-
     env = dict(os.environ if env is None else env)
     tunables = env.get("GLIBC_TUNABLES", "")
     if "glibc.malloc.mxfast=" not in tunables:

@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
     )
 
 # Names are imported on first use (PEP 562): `voiceguide plan` needs the session planning, not the levelling,
-# the encoders or the batch runner that importing them all here loaded (8-10 ms of its start-up).
+# the encoders or the batch runner that importing them all here loaded (8-10 ms of its start-up). Sidecars and
+# safe_stem live in export.outputs; render imports them from there, so they are looked up through it.
 _EXPORTS = {
     "Sidecars": "render", "safe_stem": "render", "default_output": "render", "output_format": "render",
     "preview_line": "render", "render_session": "render", "session_tags": "render", "render_many": "batch",
