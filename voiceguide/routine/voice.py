@@ -5,7 +5,6 @@ file, line and field; built in code, ``__post_init__`` checks the same bounds
 and raises OptionError naming the field, so a bad value never reaches an engine.
 """
 
-from __future__ import annotations
 
 import math
 from typing import Annotated, Literal, get_args
@@ -57,7 +56,7 @@ class VoiceSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
         _check_number("volume", self.volume, *VOLUME_RANGE, integer=False)
         _check_number("pitch", self.pitch, *PITCH_RANGE, integer=True)
 
-    def over(self, base: VoiceSettings) -> VoiceSettings:
+    def over(self, base: "VoiceSettings") -> "VoiceSettings":
         """These settings with every field left unset taken from ``base`` (a language set here drops base's id)."""
         return VoiceSettings(
             engine=self.engine or base.engine,
