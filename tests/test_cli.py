@@ -96,6 +96,27 @@ def test_a_command_loads_only_the_stages_it_uses(args: list[str], tmp_path: Path
     assert (planning <= loaded) == (args[0] == "plan") and (not loaded & planning) == (args[0] == "--help")
 
 
+def test_a_plan_from_a_warm_cache_loads_nothing_that_makes_speech(tmp_path: Path) -> None:
+    """``voiceguide plan`` with every line cached reads the clips' headers: the modules that make, read or
+    shape speech (and the temporary files they write) stay unloaded; with a line missing they are loaded."""
+    probe = ("import sys, json, contextlib, io\n"
+             "sys.argv = ['voiceguide', 'plan', 'psoas']\n"
+             "from voiceguide.console import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+             "    main()\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    env = {**os.environ, "VOICEGUIDE_CACHE_DIR": str(tmp_path), "VOICEGUIDE_ENGINE": "espeak"}
+
+    def loaded() -> set[str]:
+        return set(json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                                             check=True).stdout))
+
+    speech_making = {"voiceguide.speech.clip", "voiceguide.speech.pacing", "voiceguide.leftovers", "tempfile"}
+    cold = loaded()  # an empty cache: the plan synthesizes every line to measure it
+    assert speech_making <= cold
+    assert not loaded() & speech_making
+
+
 def test_a_render_runs_itself_and_its_processes_on_few_malloc_heaps(tmp_path: Path) -> None:
     """``render`` caps glibc's heaps (host.lean_heap) before it starts anything: every ffmpeg it runs (a stand-in
     notes its environment, then runs the real one) and every speech worker inherits the cap."""

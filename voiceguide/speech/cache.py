@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 from voiceguide.host import NOTE_KINDS, default_cache_dir
@@ -86,6 +85,8 @@ class ClipCache:
         """
         if not self.enabled:
             return
+        import tempfile  # only writing needs it: a plan from a warm cache never loads it
+
         path = self._path(key)
         header = _HEADER.pack(_MAGIC, clip.rate, len(clip.pcm), hashlib.sha256(clip.pcm).digest())
         temp: str | None = None

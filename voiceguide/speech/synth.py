@@ -7,11 +7,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 
 from voiceguide.errors import SpeechError
-from voiceguide.leftovers import temp_folder
 from voiceguide.speech.cache import ClipCache
-from voiceguide.speech.clip import process_clip, read_clip
 from voiceguide.speech.engine import Clip, Engine, VoiceSettings, _quote
-from voiceguide.speech.pacing import pace_fault
+
+# What only making speech needs (temporary folders, reading and shaping WAVs, pacing) is imported when speech is
+# made: a plan whose lines are all cached reads their headers and nothing else (``voiceguide plan``'s start-up).
 
 # --- The synthesis stage -----------------------------------------------------------
 
@@ -28,6 +28,8 @@ def synthesize(texts: Iterable[str], voice: VoiceSettings, engine: Engine, cache
     spoken once more; if it is still implausible that is a SpeechError, and it
     is never cached.
     """
+    from voiceguide.speech.pacing import pace_fault
+
     identity = engine.identity()
     wanted = list(dict.fromkeys(texts))
     clips: MutableMapping[str, Clip] = {} if into is None else into
@@ -73,6 +75,9 @@ def _speak(texts: Sequence[str], voice: VoiceSettings, engine: Engine, rate: int
     """Speak ``texts`` (nothing to do for none), then process the files one at a time: (text, clip) pairs."""
     if not texts:
         return
+    from voiceguide.leftovers import temp_folder
+    from voiceguide.speech.clip import process_clip, read_clip
+
     # The folder's name carries our pid, so a later render can tell it is abandoned should we be killed;
     # removal tolerates an engine still finishing a file after an interrupt.
     folder = temp_folder("speech")

@@ -16,7 +16,6 @@ from typing import IO, Any
 
 from voiceguide.errors import SpeechError
 from voiceguide.host import usable_cores
-from voiceguide.speech.clip import check_wav
 from voiceguide.speech.engine import SYNTH_TIMEOUT, VoiceInfo, VoiceSettings, _quote
 
 _POLL = 0.05  # seconds between looks at the stop flag while waiting for a worker
@@ -241,6 +240,8 @@ class WorkerEngine:
             return f"timed out after {self.timeout:g} s"
         if not answer.get("ok"):
             return str(answer.get("error"))
+        from voiceguide.speech.clip import check_wav  # WAV reading is loaded only once there is speech to read
+
         try:
             check_wav(path)
         except SpeechError as exc:
