@@ -12,7 +12,6 @@ result; our errors become one line on stderr and a documented exit code
 from __future__ import annotations
 
 import inspect
-import json
 import signal
 import sys
 from collections.abc import Iterator, MutableMapping
@@ -543,6 +542,8 @@ def plan(
                                    pitch, tones, engine_name)
         result = plan_session(model, options, engine=_engine(engine_command), cache=_cache(), estimate=estimate)
         if as_json:
+            import json  # here and in schema only: `--help` never loads it
+
             typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         else:
             if duration:
@@ -618,6 +619,8 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Routine files to 
 @_commands.command()
 def schema() -> None:
     """Print the JSON Schema of routine files (for editor validation and completion)."""
+    import json
+
     from voiceguide.routine.load import routine_schema
 
     typer.echo(json.dumps(routine_schema(), indent=2))
