@@ -5,7 +5,7 @@ file, line and field; built in code, ``__post_init__`` checks the same bounds
 and raises OptionError naming the field, so a bad value never reaches an engine.
 """
 
-
+# No postponed annotations (see model.py): msgspec reads these as objects, not as text to evaluate.
 import math
 from typing import Annotated, Literal, get_args
 
