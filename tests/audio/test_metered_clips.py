@@ -146,9 +146,9 @@ def test_ctrl_c_while_lines_are_measured_leaves_no_meter_running(cache: ClipCach
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C arrives while the new lines are processed and measured (the sixth line): it goes through, the
     meter's ffmpeg is gone and nothing of the unfinished lines is in the cache."""
-    import voiceguide.speech.synth as synth
+    import voiceguide.speech.clip as speech_clip  # synthesis imports it when there are lines to speak
 
-    real, calls = synth.process_clip, []
+    real, calls = speech_clip.process_clip, []
 
     def interrupted(path, rate):  # type: ignore[no-untyped-def]
         calls.append(path)
@@ -157,7 +157,7 @@ def test_ctrl_c_while_lines_are_measured_leaves_no_meter_running(cache: ClipCach
             raise KeyboardInterrupt
         return real(path, rate)
 
-    monkeypatch.setattr(synth, "process_clip", interrupted)
+    monkeypatch.setattr(speech_clip, "process_clip", interrupted)
     with pytest.raises(KeyboardInterrupt):
         session_clips(load_builtin("desk-break"), SessionOptions(), FakeEngine(), cache)
     assert ffmpegs_running() == []
