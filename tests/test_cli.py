@@ -75,19 +75,24 @@ def test_a_run_builds_only_the_command_it_uses(monkeypatch: pytest.MonkeyPatch) 
     assert typo.exit_code == 2 and "Did you mean 'plan'?" in typo.output and _built(groups[1]) == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["plan", "psoas", "--estimate"]], ids=["help", "plan"])
-def test_a_command_loads_only_the_stages_it_uses(args: list[str], tmp_path: Path) -> None:
-    """Start-up is the modules a command loads: --help none of the library (nor json), ``plan`` the planning and
-    not the levelling, the limiter, the encoders or the batch runner (the library's package once loaded them all)."""
+def _modules_loaded(args: list[str], cache: Path) -> set[str]:
+    """Every module a fresh process has loaded once ``voiceguide ARGS`` has run (espeak, the cache in ``cache``)."""
     probe = ("import sys, contextlib, io\n"
              f"sys.argv = ['voiceguide', *{args!r}]\n"
              "from voiceguide.console import main\n"
              "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
              "    main()\n"
              "print('\\n'.join(sys.modules))\n")
-    env = {**os.environ, "VOICEGUIDE_CACHE_DIR": str(tmp_path), "VOICEGUIDE_ENGINE": "espeak"}
-    everything = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                                    check=True).stdout.split())
+    env = {**os.environ, "VOICEGUIDE_CACHE_DIR": str(cache), "VOICEGUIDE_ENGINE": "espeak"}
+    return set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                              check=True).stdout.split())
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plan", "psoas", "--estimate"]], ids=["help", "plan"])
+def test_a_command_loads_only_the_stages_it_uses(args: list[str], tmp_path: Path) -> None:
+    """Start-up is the modules a command loads: --help none of the library (nor json), ``plan`` the planning and
+    not the levelling, the limiter, the encoders or the batch runner (the library's package once loaded them all)."""
+    everything = _modules_loaded(args, tmp_path)
     loaded = {name for name in everything if name.startswith("voiceguide")}
     heavy = {"voiceguide.pipeline.render", "voiceguide.pipeline.batch", "voiceguide.audio.loudness",
              "voiceguide.audio.limiter", "voiceguide.audio.energies", "voiceguide.export.outputs",
@@ -101,22 +106,10 @@ def test_a_command_loads_only_the_stages_it_uses(args: list[str], tmp_path: Path
 def test_a_plan_from_a_warm_cache_loads_nothing_that_makes_speech(tmp_path: Path) -> None:
     """``voiceguide plan`` with every line cached reads the clips' headers: the modules that make, read or
     shape speech (and the temporary files they write) stay unloaded; with a line missing they are loaded."""
-    probe = ("import sys, json, contextlib, io\n"
-             "sys.argv = ['voiceguide', 'plan', 'psoas']\n"
-             "from voiceguide.console import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-             "    main()\n"
-             "print(json.dumps(sorted(sys.modules)))\n")
-    env = {**os.environ, "VOICEGUIDE_CACHE_DIR": str(tmp_path), "VOICEGUIDE_ENGINE": "espeak"}
-
-    def loaded() -> set[str]:
-        return set(json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                                             check=True).stdout))
-
     speech_making = {"voiceguide.speech.clip", "voiceguide.speech.pacing", "voiceguide.leftovers", "tempfile"}
-    cold = loaded()  # an empty cache: the plan synthesizes every line to measure it
+    cold = _modules_loaded(["plan", "psoas"], tmp_path)  # an empty cache: the plan synthesizes every line to measure it
     assert speech_making <= cold
-    assert not loaded() & speech_making
+    assert not _modules_loaded(["plan", "psoas"], tmp_path) & speech_making
 
 
 def test_a_render_runs_itself_and_its_processes_on_few_malloc_heaps(tmp_path: Path) -> None:

@@ -90,10 +90,16 @@ def test_an_interrupt_as_the_handlers_are_swapped_in_leaves_none_of_them_behind(
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def _environment_with_cap(preset: str | None) -> dict[str, str]:
+    """Our environment with MALLOC_ARENA_MAX as the user might have set it (None: not at all)."""
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    return env | ({"MALLOC_ARENA_MAX": preset} if preset else {})
+
+
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
 @pytest.mark.parametrize("preset", [None, "4"], ids=["default", "user-set"])
 def test_lean_heap_caps_malloc_arenas_here_and_in_what_starts_after(preset: str | None, tmp_path: Path) -> None:
-    """Threads of a process that called lean_heap share MALLOC_ARENAS heaps (glibc's mallinfo2 counts them:
+    """Threads of a process that called lean_heap share MALLOC_ARENAS heaps (glibc's malloc_stats counts them:
     four busy threads get heaps of their own without it), its children inherit the cap, and a cap the user
     set is kept."""
     probe = (
@@ -112,7 +118,7 @@ def test_lean_heap_caps_malloc_arenas_here_and_in_what_starts_after(preset: str 
         "                       capture_output=True, text=True).stdout.strip()\n"
         "print(child)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | ({"MALLOC_ARENA_MAX": preset} if preset else {})
+    env = _environment_with_cap(preset)
     arenas = {}
     for mode in ("plain", "lean"):
         done = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, env=env, check=True)
@@ -132,7 +138,7 @@ def test_the_verifying_decoder_runs_without_the_cap_render_set(preset: str | Non
     probe = ("import json; from voiceguide.host import lean_heap; from voiceguide.export.verify import decoding_env\n"
              "lean_heap(); import os\n"
              "print(json.dumps([os.environ.get('MALLOC_ARENA_MAX'), decoding_env().get('MALLOC_ARENA_MAX')]))\n")
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | ({"MALLOC_ARENA_MAX": preset} if preset else {})
+    env = _environment_with_cap(preset)
     ours, decoder = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
                                               check=True).stdout)
     assert ours == "2" and decoder == preset
